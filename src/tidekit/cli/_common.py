@@ -1,0 +1,46 @@
+"""Conventions every verb follows: an example in ``--help``, ``key=value`` overrides, output."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+from pydantic import BaseModel
+
+__all__ = ["echo_json", "example", "overrides_argument", "stderr_console", "stdout_console"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def example(*lines: str) -> dict[str, Any]:
+    """Keyword arguments for ``@click.command`` that put examples in ``--help``."""
+    body = "\n\n".join(f"  {line}" for line in lines)
+    return {"epilog": f"\b\nExample{'s' if len(lines) > 1 else ''}:\n{body}",
+            "context_settings": {"help_option_names": ["-h", "--help"], "max_content_width": 100}}
+
+
+def overrides_argument(func: F) -> F:
+    """Trailing ``key=value`` arguments that override the config (dotted keys reach nested ones)."""
+    return click.argument("overrides", nargs=-1, metavar="[KEY=VALUE]...")(func)
+
+
+def echo_json(obj: BaseModel | dict[str, Any] | list[Any]) -> None:
+    """Print ``obj`` as indented JSON on stdout."""
+    if isinstance(obj, BaseModel):
+        click.echo(obj.model_dump_json(indent=2))
+    else:
+        click.echo(json.dumps(obj, indent=2, ensure_ascii=False))
+
+
+def stdout_console() -> Any:
+    from rich.console import Console
+
+    return Console(highlight=False)
+
+
+def stderr_console() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)

@@ -1,0 +1,166 @@
+"""``tidekit data``: validate, convert and split datasets; copy the bundled sample."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import click
+
+from tidekit.cli._common import echo_json, example, stdout_console
+from tidekit.data import (
+    FORMATS,
+    DatasetSummary,
+    ValidationReport,
+    detect_format,
+    load_dataset,
+    sample_path,
+    save_dataset,
+    split_dataset,
+    summarize,
+    validate_dataset,
+)
+
+__all__ = ["COMMANDS"]
+
+
+@click.group("data", **example("tidekit data validate path/to/TIDE"))
+def data() -> None:
+    """Validate, convert and split datasets in the TIDE layout, JSONL or Parquet."""
+
+
+def render_summary(summary: DatasetSummary, title: str = "Dataset summary") -> None:
+    from rich.table import Table
+
+    console = stdout_console()
+    console.print(f"[bold]{title}[/bold]: {summary.personas} personas, {summary.conversations} "
+                  f"conversations ({summary.with_reference} with a reference response)")
+    if summary.splits and set(summary.splits) != {"none"}:
+        console.print("splits: " + ", ".join(f"{k} {v}" for k, v in summary.splits.items()))
+    table = Table("scenario", "conversations", title="Per scenario", title_justify="left")
+    for scenario, count in summary.scenarios.items():
+        table.add_row(scenario, str(count))
+    console.print(table)
+    lengths = Table("text", "n", "min", "median", "mean", "max", title="Length in words",
+                    title_justify="left")
+    for name, stats in (("client message", summary.client_words), ("reference", summary.reference_words)):
+        if stats:
+            lengths.add_row(name, str(stats.n), str(stats.min), f"{stats.median:g}", f"{stats.mean:g}",
+                            str(stats.max))
+    console.print(lengths)
+
+
+def render_report(report: ValidationReport) -> None:
+    console = stdout_console()
+    errors = [p for p in report.problems if p.severity == "error"]
+    warnings = [p for p in report.problems if p.severity == "warning"]
+    for p in report.problems:  # unwrapped, so paths can be copied whole
+        click.secho(str(p), fg="red" if p.severity == "error" else "yellow")
+    if errors:
+        click.secho(f"{report.path}: {len(errors)} error(s), {len(warnings)} warning(s)", fg="red", bold=True)
+        return
+    console.print(f"[green]{report.path}: valid {report.format} dataset[/green]"
+                  + (f" ({len(warnings)} warning(s))" if warnings else ""))
+    if report.summary:
+        render_summary(report.summary)
+
+
+@data.command("validate", **example("tidekit data validate path/to/TIDE",
+                                    "tidekit data validate runs/data --json > report.json"))
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def validate_cmd(path: Path, as_json: bool) -> int:
+    """Check a dataset and report every problem at once (exit 1 if any error), else its summary.
+
+    PATH is a folder in the TIDE layout (metadata/, conversations/) or a tidekit record folder
+    (personas + conversations as .jsonl or .parquet).
+    """
+    report = validate_dataset(path)
+    if as_json:
+        echo_json(report)
+    else:
+        render_report(report)
+    return 0 if report.ok else 1
+
+
+@data.command("convert", **example("tidekit data convert path/to/TIDE runs/tide-jsonl --to jsonl",
+                                   "tidekit data convert runs/tide-jsonl runs/tide-copy --to tide"))
+@click.argument("src", type=click.Path(path_type=Path))
+@click.argument("dst", type=click.Path(path_type=Path))
+@click.option("--to", "fmt", type=click.Choice(FORMATS), default="jsonl", show_default=True,
+              help="Layout to write.")
+def convert_cmd(src: Path, dst: Path, fmt: str) -> None:
+    """Convert the dataset in SRC to the folder DST in another layout (records kept identical)."""
+    from tidekit._manifest import RunRecorder
+
+    with RunRecorder(dst, command="data convert", config={"to": fmt},
+                     inputs={"src": str(src)}) as run:
+        with run.step("load"):
+            dataset = load_dataset(src)
+        with run.step("write"):
+            save_dataset(dataset, dst, fmt)  # type: ignore[arg-type]
+        run.counts.update(personas=len(dataset.personas), conversations=len(dataset.conversations))
+        run.extra["from_format"] = detect_format(src)
+    click.echo(f"wrote {len(dataset.personas)} personas and {len(dataset.conversations)} conversations "
+               f"to {dst} ({fmt})")
+
+
+@data.command("split", **example("tidekit data split path/to/TIDE --out runs/split --seed 7",
+                                 "tidekit data split data/ --out split/ --ratios 0.7,0.15,0.15 --to parquet"))
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--out", "out", type=click.Path(path_type=Path), required=True, help="Folder to write.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed (same seed, same split).")
+@click.option("--ratios", default="0.8,0.1,0.1", show_default=True, help="train,validation,test fractions.")
+@click.option("--stratify-by", default="auto", show_default=True,
+              help="Persona field to stratify on; 'auto' uses trauma_type when present, 'none' disables.")
+@click.option("--to", "fmt", type=click.Choice(FORMATS), default=None,
+              help="Layout to write [default: the input's].")
+def split_cmd(path: Path, out: Path, seed: int, ratios: str, stratify_by: str, fmt: str | None) -> None:
+    """Split a dataset by persona (no persona in two splits), stratified and reproducible.
+
+    Writes the dataset with each conversation's 'split' field set, and splits.json listing the
+    persona ids of each split.
+    """
+    from tidekit._io import write_json
+    from tidekit._manifest import RunRecorder
+
+    stratify = None if stratify_by.lower() == "none" else stratify_by
+    fmt = fmt or detect_format(path)
+    config = {"seed": seed, "ratios": ratios, "stratify_by": stratify_by, "to": fmt}
+    with RunRecorder(out, command="data split", config=config, seed=seed, inputs={"data": str(path)}) as run:
+        with run.step("load"):
+            dataset = load_dataset(path)
+        with run.step("split"):
+            result = split_dataset(dataset, seed=seed, ratios=ratios, stratify_by=stratify)
+        with run.step("write"):
+            save_dataset(result.dataset, out, fmt)  # type: ignore[arg-type]
+            write_json(out / "splits.json", {"seed": seed, "ratios": result.ratios,
+                                             "stratify_by": result.stratify_by, "personas": result.personas})
+        run.counts.update({f"{k}_conversations": v for k, v in result.conversations.items()})
+        run.counts.update({f"{k}_personas": len(v) for k, v in result.personas.items()})
+        run.extra["stratify_by"] = result.stratify_by
+    console = stdout_console()
+    for name, ids in result.personas.items():
+        console.print(f"{name}: {len(ids)} personas, {result.conversations[name]} conversations")
+    empty = [k for k, v in result.personas.items() if not v]
+    if empty:
+        console.print(f"[yellow]warning: no personas in {', '.join(empty)}; the dataset is too small "
+                      "for these ratios[/yellow]")
+    console.print(f"wrote {out}")
+    render_summary(summarize(result.dataset), title="Split dataset")
+
+
+@data.command("sample", **example("tidekit data sample runs/sample", "tidekit data sample runs/sample --to jsonl"))
+@click.argument("dst", type=click.Path(path_type=Path))
+@click.option("--to", "fmt", type=click.Choice(FORMATS), default="tide", show_default=True)
+def sample_cmd(dst: Path, fmt: str) -> None:
+    """Copy the bundled synthetic sample (5 personas x 20 scenarios; not real people) to DST."""
+    src = sample_path()
+    if fmt == "tide":
+        shutil.copytree(src, dst, dirs_exist_ok=True)
+    else:
+        save_dataset(load_dataset(src), dst, fmt)  # type: ignore[arg-type]
+    click.echo(f"copied the synthetic sample to {dst} ({fmt})")
+
+
+COMMANDS = [data]

@@ -1,0 +1,72 @@
+"""The TIDE data model and its I/O: schema, layouts (TIDE, JSONL, Parquet), validation, splits.
+
+Typical use::
+
+    from tidekit.data import load_dataset, split_dataset, save_dataset
+    ds = load_dataset("path/to/TIDE")            # any layout; DataError lists problems
+    result = split_dataset(ds, seed=7)            # persona-level, stratified
+    save_dataset(result.dataset, "out", "parquet")
+"""
+
+from pathlib import Path
+
+from tidekit.data._load import (
+    FORMATS,
+    Format,
+    check_dataset,
+    detect_format,
+    load_dataset,
+    save_dataset,
+)
+from tidekit.data._problems import Problem, Problems
+from tidekit.data._schema import (
+    SCHEMA_VERSION,
+    SPLITS,
+    Conversation,
+    Dataset,
+    Persona,
+    Provenance,
+    Role,
+    Split,
+    Turn,
+)
+from tidekit.data._split import SplitResult, parse_ratios, split_dataset
+from tidekit.data._summary import DatasetSummary, LengthStats, summarize
+from tidekit.data._validate import ValidationReport, validate_dataset
+
+__all__ = [
+    "FORMATS",
+    "SCHEMA_VERSION",
+    "SPLITS",
+    "Conversation",
+    "Dataset",
+    "DatasetSummary",
+    "Format",
+    "LengthStats",
+    "Persona",
+    "Problem",
+    "Problems",
+    "Provenance",
+    "Role",
+    "Split",
+    "SplitResult",
+    "Turn",
+    "ValidationReport",
+    "check_dataset",
+    "detect_format",
+    "load_dataset",
+    "parse_ratios",
+    "sample_path",
+    "save_dataset",
+    "split_dataset",
+    "summarize",
+    "validate_dataset",
+]
+
+
+def sample_path() -> Path:
+    """The folder of the bundled synthetic sample (TIDE layout): 5 personas x 20 scenarios."""
+    from importlib import resources
+
+    return Path(str(resources.files("tidekit") / "sample" / "tide"))
+

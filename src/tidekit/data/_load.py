@@ -1,0 +1,110 @@
+"""Load and save datasets in any supported layout, with whole-dataset consistency checks.
+
+Layouts: ``tide`` (the published folder layout), ``jsonl`` and ``parquet`` (tidekit's record
+folders). :func:`load_dataset` detects the layout; :func:`save_dataset` writes any of them.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Literal
+
+from tidekit.data._problems import Problems
+from tidekit.data._records import RecordFormat, read_records, record_files, write_records
+from tidekit.data._schema import Dataset
+from tidekit.data._tide import is_tide_folder, read_tide, write_tide
+from tidekit.errors import DataError
+
+__all__ = ["FORMATS", "Format", "check_dataset", "detect_format", "load_dataset", "save_dataset"]
+
+Format = Literal["tide", "jsonl", "parquet"]
+FORMATS: tuple[Format, ...] = ("tide", "jsonl", "parquet")
+
+
+def detect_format(path: str | Path) -> Format:
+    """Which layout the folder at ``path`` holds; DataError if none."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: no such file or folder")
+    if path.is_file():
+        if path.name.startswith(("personas.", "conversations.")) and path.suffix in (".jsonl", ".parquet"):
+            path = path.parent
+        else:
+            raise DataError(f"{path}: a dataset is a folder (TIDE layout, or personas + conversations "
+                            "JSONL/Parquet files); give the folder")
+    record_fmt: RecordFormat
+    for record_fmt in ("jsonl", "parquet"):
+        if any(p.is_file() for p in record_files(path, record_fmt)):
+            return record_fmt
+    if is_tide_folder(path):
+        return "tide"
+    raise DataError(f"{path}: no dataset found: expected TIDE files (metadata/N_metadata.json, "
+                    "conversations/N_conversations.json) or personas/conversations .jsonl or .parquet")
+
+
+def _folder(path: Path) -> Path:
+    return path.parent if path.is_file() else path
+
+
+def check_dataset(dataset: Dataset, problems: Problems, where: str, orphans: bool = True) -> None:
+    """Cross-record checks: unique ids, every conversation has a persona and vice versa.
+
+    ``orphans=False`` skips the persona/conversation pairing checks (a reader that already
+    reported unreadable records would otherwise report their partners as orphans too).
+    """
+    for kind, ids in (("persona", [p.id for p in dataset.personas]),
+                      ("conversation", [c.id for c in dataset.conversations])):
+        for dup, n in Counter(ids).items():
+            if n > 1:
+                problems.add(where, f"{kind} id {dup!r} appears {n} times", field="id",
+                             hint=f"give every {kind} a unique id")
+    persona_ids = {p.id for p in dataset.personas}
+    per_persona = Counter(c.persona_id for c in dataset.conversations)
+    for pid in sorted(set(per_persona) - persona_ids) if orphans else []:
+        problems.add(where, f"{per_persona[pid]} conversation(s) name persona {pid!r}, which has no record",
+                     field="persona_id", hint="add the persona's metadata or fix the persona_id")
+    for pid in sorted(persona_ids - set(per_persona)) if orphans else []:
+        problems.add(where, f"persona {pid!r} has no conversations", field="persona_id",
+                     hint="add its conversations or remove the persona")
+    if per_persona:
+        usual, _ = Counter(per_persona.values()).most_common(1)[0]
+        odd = sorted(pid for pid, n in per_persona.items() if n != usual)
+        if odd:
+            shown = ", ".join(f"{pid} ({per_persona[pid]})" for pid in odd[:10])
+            problems.warn(where, f"most personas have {usual} conversations but these differ: {shown}"
+                          + (f" and {len(odd) - 10} more" if len(odd) > 10 else ""))
+
+
+def read_dataset(path: str | Path, problems: Problems) -> Dataset:
+    """Read any layout, adding every problem (file-level and cross-record) to ``problems``."""
+    path = Path(path)
+    fmt = detect_format(path)
+    folder = _folder(path)
+    dataset = read_tide(folder, problems) if fmt == "tide" else read_records(folder, fmt, problems)
+    # the TIDE reader pairs metadata and conversation files itself; after a record failed to
+    # parse, its partner would look orphaned, so pairing is checked only on a clean read
+    check_dataset(dataset, problems, str(folder), orphans=fmt != "tide" and not problems.errors)
+    return dataset
+
+
+def load_dataset(path: str | Path) -> Dataset:
+    """Load a dataset folder in any supported layout; DataError lists the problems if any."""
+    problems = Problems()
+    dataset = read_dataset(path, problems)
+    problems.raise_if_errors(path)
+    return dataset
+
+
+def save_dataset(dataset: Dataset, path: str | Path, fmt: Format = "jsonl") -> Path:
+    """Write ``dataset`` to the folder ``path`` in layout ``fmt``; returns the folder."""
+    path = Path(path)
+    if fmt not in FORMATS:
+        raise DataError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
+    if path.exists() and not path.is_dir():
+        raise DataError(f"{path} is a file; give a folder to write the dataset into")
+    if fmt == "tide":
+        write_tide(dataset, path)
+    else:
+        write_records(dataset, path, fmt)
+    return path

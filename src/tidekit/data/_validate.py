@@ -1,0 +1,39 @@
+"""Validate a dataset: every problem at once, and a summary when it is clean."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from tidekit.data._load import Format, detect_format, read_dataset
+from tidekit.data._problems import Problem, Problems
+from tidekit.data._summary import DatasetSummary, summarize
+from tidekit.errors import DataError
+
+__all__ = ["ValidationReport", "validate_dataset"]
+
+
+class ValidationReport(BaseModel):
+    """The outcome of validating one dataset."""
+
+    path: str
+    format: Format | None
+    problems: list[Problem]
+    summary: DatasetSummary | None
+
+    @property
+    def ok(self) -> bool:
+        return not any(p.severity == "error" for p in self.problems)
+
+
+def validate_dataset(path: str | Path) -> ValidationReport:
+    """Check the dataset at ``path``; never raises for bad data, it reports it."""
+    problems = Problems()
+    try:
+        fmt = detect_format(path)
+    except DataError as exc:
+        problems.add(path, str(exc).removeprefix(f"{path}: "))
+        return ValidationReport(path=str(path), format=None, problems=problems.items, summary=None)
+    dataset = read_dataset(path, problems)
+    return ValidationReport(path=str(path), format=fmt, problems=problems.items, summary=summarize(dataset))
