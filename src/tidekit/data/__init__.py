@@ -10,6 +10,15 @@ Typical use::
 
 from pathlib import Path
 
+from tidekit.data._generations import (
+    GENERATIONS_FILE,
+    Condition,
+    GenerationRecord,
+    Message,
+    read_generations,
+    system_name,
+    write_generations,
+)
 from tidekit.data._load import (
     FORMATS,
     Format,
@@ -36,13 +45,17 @@ from tidekit.data._validate import ValidationReport, validate_dataset
 
 __all__ = [
     "FORMATS",
+    "GENERATIONS_FILE",
     "SCHEMA_VERSION",
     "SPLITS",
+    "Condition",
     "Conversation",
     "Dataset",
     "DatasetSummary",
     "Format",
+    "GenerationRecord",
     "LengthStats",
+    "Message",
     "Persona",
     "Problem",
     "Problems",
@@ -56,11 +69,14 @@ __all__ = [
     "detect_format",
     "load_dataset",
     "parse_ratios",
+    "read_generations",
     "sample_path",
     "save_dataset",
     "split_dataset",
     "summarize",
+    "system_name",
     "validate_dataset",
+    "write_generations",
 ]
 
 
