@@ -22,6 +22,7 @@ _LAZY: dict[str, str] = {
     "validate_dataset": "tidekit.data",
     "split_dataset": "tidekit.data",
     "summarize": "tidekit.data",
+    "sample_personas": "tidekit.personas",
 }
 
 __all__ = ["__version__", *sorted(_LAZY)]

@@ -22,6 +22,7 @@ __all__ = ["cli", "main", "run"]
 # Modules that define commands; each exposes ``COMMANDS: list[click.Command]``.
 COMMAND_MODULES = [
     "tidekit.cli._data",
+    "tidekit.cli._personas",
 ]
 
 
