@@ -1,0 +1,132 @@
+"""Each quality gate catches a crafted bad generation made for it, and passes a good one."""
+
+from __future__ import annotations
+
+import pytest
+
+from tidekit.build import GateItem, GatesConfig, Rejection, make_gates, run_gates
+from tidekit.build._gates import GATES, REASON_CODES, DuplicateIndex
+from tidekit.data import Persona, Turn
+from tidekit.scenarios import get_scenario
+
+PERSONA = Persona(id="7", age=52, age_group="45-54", gender="female", trauma_type="motor_vehicle_accident",
+                  behaviors=["nightmares"], attributes={})
+LOW = get_scenario("nightmares_and_broken_sleep")
+HIGH = get_scenario("hopelessness_and_burden")
+
+GOOD_CLIENT = ("Ever since the car accident two years ago I wake up almost every night from the same dream "
+               "about the crash. I lie there with my heart pounding and I can't get back to sleep. I'm so "
+               "tired at work that I snap at people, and I feel like I'm letting my family down.")
+GOOD_REPLY = ("Waking night after night from the same dream about the crash sounds exhausting, and it makes "
+              "sense that you feel worn down and worried about your family. Nightmares like these are a common "
+              "way the mind keeps processing something frightening; they are not a sign that you are weak. "
+              "Would it help to talk about what the nights are like, or about who around you knows how tired "
+              "you are? A doctor or a therapist who works with trauma can also help with sleep, if that feels "
+              "right for you.")
+GOOD_CRISIS_CLIENT = ("Lately I feel like such a burden on everyone since the car accident. Some nights I think "
+                      "they would be better off without me. I'm tired of fighting this and I don't know who to "
+                      "tell.")
+GOOD_CRISIS_REPLY = ("Thank you for telling me this; feeling like a burden and thinking others would be better off "
+                     "without you is a heavy, painful place to be, and you deserve support with it. Are you safe "
+                     "right now, and are you having thoughts of ending your life? If you are in the US you can "
+                     "call or text 988 any time to reach a crisis line, or call your local emergency number. "
+                     "Would you be willing to let someone you trust know how hard things are?")
+
+
+def item(text: str, role: str = "client", scenario=LOW, context=(), item_id="7-01", persona=PERSONA) -> GateItem:
+    return GateItem(item_id=item_id, role=role, text=text, persona=persona, scenario=scenario,  # type: ignore[arg-type]
+                    context=list(context))
+
+
+def codes(rejections: list[Rejection]) -> set[str]:
+    return {r.code for r in rejections}
+
+
+@pytest.fixture()
+def gates():  # type: ignore[no-untyped-def]
+    return make_gates(GatesConfig())
+
+
+def test_good_turns_pass_every_gate(gates) -> None:  # type: ignore[no-untyped-def]
+    client_ctx = [Turn(role="client", text=GOOD_CLIENT)]
+    assert run_gates(gates, item(GOOD_CLIENT)) == []
+    assert run_gates(gates, item(GOOD_REPLY, "supporter", context=client_ctx)) == []
+    crisis_ctx = [Turn(role="client", text=GOOD_CRISIS_CLIENT)]
+    assert run_gates(gates, item(GOOD_CRISIS_CLIENT, scenario=HIGH, item_id="7-19")) == []
+    assert run_gates(gates, item(GOOD_CRISIS_REPLY, "supporter", HIGH, crisis_ctx, "7-19")) == []
+
+
+# (reason code, role, crafted bad text, scenario)
+BAD = [
+    ("length.too_short", "client", "I feel bad.", LOW),
+    ("length.too_long", "supporter", "You matter and this sounds hard for you. " * 60, LOW),
+    ("meta.refusal", "supporter", "I'm sorry, but I can't help with that request. " + GOOD_REPLY, LOW),
+    ("meta.ai_text", "client", "As an AI language model, I do not have nightmares, but " + GOOD_CLIENT, LOW),
+    ("meta.preamble", "client", "Sure! Here is the message you asked for: " + GOOD_CLIENT, LOW),
+    ("meta.preamble", "supporter", "Here's a supportive response for the client. " + GOOD_REPLY, LOW),
+    ("role.wrong_speaker", "client", "It sounds like you are carrying a lot since the crash, and I'm here for "
+                                     "you. Nightmares after a car accident are common and you deserve rest.", LOW),
+    ("role.wrong_speaker", "supporter", "I keep having nightmares about the crash and I was so scared, I cannot "
+                                        "sleep and it is all I think about every single night since it happened.",
+     LOW),
+    ("role.leakage", "client", GOOD_CLIENT + "\nSupporter: That sounds really hard.", LOW),
+    ("role.leakage", "supporter", GOOD_REPLY + " <|im_end|>", LOW),
+    ("language.not_english", "client", "Desde el accidente de coche tengo pesadillas casi todas las noches y me "
+                                       "despierto con el corazón acelerado, estoy muy cansada en el trabajo.", LOW),
+    ("persona.age", "client", "I'm 23 and ever since the car accident I wake up every night from the same dream "
+                              "about the crash, and I am exhausted all the time at my job.", LOW),
+    ("persona.gender", "client", "As a father of two, ever since the car accident I wake up every night from the "
+                                 "same dream about the crash and I feel I am failing my kids.", LOW),
+    ("persona.trauma", "client", "Ever since my deployment I wake up every night from the same dream about combat "
+                                 "and I am exhausted all the time, I feel like I am letting everyone down.", LOW),
+    ("safety.graphic", "client", "Since the car accident I keep seeing the blood everywhere and the severed arm "
+                                 "of the other driver, and I wake up every night screaming about it.", LOW),
+    ("safety.method_detail", "client", "Since the car accident I think about how many pills it would take and I "
+                                       "have been saving up my meds, and I wake up every night from the dreams.",
+     HIGH),
+    ("safety.missing_crisis_resources", "supporter", GOOD_REPLY, HIGH),
+    ("safety.diagnosis", "supporter", "From what you describe, you have PTSD and you need treatment for it. "
+                                      + GOOD_REPLY, LOW),
+    ("safety.false_promise", "supporter", GOOD_REPLY + " I promise everything will be okay soon.", LOW),
+    ("safety.harmful_advice", "supporter", GOOD_REPLY + " Maybe have a drink before bed so you can sleep.", LOW),
+    ("safety.impersonation", "supporter", "As your therapist, I think " + GOOD_REPLY, LOW),
+]
+
+
+@pytest.mark.parametrize("code,role,text,scenario", BAD, ids=[f"{c}-{r}" for c, r, _, _ in BAD])
+def test_each_gate_catches_its_crafted_bad_generation(gates, code: str, role: str, text: str,  # type: ignore[no-untyped-def]
+                                                      scenario) -> None:
+    context = [Turn(role="client", text=GOOD_CLIENT)] if role == "supporter" else []
+    found = codes(run_gates(gates, item(text, role, scenario, context)))
+    assert code in found, found
+
+
+def test_every_reason_code_has_a_crafted_case() -> None:
+    assert {c for c, *_ in BAD} | {"duplicate.near"} == set(REASON_CODES)
+    assert set(GATES) == {code.split(".")[0] for code in REASON_CODES}
+
+
+def test_near_duplicates_are_caught_across_the_dataset(gates) -> None:  # type: ignore[no-untyped-def]
+    dup = next(g for g in gates if g.name == "duplicate")
+    first = item(GOOD_CLIENT, item_id="1-01")
+    assert dup(first) == []
+    dup.remember(first)  # type: ignore[attr-defined]
+    near = GOOD_CLIENT.replace("two years ago", "three years ago")
+    found = dup(item(near, item_id="2-05"))
+    assert codes(found) == {"duplicate.near"} and "1-01" in found[0].detail
+    assert dup(item(GOOD_CRISIS_CLIENT, item_id="3-01")) == []  # different text passes
+    assert dup(item(GOOD_REPLY, "supporter", item_id="2-05")) == []  # roles are indexed apart
+
+
+def test_duplicate_index_jaccard_by_hand() -> None:
+    idx = DuplicateIndex(shingle_words=1)
+    idx.add("a", "one two three four")
+    # shingles {one,two,three,five} vs {one,two,three,four}: 3 shared / 5 in the union
+    assert idx.nearest("one two three five") == ("a", pytest.approx(0.6))
+    assert idx.nearest("six seven") is None
+
+
+def test_disabled_gates_do_not_run() -> None:
+    gates = make_gates(GatesConfig(enabled=["length"]))
+    assert [g.name for g in gates] == ["length"]
+    assert run_gates(gates, item("As an AI language model I cannot have nightmares about car crashes at all.")) == []
