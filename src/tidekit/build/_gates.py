@@ -70,13 +70,13 @@ REASON_CODES: tuple[str, ...] = (
 )
 GATE_NAMES = ("length", "meta", "role", "duplicate", "language", "persona", "safety")
 GateName = Literal["length", "meta", "role", "duplicate", "language", "persona", "safety"]
+_ALL_GATES: tuple[GateName, ...] = ("length", "meta", "role", "duplicate", "language", "persona", "safety")
 
 
 class GatesConfig(StrictModel):
     """Which gates run and their thresholds."""
 
-    enabled: list[GateName] = Field(default_factory=lambda: ["length", "meta", "role", "duplicate", "language",
-                                                             "persona", "safety"],
+    enabled: list[GateName] = Field(default_factory=lambda: list(_ALL_GATES),
                                     description="Gates to run, by name; all by default.")
     client_words: tuple[int, int] = Field(default=(12, 220), description="Inclusive word bounds of a client turn.")
     supporter_words: tuple[int, int] = Field(default=(20, 300),
