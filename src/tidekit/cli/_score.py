@@ -1,0 +1,72 @@
+"""``tidekit score``: reference metrics, empathy judges and safety checks over generations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from tidekit.cli._common import example, overrides_argument, stdout_console
+
+__all__ = ["COMMANDS"]
+
+
+@click.command("score", **example(
+    "tidekit score --generations runs/gen --references runs/data --out runs/scores",
+    "tidekit score -g runs/gen-zs -g runs/gen-ft --references runs/data --out runs/scores "
+    "--judge smollm2-135m --metrics cosine,rouge_l,distinct bootstrap.n_resamples=5000"))
+@click.option("--generations", "-g", "generations", multiple=True, required=True,
+              type=click.Path(path_type=Path),
+              help="A generations.jsonl, a folder holding one, or a folder of such folders (repeatable).")
+@click.option("--references", "-r", required=True, type=click.Path(path_type=Path),
+              help="The dataset with the reference replies (any layout tidekit reads).")
+@click.option("--out", "-o", required=True, type=click.Path(path_type=Path), help="Folder to write.")
+@click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
+              help="YAML score config (see docs/scoring.md).")
+@click.option("--metrics", "metric_names", default=None,
+              help="Comma-separated metric names with default params [default: all].")
+@click.option("--judge", "judges", default=None,
+              help="Comma-separated model aliases or folders to use as empathy judges (local backend).")
+@click.option("--no-reference", is_flag=True, help="Do not add the references as system 'reference'.")
+@click.option("--no-safety", is_flag=True, help="Skip the rule-based safety checks.")
+@click.option("--seed", type=int, default=None, help="Bootstrap seed [default: 0].")
+@overrides_argument
+def score_cmd(generations: tuple[Path, ...], references: Path, out: Path, config_path: Path | None,
+              metric_names: str | None, judges: str | None, no_reference: bool, no_safety: bool,
+              seed: int | None, overrides: tuple[str, ...]) -> None:
+    """Score generations against reference replies: embedding cosine, BERTScore, ROUGE-L,
+    METEOR, BLEU, distinct-n and length ratio per reply; optional LLM judges of the three
+    empathy factors; safety checks; persona-clustered bootstrap CIs and paired comparisons.
+
+    Writes scores.parquet, aggregates.csv/.md/.tex, comparisons.csv/.md/.tex and manifest.json.
+    """
+    from tidekit._config import load_config
+    from tidekit.metrics import ScoreConfig, score
+
+    import json
+
+    # flags are applied after the config file, and explicit KEY=VALUE overrides after them
+    flags: list[str] = []
+    if metric_names:
+        flags.append("metrics=" + json.dumps([{"name": n.strip()} for n in metric_names.split(",") if n.strip()]))
+    if judges:
+        flags.append("judges=" + json.dumps([{"backend": {"model": j.strip()}} for j in judges.split(",")
+                                             if j.strip()]))
+    if no_reference:
+        flags.append("include_reference=false")
+    if no_safety:
+        flags.append("safety=false")
+    if seed is not None:
+        flags.append(f"seed={seed}")
+    config = load_config(ScoreConfig, config_path, [*flags, *overrides])
+    result = score(list(generations), references, out, config)
+    console = stdout_console()
+    console.print(f"scored {result.scored} replies of {len(result.systems)} system(s) "
+                  f"({result.excluded} excluded) -> {result.out}")
+    for judge, rate in result.parse_failure_rate.items():
+        console.print(f"judge {judge}: parse-failure rate {rate:.1%}")
+    md = (Path(result.out) / "aggregates.md").read_text(encoding="utf-8")
+    click.echo(md.split("\n\n### ")[0])
+
+
+COMMANDS = [score_cmd]

@@ -1,0 +1,101 @@
+"""Scoring: reference metrics, the three-factor empathy judge, safety checks, aggregates.
+
+Reference metrics are registered callables (see :func:`build_metric`): ``cosine`` (sentence
+embeddings, the paper's metric), ``bertscore``, ``rouge_l``, ``meteor``, ``bleu``, ``distinct``
+and ``length_ratio``. :func:`score` runs them with the safety checks and, optionally, LLM judges
+over generation records, and writes per-sample scores, persona-clustered bootstrap aggregates
+and paired comparisons (see docs/scoring.md).
+
+Typical use::
+
+    from tidekit.metrics import ScoreConfig, score
+    result = score(["runs/gen"], "runs/data", "runs/scores", ScoreConfig())
+"""
+
+from tidekit.metrics import _bertscore, _bleu, _embedding, _meteor, _rouge, _surface  # noqa: F401  (register)
+from tidekit.metrics._bootstrap import OVERALL, aggregate_scores, cluster_bootstrap_ci
+from tidekit.metrics._compare import REFERENCE_FREE, compare_systems, holm, paired_test, rank_biserial
+from tidekit.metrics._config import DEFAULT_METRICS, BootstrapConfig, ScoreConfig
+from tidekit.metrics._judge import (
+    JudgeBias,
+    JudgeConfig,
+    JudgeItem,
+    JudgeOptions,
+    JudgeRun,
+    JudgeVerdict,
+    Runner,
+    aggregate_verdicts,
+    judge_items,
+    measure_bias,
+    run_judges,
+)
+from tidekit.metrics._meteor import find_wordnet, wordnet_reader
+from tidekit.metrics._registry import (
+    Metric,
+    MetricInfo,
+    MetricScores,
+    MetricSpec,
+    build_metric,
+    list_metrics,
+    metric,
+)
+from tidekit.metrics._rouge import lcs_length, rouge_tokenizer
+from tidekit.metrics._rubric import CRITERIA, ParseFailure, Rubric, build_rubric, parse_verdict
+from tidekit.metrics._safety import RULES, SafetyResult, SafetyRule, check_safety, client_risk
+from tidekit.metrics._score import JUDGE_COLUMNS, SAFETY_COLUMNS, ScoreResult, find_generation_files, score
+from tidekit.metrics._surface import corpus_distinct, distinct_n
+from tidekit.metrics._tokenize import words
+
+__all__ = [
+    "CRITERIA",
+    "DEFAULT_METRICS",
+    "JUDGE_COLUMNS",
+    "OVERALL",
+    "REFERENCE_FREE",
+    "RULES",
+    "SAFETY_COLUMNS",
+    "BootstrapConfig",
+    "JudgeBias",
+    "JudgeConfig",
+    "JudgeItem",
+    "JudgeOptions",
+    "JudgeRun",
+    "JudgeVerdict",
+    "Metric",
+    "MetricInfo",
+    "MetricScores",
+    "MetricSpec",
+    "ParseFailure",
+    "Rubric",
+    "Runner",
+    "SafetyResult",
+    "SafetyRule",
+    "ScoreConfig",
+    "ScoreResult",
+    "aggregate_scores",
+    "aggregate_verdicts",
+    "build_metric",
+    "build_rubric",
+    "check_safety",
+    "client_risk",
+    "cluster_bootstrap_ci",
+    "compare_systems",
+    "corpus_distinct",
+    "distinct_n",
+    "find_generation_files",
+    "find_wordnet",
+    "holm",
+    "judge_items",
+    "lcs_length",
+    "list_metrics",
+    "measure_bias",
+    "metric",
+    "paired_test",
+    "parse_verdict",
+    "rank_biserial",
+    "rouge_tokenizer",
+    "run_judges",
+    "score",
+    "wordnet_reader",
+    "words",
+]

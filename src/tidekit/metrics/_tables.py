@@ -1,0 +1,99 @@
+"""Render score tables as Markdown and LaTeX (CSV is pandas' own).
+
+Two views are rendered for reading: the overall table (one row per system, one column per
+metric, ``mean [low, high]``) and the comparisons (every row, with Holm-adjusted p). The full
+per-scenario aggregates stay in ``aggregates.csv``; a per-scenario view of one metric (the
+paper's cosine by default) is rendered too. LaTeX uses booktabs rules and escapes special
+characters; it needs ``\\usepackage{booktabs}``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = ["comparisons_view", "overall_view", "scenario_view", "to_latex", "to_markdown"]
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "–"
+        if value != 0 and abs(value) < 10 ** -digits:
+            return f"{value:.1e}"
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _cell(mean: float, low: float, high: float) -> str:
+    if math.isnan(low):
+        return _fmt(mean)
+    return f"{_fmt(mean)} [{_fmt(low)}, {_fmt(high)}]"
+
+
+def overall_view(aggregates: Any, metrics: Sequence[str]) -> Any:
+    """Rows: systems; columns: metrics; cells ``mean [low, high]`` over all scenarios."""
+    import pandas as pd
+
+    overall = aggregates[aggregates.scenario_id == "ALL"]
+    rows = []
+    for system, group in overall.groupby("system", sort=True):
+        row: dict[str, Any] = {"system": system, "n": int(group["n"].max()) if len(group) else 0}
+        by_metric = {r.metric: r for r in group.itertuples(index=False)}
+        for metric in metrics:
+            r = by_metric.get(metric)
+            row[metric] = _cell(r.mean, r.ci_low, r.ci_high) if r is not None else "–"
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["system", "n", *metrics])
+
+
+def scenario_view(aggregates: Any, metric: str) -> Any:
+    """Rows: scenarios; columns: systems; cells ``mean [low, high]`` of one metric."""
+    import pandas as pd
+
+    cells = aggregates[(aggregates.metric == metric) & (aggregates.scenario_id != "ALL")]
+    systems = sorted(cells.system.unique())
+    rows = []
+    for scenario, group in cells.groupby("scenario_id", sort=True):
+        by_system = {r.system: r for r in group.itertuples(index=False)}
+        rows.append({"scenario": scenario, **{s: _cell(by_system[s].mean, by_system[s].ci_low, by_system[s].ci_high)
+                                              if s in by_system else "–" for s in systems}})
+    return pd.DataFrame(rows, columns=["scenario", *systems])
+
+
+def comparisons_view(comparisons: Any) -> Any:
+    """The comparisons with rounded numbers, ready to print."""
+    cols = ["comparison", "system_a", "system_b", "metric", "n_pairs", "mean_diff", "rank_biserial",
+            "p_value", "p_holm"]
+    return comparisons[cols].copy()
+
+
+def to_markdown(table: Any, title: str | None = None) -> str:
+    """A GitHub-flavoured Markdown table."""
+    header = [str(c) for c in table.columns]
+    lines = ([f"### {title}", ""] if title else []) + [
+        "| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    for row in table.itertuples(index=False):
+        lines.append("| " + " | ".join(_fmt(v).replace("|", "\\|") for v in row) + " |")
+    return "\n".join(lines) + "\n"
+
+
+_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "–": "--"}
+
+
+def _tex(text: str) -> str:
+    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in text)
+
+
+def to_latex(table: Any, caption: str, label: str) -> str:
+    """A booktabs ``table`` environment."""
+    cols = "l" * min(1, len(table.columns)) + "r" * max(0, len(table.columns) - 1)
+    lines = [r"\begin{table}[t]", r"\centering", r"\small", rf"\begin{{tabular}}{{{cols}}}", r"\toprule",
+             " & ".join(_tex(str(c)) for c in table.columns) + r" \\", r"\midrule"]
+    for row in table.itertuples(index=False):
+        lines.append(" & ".join(_tex(_fmt(v)) for v in row) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}", rf"\caption{{{_tex(caption)}}}", rf"\label{{{label}}}",
+              r"\end{table}"]
+    return "\n".join(lines) + "\n"
