@@ -23,6 +23,7 @@ _LAZY: dict[str, str] = {
     "split_dataset": "tidekit.data",
     "summarize": "tidekit.data",
     "sample_personas": "tidekit.personas",
+    "score": "tidekit.metrics",
 }
 
 __all__ = ["__version__", *sorted(_LAZY)]
