@@ -24,6 +24,9 @@ _LAZY: dict[str, str] = {
     "summarize": "tidekit.data",
     "sample_personas": "tidekit.personas",
     "score": "tidekit.metrics",
+    "create_study": "tidekit.rating",
+    "simulate_ratings": "tidekit.rating",
+    "export_ratings": "tidekit.rating",
 }
 
 __all__ = ["__version__", *sorted(_LAZY)]

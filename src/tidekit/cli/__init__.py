@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "tidekit.cli._data",
     "tidekit.cli._personas",
     "tidekit.cli._score",
+    "tidekit.cli._rate",
 ]
 
 

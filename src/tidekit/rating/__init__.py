@@ -1,0 +1,69 @@
+"""Human evaluation: a web app for blinded empathy ratings, its store, export and simulation.
+
+Typical use::
+
+    from tidekit.rating import StudyConfig, create_study, simulate_ratings, export_ratings
+    summary = create_study(StudyConfig(ratings_per_item=3), "data/", ["gens/"], db="runs/ratings.db")
+    # tidekit rate serve --db runs/ratings.db --port 8000   (raters), or for a rehearsal:
+    simulate_ratings("runs/ratings.db", seed=1)
+    export_ratings("runs/ratings.db", "runs/ratings/ratings.parquet")
+
+Heavy imports (FastAPI, pandas) happen inside the functions that need them.
+"""
+
+from tidekit.rating._app import create_app, serve
+from tidekit.rating._config import (
+    DEMOGRAPHICS,
+    PREFER_NOT,
+    ConsentInfo,
+    ScaleConfig,
+    ServeConfig,
+    StudyConfig,
+)
+from tidekit.rating._create import StudySummary, create_study
+from tidekit.rating._design import StudyPlan, build_plan, plan_bundles
+from tidekit.rating._export import EXPORT_COLUMNS, ExportSummary, export_ratings, rating_frame
+from tidekit.rating._migrations import MIGRATIONS, applied_migrations, migrate
+from tidekit.rating._simulate import (
+    PlantedEffect,
+    RaterModel,
+    SimulationSummary,
+    emotionally_layered,
+    simulate_ratings,
+    validation_first,
+)
+from tidekit.rating._status import RaterProgress, StudyStatus, study_status
+from tidekit.rating._store import RatingStore
+
+__all__ = [
+    "DEMOGRAPHICS",
+    "EXPORT_COLUMNS",
+    "MIGRATIONS",
+    "PREFER_NOT",
+    "ConsentInfo",
+    "ExportSummary",
+    "PlantedEffect",
+    "RaterModel",
+    "RaterProgress",
+    "RatingStore",
+    "ScaleConfig",
+    "ServeConfig",
+    "SimulationSummary",
+    "StudyConfig",
+    "StudyPlan",
+    "StudyStatus",
+    "StudySummary",
+    "applied_migrations",
+    "build_plan",
+    "create_app",
+    "create_study",
+    "emotionally_layered",
+    "export_ratings",
+    "migrate",
+    "plan_bundles",
+    "rating_frame",
+    "serve",
+    "simulate_ratings",
+    "study_status",
+    "validation_first",
+]

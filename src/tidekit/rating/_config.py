@@ -1,0 +1,109 @@
+"""The study configuration: what raters see, how many ratings each item gets, and the scale.
+
+A study config is YAML validated by :class:`StudyConfig` (unknown keys are errors); the shipped
+example is ``src/tidekit/rating/study.example.yaml``. Serving knobs that do not change the
+study's design (rate limits, cookie flags) live in :class:`ServeConfig`.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from tidekit._config import StrictModel
+
+__all__ = ["DEMOGRAPHICS", "PREFER_NOT", "ConsentInfo", "ScaleConfig", "ServeConfig", "StudyConfig"]
+
+PREFER_NOT = "prefer_not_to_say"
+
+# Demographic questions: field -> (question, [(value, label)...]); every one offers PREFER_NOT.
+# Categories are chosen here (the paper reports analyses by age, gender, race and education but
+# does not publish its questionnaire).
+DEMOGRAPHICS: dict[str, tuple[str, list[tuple[str, str]]]] = {
+    "age_group": ("What is your age?", [
+        ("18-24", "18-24"), ("25-34", "25-34"), ("35-44", "35-44"), ("45-54", "45-54"),
+        ("55-64", "55-64"), ("65+", "65 or older"), (PREFER_NOT, "Prefer not to say"),
+    ]),
+    "gender": ("What is your gender?", [
+        ("woman", "Woman"), ("man", "Man"), ("non_binary", "Non-binary"),
+        ("another", "Another gender"), (PREFER_NOT, "Prefer not to say"),
+    ]),
+    "education": ("What is the highest level of education you have completed?", [
+        ("secondary_or_less", "Secondary school (high school) or less"),
+        ("some_college", "Some college or vocational training"),
+        ("bachelors", "Bachelor's degree"), ("graduate", "Graduate degree (master's, doctorate)"),
+        (PREFER_NOT, "Prefer not to say"),
+    ]),
+    "race_ethnicity": ("Which best describes your race or ethnicity?", [
+        ("asian", "Asian"), ("black", "Black or African"), ("hispanic_latino", "Hispanic or Latino/a"),
+        ("middle_eastern_north_african", "Middle Eastern or North African"),
+        ("indigenous", "Indigenous (e.g. Native American, Alaska Native, First Nations)"),
+        ("pacific_islander", "Native Hawaiian or Pacific Islander"), ("white", "White"),
+        ("multiple", "More than one of these"), ("another", "Another race or ethnicity"),
+        (PREFER_NOT, "Prefer not to say"),
+    ]),
+    "mh_support_experience": (
+        "Have you ever received or given mental-health support (therapy, counselling, peer support)?", [
+            ("none", "Neither"), ("received", "I have received support"),
+            ("provided", "I have given support (professionally or as a peer)"),
+            ("both", "Both received and given"), (PREFER_NOT, "Prefer not to say"),
+        ]),
+}
+
+
+class ScaleConfig(StrictModel):
+    """The rating scale shown for overall empathy and for each of the three factors."""
+
+    points: int = Field(default=7, ge=3, le=11, description="Number of points; ratings are 1..points (7 as chosen for tidekit).")
+    low_label: str = Field(default="Not at all", description="Label under the lowest point.")
+    high_label: str = Field(default="Extremely", description="Label under the highest point.")
+
+
+class ConsentInfo(StrictModel):
+    """What the information-and-consent page tells raters. Fill it in from your ethics approval."""
+
+    researcher: str = Field(default="The research team", description="Who runs the study.")
+    contact: str = Field(default="", description="How raters reach the researchers (email), shown on every page.")
+    ethics_reference: str = Field(default="", description="Ethics board / IRB protocol number, if any.")
+    estimated_minutes: int = Field(default=20, ge=1, description="Expected time to finish, shown before consent.")
+    payment: str = Field(default="", description="Payment text (e.g. 'GBP 3.00 via Prolific'); empty hides it.")
+    support_resources: str = Field(
+        default=("If reading about trauma upsets you, you may stop at any time. In the US you can call "
+                 "or text 988; elsewhere, contact your local emergency number or a crisis line."),
+        description="Crisis and support resources shown on the consent page and in the footer.")
+
+
+class StudyConfig(StrictModel):
+    """The design of one rating study (``tidekit rate create``)."""
+
+    title: str = Field(default="How supportive is this reply?", description="Study title shown to raters.")
+    ratings_per_item: int = Field(default=3, ge=1, description="k: raters per item; every item gets k (at most k+1 when padding the last bundle).")
+    items_per_rater: int = Field(default=20, ge=1, description="Items each rater rates (attention checks come on top).")
+    attention_checks: int = Field(default=2, ge=0, le=10, description="Attention-check items per rater, with a known answer.")
+    seed: int = Field(default=0, description="Seed for item sampling, blinding codes, bundles and per-rater order.")
+    systems: list[str] | None = Field(default=None, description="Systems to include (e.g. 'smollm2-135m:zero_shot', 'reference'); None = all found.")
+    include_reference: bool = Field(default=True, description="Add the dataset's reference replies as system 'reference' when the generations lack them.")
+    conversations: int | None = Field(default=None, ge=1, description="Sample this many conversations (seeded); None = every conversation with a reply.")
+    split: Literal["train", "validation", "test"] | None = Field(default=None, description="Only conversations of this split (usually 'test').")
+    scale: ScaleConfig = Field(default_factory=ScaleConfig, description="The rating scale.")
+    completion_code: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{4,40}$", description="Prolific completion code; None = a random one is made and stored.")
+    completion_url: str = Field(default="https://app.prolific.com/submissions/complete?cc={code}", description="Where a Prolific rater is sent at the end ({code} is replaced).")
+    consent: ConsentInfo = Field(default_factory=ConsentInfo, description="Text of the information-and-consent page.")
+
+    @model_validator(mode="after")
+    def _check(self) -> StudyConfig:
+        if "{code}" not in self.completion_url:
+            raise ValueError("completion_url must contain '{code}'")
+        return self
+
+
+class ServeConfig(StrictModel):
+    """Runtime knobs of ``tidekit rate serve`` (they do not change the study)."""
+
+    submit_rate: float = Field(default=1.0, gt=0, description="Sustained rating submissions per second per rater (humans need several seconds an item).")
+    submit_burst: int = Field(default=10, ge=1, description="Submissions a rater may make in a burst before the rate applies.")
+    join_rate: float = Field(default=0.5, gt=0, description="New consents per second per client IP (raters joining).")
+    join_burst: int = Field(default=30, ge=1, description="Burst of new consents per client IP.")
+    secure_cookies: bool = Field(default=False, description="Mark cookies Secure (set when served over HTTPS, e.g. behind a TLS proxy).")
+    trust_proxy: bool = Field(default=False, description="Take the client IP from X-Forwarded-For (only behind your own proxy).")

@@ -1,0 +1,453 @@
+"""The rating store: one study per database, SQLite by default, PostgreSQL by URL.
+
+Every state change is one short transaction, so a crash (even SIGKILL) loses nothing that was
+acknowledged: a rating is answered only after its transaction commits. SQLite runs in WAL mode
+with ``synchronous=NORMAL`` (durable across process crashes; set ``TIDEKIT_SQLITE_SYNC=FULL``
+to survive power loss too) and takes its write lock at ``BEGIN IMMEDIATE`` so concurrent writers
+queue on ``busy_timeout`` instead of failing. A rating's assignment is a unique key, so a double
+submission stores one rating.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from tidekit.errors import ConfigError, DataError, MissingDependencyError
+from tidekit.rating import _schema as t
+from tidekit.rating._config import DEMOGRAPHICS, StudyConfig
+from tidekit.rating._design import StudyPlan
+from tidekit.rating._migrations import migrate
+from tidekit.rating._security import keyed_hash, new_token, sha256_hex
+
+__all__ = [
+    "FACTORS",
+    "ItemView",
+    "NotYourItem",
+    "RaterView",
+    "RatingStore",
+    "StudyFull",
+    "StudyInfo",
+    "normalize_url",
+]
+
+FACTORS = ("emotion_recognition", "distress_normalization", "supportive_reflection")
+SCORE_FIELDS = ("empathy", *FACTORS)
+
+
+class StudyFull(Exception):
+    """Every bundle is taken: no more raters are needed."""
+
+
+class NotYourItem(Exception):
+    """The assignment does not exist or belongs to another rater."""
+
+
+@dataclass(frozen=True)
+class StudyInfo:
+    """The immutable facts of a study, read once per process."""
+
+    config: StudyConfig
+    secret: str
+    salt: str
+    completion_code: str
+    admin_token_hash: str
+    per_rater: int
+    created_at: float
+
+
+@dataclass(frozen=True)
+class RaterView:
+    """What the app needs to know about the rater behind a session."""
+
+    id: str
+    bundle_id: int
+    has_demographics: bool
+    completed: bool
+    from_prolific: bool
+    simulated: bool
+
+
+@dataclass(frozen=True)
+class ItemView:
+    """The next item a rater sees."""
+
+    assignment_id: int
+    item: int
+    position: int
+    context: list[dict[str, str]]
+    response: str
+    is_attention_check: bool
+    expected: int | None
+    system_code: str | None
+
+
+def normalize_url(db: str | Path) -> str:
+    """A SQLAlchemy URL from a URL or a plain file path; PostgreSQL goes through psycopg 3."""
+    text = str(db)
+    if "://" not in text:
+        return f"sqlite:///{Path(text).expanduser().resolve()}"
+    for prefix in ("postgresql://", "postgres://"):
+        if text.startswith(prefix):
+            return "postgresql+psycopg://" + text[len(prefix):]
+    if text.startswith(("sqlite://", "postgresql+psycopg://")):
+        return text
+    raise ConfigError(f"database URL {sa.make_url(text).render_as_string(hide_password=True)!r} is not "
+                      "supported; use a file path, sqlite:///FILE or postgresql://USER@HOST:PORT/DB")
+
+
+def _sqlite_engine(url: str) -> sa.Engine:
+    engine = sa.create_engine(url, pool_size=8, max_overflow=24, pool_timeout=60)
+    sync = os.environ.get("TIDEKIT_SQLITE_SYNC", "NORMAL").upper()
+    if sync not in ("NORMAL", "FULL", "EXTRA"):
+        raise ConfigError(f"TIDEKIT_SQLITE_SYNC={sync!r}: use NORMAL, FULL or EXTRA")
+
+    @sa.event.listens_for(engine, "connect")
+    def _connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (below)
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute(f"PRAGMA synchronous={sync}")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _begin(conn: sa.Connection) -> None:
+        write = conn.get_execution_options().get("tidekit_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+    return engine
+
+
+def create_engine(db: str | Path, must_exist: bool = True) -> sa.Engine:
+    """An engine for ``db``; a missing SQLite file is an error unless ``must_exist`` is False."""
+    url = normalize_url(db)
+    if url.startswith("sqlite"):
+        path = sa.make_url(url).database
+        if not path or path == ":memory:":
+            raise ConfigError("an in-memory SQLite database cannot be shared by a server; give a file path")
+        if must_exist and not Path(path).is_file():
+            raise DataError(f"no rating database at {path}; create the study first with "
+                            "'tidekit rate create CONFIG --dataset ... --generations ... --db ...'")
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        return _sqlite_engine(url)
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        raise MissingDependencyError("The PostgreSQL rating store", "psycopg[binary]",
+                                     "pip install 'tidekit[postgres]'") from None
+    return sa.create_engine(url, pool_size=10, max_overflow=40, pool_pre_ping=True)
+
+
+class RatingStore:
+    """All reads and writes of a study's database."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+        self._info: StudyInfo | None = None
+
+    @classmethod
+    def open(cls, db: str | Path, create: bool = False) -> RatingStore:
+        """Open (and migrate) the database at ``db``; ``create`` allows a new SQLite file."""
+        engine = create_engine(db, must_exist=not create)
+        try:
+            migrate(engine)
+        except sa.exc.OperationalError as exc:
+            engine.dispose()
+            shown = engine.url.render_as_string(hide_password=True)
+            raise DataError(f"cannot open the rating database {shown}: {exc.orig}. Check the URL, "
+                            "that the server runs and that the database exists") from None
+        return cls(engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- transactions ---------------------------------------------------------------------
+    @contextmanager
+    def write(self) -> Iterator[sa.Connection]:
+        """One write transaction (SQLite: BEGIN IMMEDIATE, so writers queue instead of failing)."""
+        with self.engine.connect() as conn:
+            conn.execution_options(tidekit_write=True)
+            with conn.begin():
+                yield conn
+
+    @contextmanager
+    def read(self) -> Iterator[sa.Connection]:
+        with self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    # -- the study --------------------------------------------------------------------------
+    def _meta(self, conn: sa.Connection) -> dict[str, Any]:
+        return {k: json.loads(v) for k, v in conn.execute(sa.select(t.meta.c.key, t.meta.c.value))}
+
+    def has_study(self) -> bool:
+        with self.read() as conn:
+            return conn.execute(sa.select(t.meta.c.key).where(t.meta.c.key == "config")).first() is not None
+
+    @property
+    def info(self) -> StudyInfo:
+        if self._info is None:
+            with self.read() as conn:
+                m = self._meta(conn)
+            if "config" not in m:
+                raise DataError("this database holds no study yet; run 'tidekit rate create' first")
+            self._info = StudyInfo(
+                config=StudyConfig.model_validate(m["config"]), secret=m["secret"], salt=m["salt"],
+                completion_code=m["completion_code"], admin_token_hash=m["admin_token_hash"],
+                per_rater=int(m["per_rater"]), created_at=float(m["created_at"]))
+        return self._info
+
+    def inputs_hash(self) -> str | None:
+        with self.read() as conn:
+            row = conn.execute(sa.select(t.meta.c.value).where(t.meta.c.key == "inputs_hash")).first()
+        return json.loads(row[0]) if row else None
+
+    def create_study(self, config: StudyConfig, plan: StudyPlan, admin_token: str) -> None:
+        """Write a new study (config, blinding, items, bundles) in one transaction."""
+        per_rater = config.items_per_rater + config.attention_checks
+        meta = {
+            "config": config.model_dump(mode="json"), "inputs_hash": plan.inputs_hash,
+            "secret": new_token(32), "salt": new_token(32),
+            "completion_code": config.completion_code or new_token(6).replace("-", "X").replace("_", "Y").upper(),
+            "admin_token_hash": sha256_hex(admin_token), "per_rater": per_rater,
+            "created_at": time.time(), "withdrawals": 0,
+        }
+        with self.write() as conn:
+            if conn.execute(sa.select(t.meta.c.key).where(t.meta.c.key == "config")).first():
+                raise ConfigError("this database already holds a study; use a new --db for a new study")
+            conn.execute(t.meta.insert(), [{"key": k, "value": json.dumps(v)} for k, v in meta.items()])
+            conn.execute(t.systems.insert(), [
+                {"code": s.code, "system": s.system, "model": s.model, "condition": s.condition}
+                for s in plan.systems])
+            conn.execute(t.items.insert(), [
+                {"id": i.index, "item_id": i.item_id, "conversation_id": i.conversation_id,
+                 "persona_id": i.persona_id, "scenario_id": i.scenario_id, "system_code": i.system_code,
+                 "context": json.dumps(i.context, ensure_ascii=False), "response": i.response,
+                 "is_attention_check": i.is_attention_check, "expected": i.expected}
+                for i in plan.items])
+            conn.execute(t.bundles.insert(), [
+                {"id": b.index, "order_seed": b.order_seed, "rater_id": None, "claimed_at": None}
+                for b in plan.bundles])
+            rows, next_id = [], 0
+            for b in plan.bundles:
+                for pos, item in enumerate(b.items):
+                    rows.append({"id": next_id, "bundle_id": b.index, "item_id": item, "position": pos,
+                                 "shown_at": None})
+                    next_id += 1
+            for start in range(0, len(rows), 5000):
+                conn.execute(t.assignments.insert(), rows[start:start + 5000])
+
+    def set_admin_token(self, token: str) -> None:
+        with self.write() as conn:
+            conn.execute(t.meta.update().where(t.meta.c.key == "admin_token_hash")
+                         .values(value=json.dumps(sha256_hex(token))))
+        self._info = None
+
+    # -- raters -----------------------------------------------------------------------------
+    def register_rater(
+        self,
+        pid: str | None = None,
+        prolific_study: str | None = None,
+        prolific_session: str | None = None,
+        simulated: bool = False,
+    ) -> tuple[str, str, bool]:
+        """After consent: a new rater with the next free bundle, or the returning rater with
+        this Prolific id. Returns (rater id, session token, resumed). Raises StudyFull."""
+        info = self.info
+        token = new_token(32)
+        now = time.time()
+        pid_hash = keyed_hash(info.salt, "prolific_pid", pid) if pid else None
+        with self.write() as conn:
+            if pid_hash is not None:
+                row = conn.execute(sa.select(t.raters.c.id).where(t.raters.c.pid_hash == pid_hash)).first()
+                if row is not None:
+                    conn.execute(t.raters.update().where(t.raters.c.id == row.id)
+                                 .values(session_hash=sha256_hex(token)))
+                    return row.id, token, True
+            rater_id = "R" + new_token(9).replace("-", "x").replace("_", "y")
+            for _ in range(20):
+                free = conn.execute(sa.select(t.bundles.c.id).where(t.bundles.c.rater_id.is_(None))
+                                    .order_by(t.bundles.c.id).limit(1)).first()
+                if free is None:
+                    raise StudyFull()
+                claimed = conn.execute(t.bundles.update()
+                                       .where(t.bundles.c.id == free.id, t.bundles.c.rater_id.is_(None))
+                                       .values(rater_id=rater_id, claimed_at=now)).rowcount
+                if claimed == 1:
+                    break
+            else:  # pragma: no cover - only under extreme contention on PostgreSQL
+                raise StudyFull()
+            conn.execute(t.raters.insert().values(
+                id=rater_id, session_hash=sha256_hex(token), pid_hash=pid_hash,
+                prolific_study_id=prolific_study,
+                prolific_session_hash=keyed_hash(info.salt, "prolific_session", prolific_session)
+                if prolific_session else None,
+                bundle_id=free.id, consented_at=now, simulated=simulated))
+        return rater_id, token, False
+
+    def rater_for_session(self, token: str | None) -> RaterView | None:
+        if not token:
+            return None
+        r = t.raters.c
+        with self.read() as conn:
+            row = conn.execute(sa.select(r.id, r.bundle_id, r.demographics_at, r.completed_at, r.pid_hash,
+                                         r.simulated).where(r.session_hash == sha256_hex(token))).first()
+        if row is None:
+            return None
+        return RaterView(id=row.id, bundle_id=row.bundle_id, has_demographics=row.demographics_at is not None,
+                         completed=row.completed_at is not None, from_prolific=row.pid_hash is not None,
+                         simulated=bool(row.simulated))
+
+    def save_demographics(self, rater_id: str, answers: Mapping[str, str]) -> None:
+        """Store validated answers (every key of DEMOGRAPHICS)."""
+        values = {k: answers[k] for k in DEMOGRAPHICS}
+        with self.write() as conn:
+            conn.execute(t.raters.update().where(t.raters.c.id == rater_id)
+                         .values(**values, demographics_at=time.time()))
+
+    def withdraw(self, rater_id: str) -> bool:
+        """Delete the rater, their ratings and demographics, and free their bundle."""
+        with self.write() as conn:
+            row = conn.execute(sa.select(t.raters.c.bundle_id).where(t.raters.c.id == rater_id)).first()
+            if row is None:
+                return False
+            conn.execute(t.ratings.delete().where(t.ratings.c.rater_id == rater_id))
+            conn.execute(t.raters.delete().where(t.raters.c.id == rater_id))
+            conn.execute(t.bundles.update().where(t.bundles.c.id == row.bundle_id)
+                         .values(rater_id=None, claimed_at=None))
+            conn.execute(t.assignments.update().where(t.assignments.c.bundle_id == row.bundle_id)
+                         .values(shown_at=None))
+            n = conn.execute(sa.select(t.meta.c.value).where(t.meta.c.key == "withdrawals")).scalar_one()
+            conn.execute(t.meta.update().where(t.meta.c.key == "withdrawals")
+                         .values(value=json.dumps(int(json.loads(n)) + 1)))
+        return True
+
+    # -- items and ratings --------------------------------------------------------------------
+    def progress(self, rater: RaterView) -> int:
+        """How many of the rater's items are rated."""
+        with self.read() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(t.ratings)
+                                    .where(t.ratings.c.rater_id == rater.id)).scalar_one())
+
+    def next_item(self, rater: RaterView, mark_shown: bool = True) -> ItemView | None:
+        """The rater's first unrated item in their order (None when all are rated)."""
+        a, i, rt = t.assignments.c, t.items.c, t.ratings
+        query = (sa.select(a.id, a.item_id, a.position, a.shown_at, i.context, i.response, i.is_attention_check,
+                           i.expected, i.system_code)
+                 .join(t.items, t.items.c.id == a.item_id)
+                 .where(a.bundle_id == rater.bundle_id,
+                        ~sa.exists().where(rt.c.assignment_id == a.id))
+                 .order_by(a.position).limit(1))
+        with self.read() as conn:
+            row = conn.execute(query).first()
+        if row is None:
+            return None
+        if mark_shown and row.shown_at is None:
+            with self.write() as conn:
+                conn.execute(t.assignments.update().where(a.id == row.id, a.shown_at.is_(None))
+                             .values(shown_at=time.time()))
+        return ItemView(assignment_id=row.id, item=row.item_id, position=row.position,
+                        context=json.loads(row.context),
+                        response=row.response, is_attention_check=bool(row.is_attention_check),
+                        expected=row.expected, system_code=row.system_code)
+
+    def submit_rating(
+        self,
+        rater: RaterView,
+        assignment_id: int,
+        scores: Mapping[str, int],
+        comment: str = "",
+        duration_s: float | None = None,
+        now: float | None = None,
+    ) -> bool:
+        """Store one validated rating in one transaction; True if stored, False if this
+        assignment was already rated (a double submission). Raises NotYourItem."""
+        a = t.assignments.c
+        now = time.time() if now is None else now
+        with self.write() as conn:
+            row = conn.execute(sa.select(a.item_id, a.shown_at)
+                               .where(a.id == assignment_id, a.bundle_id == rater.bundle_id)).first()
+            if row is None:
+                raise NotYourItem()
+            if duration_s is None and row.shown_at is not None:
+                duration_s = round(max(0.0, now - row.shown_at), 3)
+            values = {"assignment_id": assignment_id, "rater_id": rater.id, "item_id": row.item_id,
+                      **{k: int(scores[k]) for k in SCORE_FIELDS}, "comment": comment,
+                      "submitted_at": now, "duration_s": duration_s}
+            insert: Any
+            if conn.dialect.name == "postgresql":
+                from sqlalchemy.dialects.postgresql import insert
+            else:
+                from sqlalchemy.dialects.sqlite import insert
+            stmt = (insert(t.ratings).values(**values).on_conflict_do_nothing(index_elements=["assignment_id"])
+                    .returning(t.ratings.c.id))
+            stored = conn.execute(stmt).first() is not None
+            if stored:
+                done = conn.execute(sa.select(sa.func.count()).select_from(t.ratings)
+                                    .where(t.ratings.c.rater_id == rater.id)).scalar_one()
+                if done >= self.info.per_rater:
+                    conn.execute(t.raters.update().where(t.raters.c.id == rater.id,
+                                                         t.raters.c.completed_at.is_(None))
+                                 .values(completed_at=now))
+        return stored
+
+    def bundle_items(self, rater: RaterView) -> list[ItemView]:
+        """All of a rater's items in order (for simulated raters)."""
+        a, i = t.assignments.c, t.items.c
+        with self.read() as conn:
+            rows = conn.execute(sa.select(a.id, a.item_id, a.position, i.context, i.response, i.is_attention_check,
+                                          i.expected, i.system_code)
+                                .join(t.items, i.id == a.item_id)
+                                .where(a.bundle_id == rater.bundle_id).order_by(a.position)).all()
+        return [ItemView(assignment_id=r.id, item=r.item_id, position=r.position, context=json.loads(r.context),
+                         response=r.response, is_attention_check=bool(r.is_attention_check),
+                         expected=r.expected, system_code=r.system_code) for r in rows]
+
+    def rating_rows(self) -> list[dict[str, Any]]:
+        """Every rating joined with its item, system and rater (the export's raw material)."""
+        r, i, s, p, a = t.ratings.c, t.items.c, t.systems.c, t.raters.c, t.assignments.c
+        query = (sa.select(r.id.label("rating_id"), r.rater_id, i.item_id, i.conversation_id, i.persona_id,
+                           i.scenario_id, s.system, s.model, s.condition, i.system_code,
+                           i.is_attention_check, i.expected, a.position,
+                           *(getattr(r, f) for f in SCORE_FIELDS), r.comment, r.submitted_at,
+                           r.duration_s, *(getattr(p, f) for f in DEMOGRAPHICS), p.simulated,
+                           p.completed_at)
+                 .select_from(t.ratings.join(t.items, i.id == r.item_id)
+                              .join(t.assignments, a.id == r.assignment_id)
+                              .join(t.raters, p.id == r.rater_id)
+                              .outerjoin(t.systems, s.code == i.system_code))
+                 .order_by(r.id))
+        with self.read() as conn:
+            return [dict(row._mapping) for row in conn.execute(query)]
+
+    def counts(self) -> dict[str, Any]:
+        """Raw counts for the status page."""
+        with self.read() as conn:
+            m = self._meta(conn)
+            bundles = conn.execute(sa.select(sa.func.count(), sa.func.count(t.bundles.c.rater_id))).one()
+            raters = conn.execute(sa.select(t.raters.c.id, t.raters.c.completed_at, t.raters.c.simulated,
+                                            t.raters.c.demographics_at, t.raters.c.consented_at)).all()
+            per_rater: dict[str, int] = dict(conn.execute(sa.select(t.ratings.c.rater_id, sa.func.count())
+                                          .group_by(t.ratings.c.rater_id)).all())
+            per_item: dict[str, int] = dict(conn.execute(sa.select(t.items.c.item_id, sa.func.count(t.ratings.c.id))
+                                         .select_from(t.items.outerjoin(t.ratings,
+                                                                        t.ratings.c.item_id == t.items.c.id))
+                                         .where(t.items.c.is_attention_check.is_(False))
+                                         .group_by(t.items.c.item_id)).all())
+            failures = conn.execute(sa.select(t.ratings.c.rater_id, sa.func.count())
+                                    .select_from(t.ratings.join(t.items, t.items.c.id == t.ratings.c.item_id))
+                                    .where(t.items.c.is_attention_check.is_(True),
+                                           sa.or_(*(getattr(t.ratings.c, f) != t.items.c.expected
+                                                    for f in SCORE_FIELDS)))
+                                    .group_by(t.ratings.c.rater_id)).all()
+        return {"bundles": bundles[0], "claimed": bundles[1], "raters": raters, "per_rater": per_rater,
+                "per_item": per_item, "failures": dict(failures), "withdrawals": int(m.get("withdrawals", 0))}
