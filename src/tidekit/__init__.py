@@ -23,6 +23,8 @@ _LAZY: dict[str, str] = {
     "split_dataset": "tidekit.data",
     "summarize": "tidekit.data",
     "sample_personas": "tidekit.personas",
+    "build_dataset": "tidekit.build",
+    "apply_review": "tidekit.build",
     "score": "tidekit.metrics",
     "create_study": "tidekit.rating",
     "simulate_ratings": "tidekit.rating",

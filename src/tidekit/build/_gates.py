@@ -287,15 +287,13 @@ _BINARY_SELF = re.compile(_SELF + r"(?:woman|man|girl|guy|lady|boy)\b", re.IGNOR
 
 
 class _TraumaWords:
-    """Keyword patterns per trauma type, keeping only words no other type shares."""
+    """Per trauma type: its keywords (generous) and its markers (phrases naming it unmistakably)."""
 
     def __init__(self) -> None:
         types = load_clinical().trauma.types
-        counts = Counter(k for t in types.values() for k in set(t.keywords))
         self.own = {name: _rx(*(rf"\b{re.escape(k)}\b" for k in t.keywords)) for name, t in types.items()}
-        self.distinctive = {name: [k for k in t.keywords if counts[k] == 1] for name, t in types.items()}
-        self.distinctive_rx = {name: _rx(*(rf"\b{re.escape(k)}\b" for k in ks)) for name, ks in
-                               self.distinctive.items() if ks}
+        self.markers = {name: _rx(*(rf"\b{re.escape(k)}\b" for k in t.markers)) for name, t in types.items()
+                        if t.markers}
 
 
 def persona_gate() -> Gate:
@@ -320,7 +318,7 @@ def persona_gate() -> Gate:
                                  detail=f"says {g.group(0)!r} but the persona is {gender.replace('_', '-')}"))
         trauma = p.trauma_type
         if trauma in words.own and not words.own[trauma].search(item.text):
-            for other, rx in words.distinctive_rx.items():
+            for other, rx in words.markers.items():
                 if other != trauma and (t := rx.search(item.text)):
                     out.append(Rejection(code="persona.trauma", gate="persona",
                                          detail=f"mentions {t.group(0)!r} ({other.replace('_', ' ')}) "

@@ -23,6 +23,7 @@ __all__ = ["cli", "main", "run"]
 COMMAND_MODULES = [
     "tidekit.cli._data",
     "tidekit.cli._personas",
+    "tidekit.cli._build",
     "tidekit.cli._score",
     "tidekit.cli._rate",
 ]

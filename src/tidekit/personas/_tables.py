@@ -172,7 +172,8 @@ class BehaviorModel(_Data):
 
 class TraumaType(_Data):
     onset_age: tuple[int, int] = Field(description="Inclusive range of ages at which this trauma can occur.")
-    keywords: tuple[str, ...] = Field(min_length=1, description="Words a message about it may use (lower case).")
+    keywords: tuple[str, ...] = Field(min_length=1, description="Words a message about it may use (generous).")
+    markers: tuple[str, ...] = Field(default=(), description="Phrases that name it unmistakably (strict).")
 
     @model_validator(mode="after")
     def _range(self) -> TraumaType:
