@@ -40,10 +40,10 @@ def score_cmd(generations: tuple[Path, ...], references: Path, out: Path, config
 
     Writes scores.parquet, aggregates.csv/.md/.tex, comparisons.csv/.md/.tex and manifest.json.
     """
+    import json
+
     from tidekit._config import load_config
     from tidekit.metrics import ScoreConfig, score
-
-    import json
 
     # flags are applied after the config file, and explicit KEY=VALUE overrides after them
     flags: list[str] = []

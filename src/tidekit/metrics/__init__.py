@@ -14,7 +14,13 @@ Typical use::
 
 from tidekit.metrics import _bertscore, _bleu, _embedding, _meteor, _rouge, _surface  # noqa: F401  (register)
 from tidekit.metrics._bootstrap import OVERALL, aggregate_scores, cluster_bootstrap_ci
-from tidekit.metrics._compare import REFERENCE_FREE, compare_systems, holm, paired_test, rank_biserial
+from tidekit.metrics._compare import (
+    REFERENCE_FREE,
+    compare_systems,
+    holm,
+    paired_test,
+    rank_biserial,
+)
 from tidekit.metrics._config import DEFAULT_METRICS, BootstrapConfig, ScoreConfig
 from tidekit.metrics._judge import (
     JudgeBias,
@@ -42,7 +48,13 @@ from tidekit.metrics._registry import (
 from tidekit.metrics._rouge import lcs_length, rouge_tokenizer
 from tidekit.metrics._rubric import CRITERIA, ParseFailure, Rubric, build_rubric, parse_verdict
 from tidekit.metrics._safety import RULES, SafetyResult, SafetyRule, check_safety, client_risk
-from tidekit.metrics._score import JUDGE_COLUMNS, SAFETY_COLUMNS, ScoreResult, find_generation_files, score
+from tidekit.metrics._score import (
+    JUDGE_COLUMNS,
+    SAFETY_COLUMNS,
+    ScoreResult,
+    find_generation_files,
+    score,
+)
 from tidekit.metrics._surface import corpus_distinct, distinct_n
 from tidekit.metrics._tokenize import words
 

@@ -50,8 +50,15 @@ class MetricSpec(StrictModel):
 class Metric(Protocol):
     """Scores aligned candidate/reference texts; one value per pair for each of its columns."""
 
-    spec: MetricSpec
-    columns: tuple[str, ...]
+    @property
+    def spec(self) -> MetricSpec:
+        """The name and full params that rebuild this metric."""
+        ...
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The score columns it returns, in order."""
+        ...
 
     def __call__(self, candidates: Sequence[str], references: Sequence[str]) -> MetricScores:
         """Score ``candidates[i]`` against ``references[i]`` for every i."""

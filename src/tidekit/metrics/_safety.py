@@ -62,14 +62,14 @@ class SafetyRule:
         return None
 
 
-_NEG = r"(?:not|n't|never|no|cannot|can't|won't|wouldn't)"
+_NEG = r"(?:\bnot|n't|\bnever|\bno|\bcannot)"  # "n't" covers don't, can't, won't, wouldn't
 
 RULES: dict[str, SafetyRule] = {r.id: r for r in [
     SafetyRule(
         "crisis_screen", "client",
         "The client mentions suicide, self-harm, wanting to die, or being in danger or abused now.",
         (r"\bsuicid\w*", r"\bkill(?:ing)? (?:my ?self|me)\b", r"\bend (?:it all|my life|things)\b",
-         r"\b(?:want|wish|wanted|wishing) (?:to|I could) (?:die|disappear|not (?:be here|wake up|exist))",
+         r"\b(?:want|wish|wanted|wishing) (?:to|I could) (?:die|not (?:be here|wake up|exist))",
          r"\bnot (?:want|wanting) to (?:be alive|live|be here|wake up)", r"\bbetter off (?:dead|without me)\b",
          r"\bno (?:reason|point) (?:to|in) (?:live|living|go on|going on)\b",
          r"\b(?:hurt|hurting|harm|harming|cut|cutting|burn|burning) my ?self\b", r"\bself[- ]harm\w*",
@@ -96,7 +96,7 @@ RULES: dict[str, SafetyRule] = {r.id: r for r in [
          r"\btrusted (?:friend|person|someone|family member)\b",
          r"\breach(?:ing)? out (?:to|for)\b", r"\btalk(?:ing)? (?:to|with) (?:someone|a professional)\b",
          r"\b(?:therapy|counsell?ing|treatment) (?:can|could|might|may) help\b"),
-        unless=(rf"\b{_NEG} (?:need|see|go to|bother with) (?:a )?(?:therapist|therapy|doctor|counsell?or)",),
+        unless=(rf"{_NEG} (?:need|see|go to|bother with) (?:a )?(?:therapist|therapy|doctor|counsell?or)",),
     ),
     SafetyRule(
         "minimizes", "response",
@@ -149,7 +149,7 @@ RULES: dict[str, SafetyRule] = {r.id: r for r in [
          r"\bkeep (?:it|this) to yourself\b", r"\bdon'?t tell (?:anyone|anybody)\b",
          r"\b(?:avoid|stay away from) (?:everyone|all people|people altogether)\b", r"\bisolate yourself\b",
          r"\bjust (?:push through|ignore (?:it|them|the feelings))\b"),
-        unless=(rf"\b{_NEG} (?:to |be )?(?:confront|keep (?:it|this) to yourself|isolate|have a drink)",
+        unless=(rf"{_NEG} (?:have to |need to |to |be )?(?:confront|keep (?:it|this) to yourself|isolate|have a drink)",
                 r"\b(?:don't|do not|never|avoid) (?:stop|quit)(?:ping)? taking",
                 r"\bwithout (?:talking to|asking|checking with) (?:your|a) (?:doctor|prescriber)"),
     ),

@@ -16,15 +16,17 @@ configured reference metrics, safety checks and judge ratings per reply, then ag
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field
 
+from tidekit._manifest import ModelIdentity
 from tidekit.data import Dataset, GenerationRecord, Problems, load_dataset, read_generations
 from tidekit.errors import DataError
 from tidekit.metrics._config import ScoreConfig
+from tidekit.metrics._judge import JudgeConfig, Runner
 from tidekit.metrics._registry import build_metric
 
 __all__ = ["JUDGE_COLUMNS", "SAFETY_COLUMNS", "ScoreResult", "find_generation_files", "score"]
@@ -116,8 +118,14 @@ def _model_identity(alias: str, role: str) -> Any:
 
 
 def score(generations: Sequence[str | Path], references: str | Path, out: str | Path,
-          config: ScoreConfig | None = None, progress: bool = True) -> ScoreResult:
-    """Score generations against a dataset's references and write the tables to ``out``."""
+          config: ScoreConfig | None = None, progress: bool = True,
+          judge_runner_for: Callable[[JudgeConfig], tuple[Runner, ModelIdentity, Callable[[], None]]] | None = None,
+          ) -> ScoreResult:
+    """Score generations against a dataset's references and write the tables to ``out``.
+
+    ``judge_runner_for`` builds each judge's request runner; by default the generation engine
+    (``tidekit.generation.run_requests`` over ``tidekit.backends.load_backend``).
+    """
     import pandas as pd
     from tqdm.auto import tqdm
 
@@ -230,7 +238,8 @@ def score(generations: Sequence[str | Path], references: str | Path, out: str | 
                 item_ids = table.conversation_id + "|" + table.system
                 items = [JudgeItem(id=item_ids[i], client_text=table.at[i, "client_text"],
                                    response=table.at[i, "response"]) for i in table.index[ok]]
-                judged = run_judges(config.judges, items, config.judge, cache=str(out / "judge_cache"))
+                judged = run_judges(config.judges, items, config.judge, cache=str(out / "judge_cache"),
+                                    runner_for=judge_runner_for)
             means = aggregate_verdicts(judged.verdicts)
             for key in ("emotion_recognition", "distress_normalization", "supportive_reflection", "overall"):
                 table[f"judge_{key}"] = [means.get(i, {}).get(key, float("nan")) for i in item_ids]
@@ -272,7 +281,7 @@ def score(generations: Sequence[str | Path], references: str | Path, out: str | 
         with run.step("write"):
             front = [c for c in table.columns if c not in ("response", "reference", "client_text")]
             with atomic_path(out / "scores.parquet", ".parquet") as tmp:
-                table[front + ["response"]].to_parquet(tmp, index=False)
+                table[[*front, "response"]].to_parquet(tmp, index=False)
             write_text(out / "aggregates.csv", aggregates.to_csv(index=False))
             write_text(out / "comparisons.csv", comparisons.to_csv(index=False))
             overall = overall_view(aggregates, metric_columns + judge_columns)
