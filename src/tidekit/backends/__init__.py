@@ -1,9 +1,23 @@
 """Model backends and the model registry.
 
-The registry (:data:`MODELS`) maps aliases to models; :func:`resolve_model_path` turns an alias
-into a local folder (converting the package-shipped SmolLM2 once into a cache folder).
+One small protocol (:class:`Backend`: a batch of :class:`ChatRequest` in, :class:`ChatResult`
+out, with :class:`Capabilities` and a model identity) and three kinds built by
+:func:`load_backend` from a :class:`BackendConfig`: ``hf`` (local transformers), ``openai``
+(any OpenAI-compatible server) and ``anthropic``. The registry (:data:`MODELS`) maps aliases to
+models; :func:`resolve_model_path` turns an alias into a local folder (converting the
+package-shipped SmolLM2 once into a cache folder). Stages call models through
+``tidekit.generation.run_requests``, which adds caching, batching order and resumption.
 """
 
+from tidekit.backends._factory import BACKENDS, load_backend
+from tidekit.backends._protocol import (
+    Backend,
+    BackendConfig,
+    Capabilities,
+    ChatRequest,
+    ChatResult,
+    GenerationParams,
+)
 from tidekit.backends._registry import (
     MODELS,
     ModelSpec,
@@ -13,15 +27,25 @@ from tidekit.backends._registry import (
     resolve_model_path,
     sha256_file,
     smollm2_gguf,
+    weights_fingerprint,
 )
 
 __all__ = [
+    "BACKENDS",
     "MODELS",
+    "Backend",
+    "BackendConfig",
+    "Capabilities",
+    "ChatRequest",
+    "ChatResult",
+    "GenerationParams",
     "ModelSpec",
     "cache_dir",
     "get_model",
     "hub_offline",
+    "load_backend",
     "resolve_model_path",
     "sha256_file",
     "smollm2_gguf",
+    "weights_fingerprint",
 ]

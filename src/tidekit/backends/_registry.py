@@ -29,6 +29,7 @@ __all__ = [
     "resolve_model_path",
     "sha256_file",
     "smollm2_gguf",
+    "weights_fingerprint",
 ]
 
 
@@ -103,6 +104,27 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt", ".pth")
+_fingerprints: dict[tuple[str, int, int], str] = {}
+
+
+def weights_fingerprint(path: Path) -> str:
+    """A sha256 over the weight files of a model folder (or one file), memoised per process.
+
+    Used in model identities and cache keys, so a changed checkpoint never reuses old outputs.
+    """
+    files = [path] if path.is_file() else sorted(p for p in path.iterdir()
+                                                 if p.is_file() and p.suffix in _WEIGHT_SUFFIXES)
+    digest = hashlib.sha256()
+    for file in files:
+        stat = file.stat()
+        key = (str(file.resolve()), stat.st_size, stat.st_mtime_ns)
+        if key not in _fingerprints:
+            _fingerprints[key] = sha256_file(file)
+        digest.update(f"{file.name}:{_fingerprints[key]}\n".encode())
+    return digest.hexdigest()
+
+
 def _package_dir(package: str, module: str) -> Path:
     spec = importlib.util.find_spec(module)
     if spec is None or not spec.submodule_search_locations:
@@ -156,6 +178,10 @@ def resolve_model_path(alias_or_path: str) -> Path:
     candidate = Path(alias_or_path).expanduser()
     if candidate.is_dir():
         return candidate
+    if alias_or_path not in MODELS and alias_or_path.count("/") == 1 and not candidate.exists():
+        # a Hub id such as 'Qwen/Qwen2.5-0.5B-Instruct'
+        return _from_hub(ModelSpec(alias=alias_or_path, kind="chat", hub_id=alias_or_path, params_b=0, context=0,
+                                   license="unknown", source="hub"), env=None)
     spec = get_model(alias_or_path)
     env = "TIDEKIT_MODEL_" + spec.alias.upper().replace("-", "_").replace(".", "_")
     if os.environ.get(env):
@@ -178,7 +204,7 @@ def resolve_model_path(alias_or_path: str) -> Path:
     return _from_hub(spec, env)
 
 
-def _from_hub(spec: ModelSpec, env: str) -> Path:
+def _from_hub(spec: ModelSpec, env: str | None) -> Path:
     assert spec.hub_id is not None
     try:
         from huggingface_hub import snapshot_download
@@ -190,5 +216,6 @@ def _from_hub(spec: ModelSpec, env: str) -> Path:
         raise BackendError(
             f"model {spec.alias!r} ({spec.hub_id}) is not on this machine and could not be downloaded "
             f"({type(exc).__name__}). Download it where you have internet (huggingface-cli download "
-            f"{spec.hub_id} --local-dir DIR), then set {env}=DIR or give DIR instead of the alias."
+            f"{spec.hub_id} --local-dir DIR), then " + (f"set {env}=DIR or " if env else "")
+            + "give DIR instead of the model name."
         ) from None

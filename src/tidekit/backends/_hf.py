@@ -1,0 +1,250 @@
+"""The ``hf`` backend: a transformers chat model on CPU or CUDA, optionally with a LoRA adapter.
+
+Loads from a registry alias, a local folder, a ``.gguf`` file or (online) a Hub id; picks the
+dtype from the hardware (bf16 where the CPU or GPU supports it, else fp32) unless told; applies
+the model's own chat template (folding the system text into the first user turn for templates
+without a system role); decodes a batch in one left-padded forward pass (see ``_decode.py``).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from tidekit._manifest import ModelIdentity
+from tidekit.backends._decode import RowSettings, decode_batch, pack_linear_weights
+from tidekit.backends._protocol import BackendConfig, Capabilities, ChatRequest, ChatResult
+from tidekit.backends._registry import MODELS, resolve_model_path, weights_fingerprint
+from tidekit.data._generations import Message
+from tidekit.errors import BackendError, MissingDependencyError
+
+__all__ = ["HFBackend", "fold_system", "pick_dtype"]
+
+
+def pick_dtype(requested: str, device: str) -> str:
+    """The dtype name to load with: ``requested`` unless 'auto', else bf16 where supported."""
+    import torch
+
+    if requested != "auto":
+        return requested
+    if device.startswith("cuda"):
+        return "bfloat16" if torch.cuda.is_bf16_supported() else "float32"
+    mkldnn = getattr(torch.ops, "mkldnn", None)
+    bf16 = bool(mkldnn is not None and hasattr(mkldnn, "_is_mkldnn_bf16_supported")
+                and mkldnn._is_mkldnn_bf16_supported())
+    return "bfloat16" if bf16 else "float32"
+
+
+def _pick_device(requested: str) -> str:
+    import torch
+
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if requested.startswith("cuda") and not torch.cuda.is_available():
+        raise BackendError(f"device {requested!r} was asked for but CUDA is not available here; "
+                           "use --device cpu (or device: auto)")
+    return requested
+
+
+def fold_system(messages: Sequence[Message]) -> list[dict[str, str]]:
+    """Messages for a template without a system role: the system text opens the first user turn."""
+    system = "\n\n".join(m.content for m in messages if m.role == "system")
+    rest = [{"role": m.role, "content": m.content} for m in messages if m.role != "system"]
+    if system:
+        if rest and rest[0]["role"] == "user":
+            rest[0] = {"role": "user", "content": f"{system}\n\n{rest[0]['content']}"}
+        else:
+            rest.insert(0, {"role": "user", "content": system})
+    return rest
+
+
+class HFBackend:
+    """A local transformers chat model (see the module docstring)."""
+
+    def __init__(self, config: BackendConfig) -> None:
+        try:
+            import torch
+            import transformers
+        except ImportError:
+            raise MissingDependencyError("the hf backend", "torch transformers", "pip install 'tidekit[ml]'") from None
+        self.config = config
+        self._lock = threading.Lock()  # one decode at a time (the server calls from threads)
+        self.device = _pick_device(config.device)
+        self.dtype = pick_dtype(config.dtype, self.device)
+        torch_dtype = getattr(torch, self.dtype)
+        source, gguf = self._locate(config.model)
+        kwargs: dict[str, Any] = {"gguf_file": gguf} if gguf else {}
+        try:
+            self.tokenizer = transformers.AutoTokenizer.from_pretrained(source, **kwargs)
+            model: Any = transformers.AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype, **kwargs)
+        except (OSError, ValueError) as exc:
+            raise BackendError(f"could not load model from {source}: {exc}. Give a folder with config.json, "
+                               "weights and tokenizer files, a .gguf file, or a registry alias "
+                               "(tidekit models lists them).") from None
+        if gguf:
+            model = model.to(dtype=torch_dtype)
+        self.spec = MODELS.get(config.model)
+        self.adapter_sha: str | None = None
+        if config.adapter:
+            model = self._attach_adapter(model, Path(config.adapter))
+        model = model.to(self.device).eval()
+        self.packed = 0
+        if self.device == "cpu" and self.dtype == "bfloat16" and config.optimize:
+            self.packed = pack_linear_weights(model)
+        self.model = model
+        if self.tokenizer.chat_template is None:
+            raise BackendError(f"{config.model}: the tokenizer has no chat template; tidekit needs an instruct "
+                               "(chat) model")
+        self.tokenizer.padding_side = "left"
+        gen_eos = getattr(model.generation_config, "eos_token_id", None)
+        eos = {gen_eos} if isinstance(gen_eos, int) else set(gen_eos or [])
+        if self.tokenizer.eos_token_id is not None:
+            eos.add(int(self.tokenizer.eos_token_id))
+        self.eos_ids = eos
+        pad = self.tokenizer.pad_token_id
+        self.pad_id = int(pad if pad is not None else min(eos))
+        self.context_length = int(getattr(model.config, "max_position_embeddings", 0)
+                                  or (self.spec.context if self.spec else 2048))
+        self.system_role = self.spec.system_role if self.spec else _template_has_system(self.tokenizer)
+        fingerprint = weights_fingerprint(Path(source) / gguf if gguf else Path(source))
+        revision = f"dtype={self.dtype}" + (f";adapter={self.adapter_sha[:16]}" if self.adapter_sha else "")
+        self.identity = ModelIdentity(alias=config.model if self.spec else Path(config.model).name,
+                                      source=str(source if not gguf else Path(source) / gguf),
+                                      revision=revision, sha256=fingerprint, role="system")
+        self.capabilities = Capabilities(batching=True, max_batch_size=config.batch_size,
+                                         system_role=self.system_role, adapters=True, token_counts=True,
+                                         concurrency=1, context_length=self.context_length)
+
+    @staticmethod
+    def _locate(model: str) -> tuple[str, str | None]:
+        path = Path(model).expanduser()
+        if path.suffix == ".gguf":
+            if not path.is_file():
+                raise BackendError(f"GGUF file not found: {path}")
+            return str(path.parent), path.name
+        if model in MODELS or path.is_dir():
+            return str(resolve_model_path(model)), None
+        if "/" in model and not path.exists():  # a Hub id
+            return str(resolve_model_path(model)), None
+        raise BackendError(f"model {model!r} is neither a registry alias nor a local folder or .gguf file. "
+                           "Run 'tidekit models' to list aliases, or give the path of a downloaded model.")
+
+    def _attach_adapter(self, model: Any, adapter: Path) -> Any:
+        try:
+            from peft import PeftModel
+        except ImportError:
+            raise MissingDependencyError("LoRA adapters", "peft") from None
+        if not (adapter / "adapter_config.json").is_file():
+            raise BackendError(f"{adapter} is not a LoRA adapter folder (no adapter_config.json); give the "
+                               "folder 'tidekit finetune' wrote")
+        try:
+            peft_model = PeftModel.from_pretrained(model, str(adapter))
+        except (OSError, ValueError, RuntimeError, KeyError) as exc:
+            raise BackendError(f"could not load the adapter {adapter} onto {self.config.model}: {exc}. "
+                               "Was it trained for this base model?") from None
+        self.adapter_sha = weights_fingerprint(adapter)
+        # merged weights decode as fast as the base model and can be packed
+        return peft_model.merge_and_unload()
+
+    # ---- prompts ------------------------------------------------------------------------------
+    def encode(self, messages: Sequence[Message]) -> list[int]:
+        """Token ids of ``messages`` under the model's chat template, ready for a reply."""
+        chat = (fold_system(messages) if not self.system_role
+                else [{"role": m.role, "content": m.content} for m in messages])
+        text = self.tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def _check(self, request: ChatRequest, ids: list[int]) -> str | None:
+        limit = self.context_length
+        if len(ids) + request.params.max_new_tokens > limit:
+            return (f"the prompt has {len(ids)} tokens; with max_new_tokens={request.params.max_new_tokens} it "
+                    f"exceeds the model's context of {limit} tokens. Shorten the conversation or lower "
+                    "max_new_tokens.")
+        return None
+
+    # ---- the protocol -------------------------------------------------------------------------
+    def generate(self, requests: Sequence[ChatRequest]) -> list[ChatResult]:
+        results: dict[int, ChatResult] = {}
+        todo: list[tuple[int, list[int]]] = []
+        for i, req in enumerate(requests):
+            ids = self.encode(req.messages)
+            problem = self._check(req, ids)
+            if problem:
+                results[i] = ChatResult(id=req.id, error=problem, prompt_tokens=len(ids), finish_reason="error")
+            else:
+                todo.append((i, ids))
+        if todo:
+            t0 = time.perf_counter()
+            with self._lock:
+                outs = decode_batch(self.model, self.tokenizer, [ids for _, ids in todo],
+                                    [_settings(requests[i]) for i, _ in todo], self.eos_ids, self.pad_id)
+            share = (time.perf_counter() - t0) / len(todo)
+            for (i, ids), out in zip(todo, outs, strict=True):
+                results[i] = ChatResult(id=requests[i].id, text=out.text, prompt_tokens=len(ids),
+                                        completion_tokens=len(out.token_ids), latency_s=round(share, 4),
+                                        finish_reason=out.finish_reason)
+        return [results[i] for i in range(len(requests))]
+
+    def stream(self, request: ChatRequest) -> Iterator[str]:
+        """Yield the reply to one request as text pieces while it is generated."""
+        import queue
+
+        ids = self.encode(request.messages)
+        problem = self._check(request, ids)
+        if problem:
+            raise BackendError(problem)
+        pieces: queue.Queue[tuple[str, Any]] = queue.Queue()
+        sent = [""]
+
+        def on_step(_row: int, token_ids: list[int], _finished: bool) -> None:
+            text = str(self.tokenizer.decode(token_ids, skip_special_tokens=True))
+            if text.endswith("\ufffd"):  # half of a multi-byte character: wait for the rest
+                return
+            if len(text) > len(sent[0]) and text.startswith(sent[0]):
+                pieces.put(("piece", text[len(sent[0]):]))
+                sent[0] = text
+
+        def work() -> None:
+            try:
+                with self._lock:
+                    outs = decode_batch(self.model, self.tokenizer, [ids], [_settings(request)], self.eos_ids,
+                                        self.pad_id, on_step=on_step)
+                final = outs[0].text
+                if final.startswith(sent[0]) and len(final) > len(sent[0]):
+                    pieces.put(("piece", final[len(sent[0]):]))
+                pieces.put(("end", None))
+            except Exception as exc:  # handed to the consumer thread, which re-raises it
+                pieces.put(("error", exc))
+
+        threading.Thread(target=work, daemon=True).start()
+        while True:
+            kind, value = pieces.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            yield value
+
+    def close(self) -> None:
+        self.model = None
+        import gc
+
+        gc.collect()
+
+
+def _settings(request: ChatRequest) -> RowSettings:
+    p = request.params
+    return RowSettings(max_new_tokens=p.max_new_tokens, temperature=p.temperature, top_p=p.top_p,
+                       seed=p.seed, stop=tuple(p.stop))
+
+
+def _template_has_system(tokenizer: Any) -> bool:
+    try:
+        tokenizer.apply_chat_template([{"role": "system", "content": "x"}, {"role": "user", "content": "y"}],
+                                      tokenize=False, add_generation_prompt=True)
+    except Exception:  # jinja raises TemplateError (or others) when the template rejects a system role
+        return False
+    return True

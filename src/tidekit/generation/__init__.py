@@ -1,0 +1,47 @@
+"""The generation engine every stage calls models through, and dataset-level generation.
+
+- :func:`run_requests`: batched (longest first), cached in SQLite (WAL), resumable after a
+  kill, error-tolerant up to ``max_errors``, with a progress bar.
+- :func:`generate_dataset` / :func:`generate`: answer a dataset split with one model and write
+  ``generations.jsonl`` + ``manifest.json`` (what ``tidekit generate`` runs).
+
+Example::
+
+    from tidekit.backends import BackendConfig, ChatRequest, load_backend
+    from tidekit.generation import run_requests
+    backend = load_backend(BackendConfig(model="smollm2-135m"))
+    results = run_requests(backend, requests, cache="runs/cache.sqlite")
+"""
+
+from tidekit.generation._cache import ResultCache
+from tidekit.generation._dataset import (
+    CACHE_FILE,
+    GenerateConfig,
+    GenerateResult,
+    generate,
+    generate_dataset,
+)
+from tidekit.generation._engine import (
+    TooManyErrors,
+    batch_plan,
+    request_key,
+    request_seed,
+    run_requests,
+)
+from tidekit.generation._prompts import DEFAULT_SYSTEM_PROMPT, conversation_messages
+
+__all__ = [
+    "CACHE_FILE",
+    "DEFAULT_SYSTEM_PROMPT",
+    "GenerateConfig",
+    "GenerateResult",
+    "ResultCache",
+    "TooManyErrors",
+    "batch_plan",
+    "conversation_messages",
+    "generate",
+    "generate_dataset",
+    "request_key",
+    "request_seed",
+    "run_requests",
+]

@@ -1,0 +1,166 @@
+"""Dataset-level generation: one model reply per conversation of a split, as
+``generations.jsonl`` (:class:`tidekit.data.GenerationRecord`) plus ``manifest.json``.
+
+This is what ``tidekit generate`` and ``tidekit.generate(...)`` run. The model calls go
+through :func:`tidekit.generation.run_requests`, so the folder's ``cache.sqlite`` makes a
+rerun skip finished work and a killed run resume where it stopped.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from tidekit._config import StrictModel
+from tidekit._manifest import RunRecorder
+from tidekit.backends._factory import load_backend
+from tidekit.backends._protocol import Backend, BackendConfig, ChatRequest, GenerationParams
+from tidekit.backends._registry import MODELS
+from tidekit.data._generations import (
+    GENERATIONS_FILE,
+    Condition,
+    GenerationRecord,
+    system_name,
+    write_generations,
+)
+from tidekit.data._load import load_dataset
+from tidekit.data._schema import Split
+from tidekit.errors import DataError
+from tidekit.generation._engine import request_key, request_seed, run_requests
+from tidekit.generation._prompts import DEFAULT_SYSTEM_PROMPT, conversation_messages
+
+__all__ = ["CACHE_FILE", "GenerateConfig", "GenerateResult", "generate", "generate_dataset"]
+
+CACHE_FILE = "cache.sqlite"
+
+
+class GenerateConfig(StrictModel):
+    """Everything ``tidekit generate`` needs (also loadable from YAML with key=value overrides)."""
+
+    data: str = Field(description="Dataset folder (TIDE layout, JSONL or Parquet records).")
+    split: Split | Literal["all"] = Field(default="test", description="Which split to answer; 'all' ignores splits.")
+    limit: int | None = Field(default=None, ge=1, description="Answer only the first N conversations (by id).")
+    backend: BackendConfig = Field(default_factory=BackendConfig, description="The model and how to run it.")
+    params: GenerationParams = Field(default_factory=lambda: GenerationParams(max_new_tokens=256, seed=0),
+                                     description="Decoding parameters (greedy by default).")
+    system_prompt: str = Field(default=DEFAULT_SYSTEM_PROMPT, description="Instructions given to the model.")
+    name: str | None = Field(default=None, description="Model label in records; default: the alias or folder name.")
+    max_errors: int | None = Field(default=0, ge=0, description="Stop once more requests than this failed "
+                                                                 "(None: never); failures are recorded.")
+    cache: str | None = Field(default=None, description=f"Result cache file; default OUT/{CACHE_FILE}.")
+
+
+class GenerateResult(BaseModel):
+    """What a generation run produced."""
+
+    out: str = Field(description="Output folder.")
+    records: int = Field(description="Records written (one per conversation).")
+    errors: int = Field(description="Records whose request failed.")
+    cached: int = Field(description="Answers taken from the cache rather than computed.")
+    prompt_tokens: int = Field(description="Prompt tokens over all records.")
+    completion_tokens: int = Field(description="Generated tokens over all records.")
+    wall_s: float = Field(description="Wall seconds of the generation step.")
+
+
+def _label(config: GenerateConfig) -> str:
+    if config.name:
+        return config.name
+    model = config.backend.model
+    return model if model in MODELS or config.backend.kind != "hf" else Path(model).name.removesuffix(".gguf")
+
+
+def generate_dataset(config: GenerateConfig, out: str | Path, *, backend: Backend | None = None,
+                     progress: bool | str = True) -> GenerateResult:
+    """Answer every conversation of ``config.split`` and write OUT/generations.jsonl + manifest.
+
+    ``backend``: an already loaded backend to use instead of loading ``config.backend``.
+    """
+    import time
+
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise DataError(f"--out {out} is a file; give a folder")
+    condition: Condition = "fine_tuned" if config.backend.adapter else "zero_shot"
+    label = _label(config)
+    with RunRecorder(out, command="generate", config=config, seed=config.params.seed,
+                     inputs={"data": config.data}) as run:
+        with run.step("load data"):
+            dataset = load_dataset(config.data)
+            conversations = (dataset.conversations if config.split == "all"
+                             else dataset.by_split(config.split))
+            if not conversations:
+                splits = sorted({c.split or "none" for c in dataset.conversations})
+                raise DataError(f"{config.data}: no conversations in split {config.split!r} (splits present: "
+                                f"{', '.join(splits)}). Split it with 'tidekit data split' or pass --split all.")
+            conversations = sorted(conversations, key=lambda c: c.id)[: config.limit]
+        owned = backend is None
+        with run.step("load model"):
+            model = backend if backend is not None else load_backend(config.backend)
+        try:
+            run.models.append(model.identity)
+            requests = [ChatRequest(id=c.id, messages=conversation_messages(c, config.system_prompt),
+                                    params=config.params) for c in conversations]
+            keys = [request_key(model.identity, r) for r in requests]
+            cache = Path(config.cache) if config.cache else out / CACHE_FILE
+            from tidekit.generation._cache import ResultCache
+
+            before = ResultCache(cache)
+            cached = len(before.get_many(keys))
+            before.close()
+            t0 = time.perf_counter()
+            with run.step("generate"):
+                results = run_requests(model, requests, cache=cache, progress=progress,
+                                       max_errors=config.max_errors)
+            wall = time.perf_counter() - t0
+        finally:
+            if owned:
+                model.close()
+        params = config.params.model_dump(mode="json", exclude={"seed"})
+        records = [
+            GenerationRecord(conversation_id=req.id, system=system_name(label, condition), model=label,
+                             condition=condition, adapter=config.backend.adapter, messages=req.messages,
+                             output=res.text if res.error is None else None, error=res.error,
+                             prompt_tokens=res.prompt_tokens, completion_tokens=res.completion_tokens,
+                             latency_s=res.latency_s, params=params, seed=request_seed(req), cache_key=key)
+            for req, res, key in zip(requests, results, keys, strict=True)
+        ]
+        with run.step("write"):
+            write_generations(out / GENERATIONS_FILE, records)
+        errors = sum(r.error is not None for r in records)
+        result = GenerateResult(out=str(out), records=len(records), errors=errors, cached=cached,
+                                prompt_tokens=sum(r.prompt_tokens or 0 for r in records),
+                                completion_tokens=sum(r.completion_tokens or 0 for r in records),
+                                wall_s=round(wall, 3))
+        run.counts.update(conversations=len(records), errors=errors, cached=cached,
+                          computed=len(records) - cached - errors, prompt_tokens=result.prompt_tokens,
+                          completion_tokens=result.completion_tokens)
+        computed_tokens = sum(r.completion_tokens or 0 for r, res in zip(records, results, strict=True)
+                              if res.error is None) if cached == 0 else None
+        run.extra.update(system=system_name(label, condition), split=config.split,
+                         tokens_per_s=round(computed_tokens / wall, 1) if computed_tokens and wall > 0 else None)
+    return result
+
+
+def generate(data: str | Path, out: str | Path, *, model: str = "smollm2-135m", split: str = "test",
+             adapter: str | Path | None = None, limit: int | None = None, max_new_tokens: int = 256,
+             temperature: float = 0.0, seed: int = 0, progress: bool | str = True,
+             **options: Any) -> GenerateResult:
+    """Python twin of ``tidekit generate``: answer a dataset split with a model.
+
+    Further ``options`` are :class:`GenerateConfig` fields (``backend=``, ``system_prompt=``,
+    ``max_errors=``, ``cache=``, ...); ``backend`` may be a dict of :class:`BackendConfig` fields.
+    """
+    from tidekit._config import load_config
+
+    backend = dict(options.pop("backend", {}) or {})
+    backend.setdefault("model", model)
+    if adapter is not None:
+        backend["adapter"] = str(adapter)
+    defaults: dict[str, Any] = {
+        "data": str(data), "split": split, "limit": limit, "backend": backend,
+        "params": {"max_new_tokens": max_new_tokens, "temperature": temperature, "seed": seed}, **options,
+    }
+    config = load_config(GenerateConfig, defaults=defaults)
+    return generate_dataset(config, out, progress=progress)

@@ -1,0 +1,159 @@
+"""The engine every stage calls a model through: batched, cached, resumable, error-tolerant.
+
+:func:`run_requests` orders requests longest first (similar lengths share a batch, so little
+padding is computed), cuts them into batches the backend can take, skips every request whose
+result is in the cache, commits each finished batch to the cache in one transaction, records a
+failed request as that request's error instead of stopping, and stops (raising) once more than
+``max_errors`` have failed. The batches are a function of the request list alone, never of
+what is cached, so a run killed and rerun recomputes exactly the batches it lost, with the
+same composition, and a greedy rerun reproduces the uninterrupted run's outputs bit for bit.
+
+Keys: sha256 of (model identity, messages, parameters, seed). Sampled requests get their own
+seed, derived from the parameters' seed and the request id, so a sampled output does not
+depend on which other requests shared its batch; greedy requests ignore the seed (it is not in
+their key).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from tidekit._manifest import ModelIdentity
+from tidekit.backends._protocol import Backend, ChatRequest, ChatResult
+from tidekit.errors import BackendError
+from tidekit.generation._cache import ResultCache
+
+__all__ = ["TooManyErrors", "batch_plan", "request_key", "request_seed", "run_requests"]
+
+KEY_VERSION = 1
+
+
+class TooManyErrors(BackendError):
+    """More requests failed than ``max_errors`` allows; finished work is cached."""
+
+
+def request_seed(request: ChatRequest) -> int | None:
+    """The seed a request is decoded with: None when greedy, else derived from (seed, id)."""
+    if request.params.temperature == 0:
+        return None
+    base = request.params.seed if request.params.seed is not None else 0
+    digest = hashlib.sha256(f"{base}:{request.id}".encode()).digest()
+    return int.from_bytes(digest[:4], "big")
+
+
+def request_key(identity: ModelIdentity, request: ChatRequest) -> str:
+    """The cache key of ``request`` on the model ``identity``."""
+    params = request.params.model_dump(mode="json", exclude={"seed"})
+    payload = {
+        "v": KEY_VERSION,
+        "model": identity.model_dump(mode="json", exclude={"role"}),
+        "messages": [m.model_dump(mode="json") for m in request.messages],
+        "params": params,
+        "seed": request_seed(request),
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+def _size(request: ChatRequest) -> int:
+    return sum(len(m.content) for m in request.messages)
+
+
+def batch_plan(requests: Sequence[ChatRequest], batch_size: int) -> list[list[int]]:
+    """Indices of ``requests`` grouped into batches: longest first, deterministic."""
+    order = sorted(range(len(requests)), key=lambda i: (-_size(requests[i]), i))
+    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def _batch_size(backend: Backend) -> int:
+    caps = backend.capabilities
+    if caps.batching:
+        return max(1, caps.max_batch_size)
+    return max(1, caps.concurrency) * 4  # enough to keep every connection busy between commits
+
+
+def run_requests(
+    backend: Backend,
+    requests: Sequence[ChatRequest],
+    *,
+    cache: str | Path | None = None,
+    progress: bool | str = True,
+    max_errors: int | None = None,
+) -> list[ChatResult]:
+    """Answer ``requests`` with ``backend``; results in the same order.
+
+    ``cache``: SQLite file of finished results (created if absent; None keeps them in memory).
+    ``progress``: show a progress bar (a string sets its label). ``max_errors``: raise
+    :class:`TooManyErrors` as soon as more requests than this have failed (None: never).
+    """
+    seeded = [r if r.params.temperature == 0 else
+              r.model_copy(update={"params": r.params.model_copy(update={"seed": request_seed(r)})})
+              for r in requests]
+    keys = [request_key(backend.identity, r) for r in requests]
+    store = ResultCache(cache)
+    try:
+        found = store.get_many(keys)
+        results: list[ChatResult | None] = [
+            found[k].model_copy(update={"id": r.id}) if k in found else None for k, r in zip(keys, requests, strict=True)
+        ]
+        bar = _progress_bar(progress, len(requests), sum(r is not None for r in results))
+        errors: list[ChatResult] = []
+        generated_tokens, t0 = 0, time.perf_counter()
+        try:
+            for batch in batch_plan(requests, _batch_size(backend)):
+                todo: dict[str, int] = {}  # key -> first index needing it (identical requests run once)
+                for i in batch:
+                    if results[i] is None and keys[i] not in todo:
+                        todo[keys[i]] = i
+                if not todo:
+                    continue
+                answers = backend.generate([seeded[i] for i in todo.values()])
+                if len(answers) != len(todo):
+                    raise BackendError(f"backend {backend.identity.alias} returned {len(answers)} results for "
+                                       f"{len(todo)} requests; this is a bug in that backend")
+                finished = []
+                by_key = dict(zip(todo, answers, strict=True))
+                for key, answer in by_key.items():
+                    if answer.error is None:
+                        finished.append((key, backend.identity.alias, answer))
+                        generated_tokens += answer.completion_tokens or 0
+                store.put_many(finished)
+                done = 0
+                for i in batch:
+                    if results[i] is None and keys[i] in by_key:
+                        answer = by_key[keys[i]].model_copy(update={"id": requests[i].id})
+                        results[i] = answer
+                        done += 1
+                        if answer.error is not None:
+                            errors.append(answer)
+                if bar is not None:
+                    rate = generated_tokens / max(time.perf_counter() - t0, 1e-9)
+                    bar.set_postfix_str(f"{rate:,.0f} tok/s, {len(errors)} errors", refresh=False)
+                    bar.update(done)
+                if max_errors is not None and len(errors) > max_errors:
+                    raise TooManyErrors(_too_many(errors, max_errors))
+        finally:
+            if bar is not None:
+                bar.close()
+    finally:
+        store.close()
+    return [r for r in results if r is not None]
+
+
+def _too_many(errors: Sequence[ChatResult], max_errors: int) -> str:
+    shown = "; ".join(f"{e.id}: {e.error}" for e in errors[:3])
+    return (f"{len(errors)} request(s) failed, more than max_errors={max_errors}, so the run stopped. First: "
+            f"{shown}. Finished results are cached: fix the cause and rerun to resume, or allow more "
+            "failures with --max-errors.")
+
+
+def _progress_bar(progress: bool | str, total: int, initial: int):
+    if progress is False or total == 0:
+        return None
+    from tqdm.auto import tqdm
+
+    label = progress if isinstance(progress, str) else "generating"
+    return tqdm(total=total, initial=initial, desc=label, unit="req", dynamic_ncols=True, mininterval=0.5)
