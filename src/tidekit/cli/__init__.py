@@ -26,6 +26,9 @@ COMMAND_MODULES = [
     "tidekit.cli._build",
     "tidekit.cli._score",
     "tidekit.cli._rate",
+    "tidekit.cli._models",
+    "tidekit.cli._generate",
+    "tidekit.cli._serve",
 ]
 
 

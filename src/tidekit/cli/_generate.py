@@ -1,0 +1,67 @@
+"""``tidekit generate``: answer a dataset split with a model, cached and resumable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from tidekit.cli._backend_options import backend_options, backend_overrides
+from tidekit.cli._common import example, overrides_argument, stdout_console
+
+__all__ = ["COMMANDS"]
+
+
+@click.command("generate", **example(
+    "tidekit generate --model smollm2-135m --data runs/split --split test --out runs/gen/smollm2",
+    "tidekit generate --model smollm2-135m --adapter runs/ft/adapter --data runs/split --out runs/gen/ft "
+    "--limit 50",
+    "tidekit generate --backend openai --base-url http://127.0.0.1:8000/v1 --model smollm2-135m "
+    "--data runs/split --out runs/gen/remote"))
+@click.option("--data", required=False, type=click.Path(path_type=Path), help="Dataset folder (any layout).")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Output folder.")
+@click.option("--split", default=None, type=click.Choice(["train", "validation", "test", "all"]),
+              help="Split to answer. [test]")
+@click.option("--limit", type=int, default=None, help="Only the first N conversations (by id).")
+@click.option("--max-new-tokens", type=int, default=None, help="Longest reply in tokens. [256]")
+@click.option("--temperature", type=float, default=None, help="0 = greedy (default); > 0 samples.")
+@click.option("--seed", type=int, default=None, help="Seed; each sampled request derives its own. [0]")
+@click.option("--max-errors", type=int, default=None,
+              help="Stop once more than this many requests failed (failures are recorded). [0]")
+@click.option("--cache", default=None, type=click.Path(), help="Result cache file. [OUT/cache.sqlite]")
+@click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
+              help="YAML config (GenerateConfig); options and KEY=VALUE override it.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@backend_options
+@overrides_argument
+def generate_cmd(data: Path | None, out: Path, config_path: Path | None, quiet: bool,
+                 overrides: tuple[str, ...], **options: Any) -> None:
+    """Generate one reply per conversation of a split and write OUT/generations.jsonl + manifest.json.
+
+    Conversations are batched longest first; every finished batch is committed to a SQLite
+    cache, so rerunning the same command skips finished work and a killed run resumes. A failed
+    request is recorded in its record; more than --max-errors failures stop the run (exit 1).
+    The prompt is tidekit's trauma-informed responder prompt (see docs/generation.md).
+    """
+    from tidekit._config import load_config
+    from tidekit.generation import GenerateConfig, generate_dataset
+
+    given = backend_overrides(options)
+    for key, field in (("split", "split"), ("limit", "limit"), ("max_errors", "max_errors"), ("cache", "cache"),
+                       ("max_new_tokens", "params.max_new_tokens"), ("temperature", "params.temperature"),
+                       ("seed", "params.seed")):
+        if options.get(key) is not None:
+            given.append(f"{field}={options[key]}")
+    if data is not None:
+        given.append(f"data={data}")
+    config = load_config(GenerateConfig, config_path, [*given, *overrides])
+    result = generate_dataset(config, out, progress=False if quiet else "generate")
+    console = stdout_console()
+    rate = (f", {result.completion_tokens / result.wall_s:,.0f} tok/s"
+            if result.wall_s > 0 and result.cached == 0 else "")
+    console.print(f"wrote {result.records} generations to {out / 'generations.jsonl'} ({result.cached} from cache, "
+                  f"{result.errors} failed; {result.completion_tokens:,} tokens in {result.wall_s:.1f} s{rate})")
+
+
+COMMANDS = [generate_cmd]

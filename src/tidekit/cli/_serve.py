@@ -1,0 +1,44 @@
+"""``tidekit serve``: an OpenAI-compatible chat server over a model (+ adapter)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from tidekit.cli._backend_options import backend_options, backend_overrides
+from tidekit.cli._common import example, overrides_argument
+
+__all__ = ["COMMANDS"]
+
+
+@click.command("serve", **example(
+    "tidekit serve --model smollm2-135m --port 8000",
+    "tidekit serve --model smollm2-135m --adapter runs/ft/adapter --port 8001 --name smollm2-tide"))
+@click.option("--port", type=int, default=None, help="TCP port. [8000]")
+@click.option("--host", default=None, help="Interface. [127.0.0.1]")
+@click.option("--name", default=None, help="Model name clients ask for. [the alias]")
+@click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
+              help="YAML config (ServeConfig); options and KEY=VALUE override it.")
+@backend_options
+@overrides_argument
+def serve_cmd(port: int | None, host: str | None, name: str | None, config_path: Path | None,
+              overrides: tuple[str, ...], **options: Any) -> None:
+    """Serve a model at /v1/chat/completions (plain and streaming) and /v1/models.
+
+    Any OpenAI client works: base_url=http://HOST:PORT/v1, any API key. Research software,
+    not therapy: do not put it in front of people in distress.
+    """
+    from tidekit._config import load_config
+    from tidekit.serve import ServeConfig, serve
+
+    given = backend_overrides(options)
+    given += [f"{k}={v}" for k, v in (("port", port), ("host", host), ("name", name)) if v is not None]
+    config = load_config(ServeConfig, config_path, [*given, *overrides])
+    click.echo(f"loading {config.backend.model}; serving on http://{config.host}:{config.port}/v1 "
+               "(Ctrl-C stops)", err=True)
+    serve(config)
+
+
+COMMANDS = [serve_cmd]
