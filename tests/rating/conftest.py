@@ -121,6 +121,12 @@ def make_generations(dataset: Dataset, conversations: int = 10) -> list[Generati
 
 
 @pytest.fixture
+def xss() -> str:
+    """The script tag one reply carries."""
+    return XSS
+
+
+@pytest.fixture
 def generations(dataset: Dataset) -> list[GenerationRecord]:
     """The replies ``make_study`` uses by default."""
     return make_generations(dataset)
@@ -140,6 +146,12 @@ def make_study(dataset: Dataset) -> Callable[..., tuple[str, str]]:
         return db, "test-admin-token"
 
     return _make
+
+
+@pytest.fixture
+def serve_study() -> Callable[..., contextlib.AbstractContextManager[tuple[str, subprocess.Popen[bytes]]]]:
+    """``running_server`` as a fixture (test modules cannot import this conftest)."""
+    return running_server
 
 
 @contextlib.contextmanager

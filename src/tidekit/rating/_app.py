@@ -12,11 +12,14 @@ and SameSite=Lax; submissions, joins and admin log-ins are rate limited. Pages f
 framing (Content-Security-Policy) and send no referrer, so the Prolific id in the URL stays here.
 """
 
-from __future__ import annotations
+# No ``from __future__ import annotations`` here: FastAPI reads the route signatures at runtime,
+# and ``Request`` is imported inside create_app (FastAPI is a heavy import).
 
+import time
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from tidekit.rating._config import DEMOGRAPHICS, ServeConfig
 from tidekit.rating._security import (
@@ -27,7 +30,7 @@ from tidekit.rating._security import (
     sha256_hex,
     valid_external_id,
 )
-from tidekit.rating._store import FACTORS, NotYourItem, RaterView, RatingStore, StudyFull
+from tidekit.rating._store import FACTORS, ItemView, NotYourItem, RaterView, RatingStore, StudyFull
 
 __all__ = ["create_app", "serve"]
 
@@ -37,6 +40,7 @@ ADMIN_COOKIE = "tk_admin"
 MAX_COMMENT = 2000
 PROLIFIC_PARAMS = ("PROLIFIC_PID", "STUDY_ID", "SESSION_ID")
 _HERE = Path(__file__).parent
+T = TypeVar("T")
 
 QUESTIONS = (
     ("empathy", "Overall, how empathetic is this reply?",
@@ -63,7 +67,7 @@ def _templates() -> Any:
 
     return jinja2.Environment(loader=jinja2.FileSystemLoader(str(_HERE / "templates")),
                               autoescape=jinja2.select_autoescape(["html"]), undefined=jinja2.StrictUndefined,
-                              trim_blocks=True, lstrip_blocks=True)
+                              trim_blocks=True, lstrip_blocks=True, auto_reload=False)
 
 
 def create_app(db: str | Path | RatingStore, config: ServeConfig | None = None, root_path: str = "") -> Any:
@@ -74,6 +78,7 @@ def create_app(db: str | Path | RatingStore, config: ServeConfig | None = None, 
     from fastapi import FastAPI, Request
     from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
     from fastapi.staticfiles import StaticFiles
+    from markupsafe import Markup
     from starlette.concurrency import run_in_threadpool
 
     cfg = config or ServeConfig()
@@ -84,6 +89,16 @@ def create_app(db: str | Path | RatingStore, config: ServeConfig | None = None, 
     join_limit = RateLimiter(cfg.join_rate, cfg.join_burst)
     admin_limit = RateLimiter(0.2, 5)
     admin_cookie_value = keyed_hash(info.secret, "admin", info.admin_token_hash)
+
+    inline_db = store.engine.dialect.name == "sqlite"
+
+    async def call_db(fn: Callable[..., T], *args: Any) -> T:
+        # SQLite calls take a fraction of a millisecond and SQLite serialises writers anyway, so
+        # they run on the event loop (a thread hop would cost more than the query); PostgreSQL
+        # calls wait on the network and run in worker threads
+        if inline_db:
+            return fn(*args)
+        return await run_in_threadpool(fn, *args)
 
     app = FastAPI(title="tidekit rating", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.store = store
@@ -125,7 +140,7 @@ def create_app(db: str | Path | RatingStore, config: ServeConfig | None = None, 
         return resp
 
     async def current(request: Request) -> RaterView | None:
-        return await run_in_threadpool(store.rater_for_session, request.cookies.get(SESSION_COOKIE))
+        return await call_db(store.rater_for_session, request.cookies.get(SESSION_COOKIE))
 
     def stage(rater: RaterView) -> str:
         if not rater.has_demographics:
@@ -178,13 +193,13 @@ def create_app(db: str | Path | RatingStore, config: ServeConfig | None = None, 
         if wait:
             return too_many(wait)
         try:
-            _, token, _ = await run_in_threadpool(
+            _, token, _ = await call_db(
                 store.register_rater, prolific["PROLIFIC_PID"], prolific["STUDY_ID"], prolific["SESSION_ID"])
         except StudyFull:
             return message("This study is full", "Every place in this study has been taken, so no more "
                            "answers are needed. Nothing about you was stored. Thank you for your interest.",
                            "If you came from Prolific, please return the study there.")
-        rater = await run_in_threadpool(store.rater_for_session, token)
+        rater = await call_db(store.rater_for_session, token)
         assert rater is not None
         resp = redirect(stage(rater))
         set_cookie(resp, SESSION_COOKIE, token, max_age=30 * 86400)
@@ -215,7 +230,7 @@ def create_app(db: str | Path | RatingStore, config: ServeConfig | None = None, 
         if errors:
             return page("demographics.html", status=400, csrf=csrf_for(token), questions=DEMOGRAPHICS,
                         answers=answers, errors=errors, withdraw_link=True)
-        await run_in_threadpool(store.save_demographics, rater.id, answers)
+        await call_db(store.save_demographics, rater.id, answers)
         return redirect("/instructions")
 
     @app.get("/instructions")
@@ -225,37 +240,66 @@ def create_app(db: str | Path | RatingStore, config: ServeConfig | None = None, 
             return redirect("/")
         return page("instructions.html", scale=study.scale, withdraw_link=True)
 
-    async def rate_page(request: Request, rater: RaterView, status: int = 200, errors: list[str] | None = None,
-                        values: dict[str, str] | None = None) -> Response:
-        item = await run_in_threadpool(store.next_item, rater)
+    def shown_ticket(token: str, assignment_id: int) -> str:
+        # when the page was served, signed: the rating's duration without a write per page view
+        ts = f"{time.time():.3f}"
+        return f"{ts}.{keyed_hash(info.secret, 'shown', f'{token}|{assignment_id}|{ts}')[:32]}"
+
+    def shown_at(token: str, assignment_id: str, ticket: str) -> float | None:
+        ts, _, sig = ticket.rpartition(".")
+        ok = check_token(sig, keyed_hash(info.secret, "shown", f"{token}|{assignment_id}|{ts}")[:32])
+        return float(ts) if ok else None
+
+    empty_scales = Markup(_templates().get_template("_scales.html").render(
+        questions=QUESTIONS, scale=study.scale, values={}))  # the same for every fresh page
+
+    def rate_page(token: str, state: tuple[RaterView, ItemView | None, int], status: int = 200,
+                  errors: list[str] | None = None, values: dict[str, str] | None = None) -> Response:
+        _rater, item, done = state
         if item is None:
             return redirect("/done")
-        done = await run_in_threadpool(store.progress, rater)
-        return page("rate.html", status=status, csrf=csrf_for(request.cookies[SESSION_COOKIE]), item=item,
-                    done=done, total=info.per_rater, questions=QUESTIONS, scale=study.scale,
-                    values=values or {}, errors=errors or [], max_comment=MAX_COMMENT, withdraw_link=True)
+        return page("rate.html", status=status, csrf=csrf_for(token), item=item,
+                    shown=shown_ticket(token, item.assignment_id), done=done, total=info.per_rater,
+                    questions=QUESTIONS, scale=study.scale, values=values or {}, errors=errors or [],
+                    scales=None if values else empty_scales,
+                    max_comment=MAX_COMMENT, withdraw_link=True)
 
     @app.get("/rate")
     async def rate_get(request: Request) -> Response:
-        rater = await current(request)
-        if rater is None:
+        token = request.cookies.get(SESSION_COOKIE) or ""
+        state = await call_db(store.rating_page, token)
+        if state is None:
             return redirect("/")
-        if not rater.has_demographics:
+        if not state[0].has_demographics:
             return redirect("/demographics")
-        return await rate_page(request, rater)
+        return rate_page(token, state)
+
+    def submit(token: str, assignment_id: int, scores: dict[str, int], comment: str,
+               shown: float | None) -> str:
+        # one trip to the worker thread: who is this, then store the rating (one transaction)
+        rater = store.rater_for_session(token)
+        if rater is None:
+            return "no-session"
+        if not rater.has_demographics:
+            return "no-demographics"
+        wait = submit_limit.allow(rater.id)
+        if wait:
+            return f"wait:{wait}"
+        try:
+            store.submit_rating(rater, assignment_id, scores, comment, shown_at=shown)
+        except NotYourItem:
+            return "not-yours"
+        return "ok"
 
     @app.post("/rate")
     async def rate_post(request: Request) -> Response:
-        rater = await current(request)
-        if rater is None:
-            return message("Session expired", "We could not find your session. Go back to the first page "
-                           "to continue where you stopped.", status=401, link={"href": root_path + "/", "text": "Continue"})
+        token = request.cookies.get(SESSION_COOKIE) or ""
         form = await request.form()
-        if not csrf_ok(request, form, request.cookies[SESSION_COOKIE]):
+        if not token or not csrf_ok(request, form, token):
             return forbidden()
-        if not rater.has_demographics:
-            return redirect("/demographics")
         values = {k: str(form.get(k) or "") for k in (*(q[0] for q in QUESTIONS), "comment", "assignment_id")}
+        if not values["assignment_id"].isdigit():
+            return forbidden("This answer does not belong to an item of yours.")
         errors, scores = [], {}
         for field, question, _ in QUESTIONS:
             raw = values[field]
@@ -266,16 +310,22 @@ def create_app(db: str | Path | RatingStore, config: ServeConfig | None = None, 
         comment = values["comment"].replace("\r\n", "\n").strip()
         if len(comment) > MAX_COMMENT:
             errors.append(f"The comment is longer than {MAX_COMMENT} characters; please shorten it.")
-        if not values["assignment_id"].isdigit():
-            return forbidden("This answer does not belong to an item of yours.")
         if errors:
-            return await rate_page(request, rater, status=400, errors=errors, values=values)
-        wait = submit_limit.allow(rater.id)
-        if wait:
-            return too_many(wait)
-        try:
-            await run_in_threadpool(store.submit_rating, rater, int(values["assignment_id"]), scores, comment)
-        except NotYourItem:
+            state = await call_db(store.rating_page, token)
+            if state is None:
+                return redirect("/")
+            return rate_page(token, state, status=400, errors=errors, values=values)
+        shown = shown_at(token, values["assignment_id"], str(form.get("shown") or ""))
+        outcome = await call_db(submit, token, int(values["assignment_id"]), scores, comment, shown)
+        if outcome == "no-session":
+            return message("Session expired", "We could not find your session. Go back to the first page "
+                           "to continue where you stopped.", status=401,
+                           link={"href": root_path + "/", "text": "Continue"})
+        if outcome == "no-demographics":
+            return redirect("/demographics")
+        if outcome.startswith("wait:"):
+            return too_many(float(outcome[5:]))
+        if outcome == "not-yours":
             return forbidden("This answer does not belong to an item of yours.")
         return redirect("/rate")
 
@@ -304,7 +354,7 @@ def create_app(db: str | Path | RatingStore, config: ServeConfig | None = None, 
             return message("Nothing to withdraw", "No answers from this browser are stored.")
         if not csrf_ok(request, form, request.cookies[SESSION_COOKIE]):
             return forbidden()
-        await run_in_threadpool(store.withdraw, rater.id)
+        await call_db(store.withdraw, rater.id)
         resp = message("You have withdrawn", "Every answer you gave has been deleted. Thank you for your time.",
                        "If you came from Prolific, please return the study there.")
         resp.delete_cookie(SESSION_COOKIE, path=root_path or "/")

@@ -88,6 +88,13 @@ def _m0002_lookup_indexes(conn: sa.Connection) -> None:
     sa.Index("ix_ratings_item", ratings.c.item_id).create(conn)
 
 
+@migration
+def _m0003_drop_assignment_shown_at(conn: sa.Connection) -> None:
+    # serving an item used to write its first-shown time; the page now carries a signed time and
+    # the rating keeps duration_s, so GET /rate is read-only (a third of the writes under load)
+    conn.execute(sa.text("ALTER TABLE assignments DROP COLUMN shown_at"))
+
+
 def applied_migrations(conn: sa.Connection) -> list[str]:
     """Names of the migrations already applied, in order."""
     if not sa.inspect(conn).has_table(_ledger.name):

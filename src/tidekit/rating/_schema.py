@@ -74,7 +74,6 @@ assignments = sa.Table(
     sa.Column("bundle_id", sa.Integer, sa.ForeignKey("bundles.id"), nullable=False),
     sa.Column("item_id", sa.Integer, sa.ForeignKey("items.id"), nullable=False),
     sa.Column("position", sa.Integer, nullable=False),
-    sa.Column("shown_at", sa.Double),
     sa.UniqueConstraint("bundle_id", "position", name="uq_assignment_position"),
 )
 
@@ -112,7 +111,8 @@ ratings = sa.Table(
     sa.Column("duration_s", sa.Double),
 )
 
-# added by migration 0002_lookup_indexes
+# added by migration 0002_lookup_indexes (0003 dropped assignments.shown_at: the page now carries
+# a signed "shown at" time, so serving an item writes nothing)
 sa.Index("ix_assignments_bundle", assignments.c.bundle_id, assignments.c.position)
 sa.Index("ix_ratings_rater", ratings.c.rater_id)
 sa.Index("ix_ratings_item", ratings.c.item_id)

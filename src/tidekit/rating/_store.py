@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -122,8 +123,10 @@ def _sqlite_engine(url: str) -> sa.Engine:
 
     @sa.event.listens_for(engine, "begin")
     def _begin(conn: sa.Connection) -> None:
-        write = conn.get_execution_options().get("tidekit_write", False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+        # writers take the write lock up front, so they queue on busy_timeout instead of failing
+        # on a lock upgrade; a read needs no transaction (WAL readers see committed data)
+        if conn.get_execution_options().get("tidekit_write", False):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
 
@@ -146,6 +149,40 @@ def create_engine(db: str | Path, must_exist: bool = True) -> sa.Engine:
         raise MissingDependencyError("The PostgreSQL rating store", "psycopg[binary]",
                                      "pip install 'tidekit[postgres]'") from None
     return sa.create_engine(url, pool_size=10, max_overflow=40, pool_pre_ping=True)
+
+
+# The hot-path statements, built once: building a SQLAlchemy statement costs more than running
+# it on SQLite, and these run on every page view and submission.
+def _hot_statements() -> dict[str, Any]:
+    a, i, rt, r = t.assignments.c, t.items.c, t.ratings, t.raters.c
+    done = (sa.select(sa.func.count()).select_from(rt).where(rt.c.rater_id == sa.bindparam("rater_id"))
+            .scalar_subquery().label("done"))
+    return {
+        "rater": sa.select(r.id, r.bundle_id, r.demographics_at, r.completed_at, r.pid_hash, r.simulated)
+        .where(r.session_hash == sa.bindparam("session_hash")),
+        "next_item": sa.select(a.id, a.item_id, a.position, i.context, i.response, i.is_attention_check,
+                               i.expected, i.system_code, done)
+        .join(t.items, i.id == a.item_id)
+        .where(a.bundle_id == sa.bindparam("bundle_id"), ~sa.exists().where(rt.c.assignment_id == a.id))
+        .order_by(a.position).limit(1),
+        "progress": sa.select(sa.func.count()).select_from(rt).where(rt.c.rater_id == sa.bindparam("rater_id")),
+        "owned": sa.select(a.item_id).where(a.id == sa.bindparam("assignment_id"),
+                                            a.bundle_id == sa.bindparam("bundle_id")),
+        "complete": t.raters.update().where(r.id == sa.bindparam("rater_id"), r.completed_at.is_(None))
+        .values(completed_at=sa.bindparam("now")),
+    }
+
+
+_HOT = _hot_statements()
+
+
+@cache
+def _insert_rating(dialect: str) -> Any:
+    """INSERT a rating unless its assignment already has one (a double submission)."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return insert(t.ratings).on_conflict_do_nothing(index_elements=["assignment_id"]).returning(t.ratings.c.id)
 
 
 class RatingStore:
@@ -240,8 +277,7 @@ class RatingStore:
             rows, next_id = [], 0
             for b in plan.bundles:
                 for pos, item in enumerate(b.items):
-                    rows.append({"id": next_id, "bundle_id": b.index, "item_id": item, "position": pos,
-                                 "shown_at": None})
+                    rows.append({"id": next_id, "bundle_id": b.index, "item_id": item, "position": pos})
                     next_id += 1
             for start in range(0, len(rows), 5000):
                 conn.execute(t.assignments.insert(), rows[start:start + 5000])
@@ -294,18 +330,21 @@ class RatingStore:
                 bundle_id=free.id, consented_at=now, simulated=simulated))
         return rater_id, token, False
 
-    def rater_for_session(self, token: str | None) -> RaterView | None:
-        if not token:
-            return None
-        r = t.raters.c
-        with self.read() as conn:
-            row = conn.execute(sa.select(r.id, r.bundle_id, r.demographics_at, r.completed_at, r.pid_hash,
-                                         r.simulated).where(r.session_hash == sha256_hex(token))).first()
+    @staticmethod
+    def _rater(conn: sa.Connection, token: str) -> RaterView | None:
+        row = conn.execute(_HOT["rater"], {"session_hash": sha256_hex(token)}).first()
         if row is None:
             return None
         return RaterView(id=row.id, bundle_id=row.bundle_id, has_demographics=row.demographics_at is not None,
                          completed=row.completed_at is not None, from_prolific=row.pid_hash is not None,
                          simulated=bool(row.simulated))
+
+    def rater_for_session(self, token: str | None) -> RaterView | None:
+        """The rater whose session token this is (the database holds only its hash)."""
+        if not token:
+            return None
+        with self.read() as conn:
+            return self._rater(conn, token)
 
     def save_demographics(self, rater_id: str, answers: Mapping[str, str]) -> None:
         """Store validated answers (every key of DEMOGRAPHICS)."""
@@ -324,8 +363,6 @@ class RatingStore:
             conn.execute(t.raters.delete().where(t.raters.c.id == rater_id))
             conn.execute(t.bundles.update().where(t.bundles.c.id == row.bundle_id)
                          .values(rater_id=None, claimed_at=None))
-            conn.execute(t.assignments.update().where(t.assignments.c.bundle_id == row.bundle_id)
-                         .values(shown_at=None))
             n = conn.execute(sa.select(t.meta.c.value).where(t.meta.c.key == "withdrawals")).scalar_one()
             conn.execute(t.meta.update().where(t.meta.c.key == "withdrawals")
                          .values(value=json.dumps(int(json.loads(n)) + 1)))
@@ -335,30 +372,38 @@ class RatingStore:
     def progress(self, rater: RaterView) -> int:
         """How many of the rater's items are rated."""
         with self.read() as conn:
-            return int(conn.execute(sa.select(sa.func.count()).select_from(t.ratings)
-                                    .where(t.ratings.c.rater_id == rater.id)).scalar_one())
+            return self._progress(conn, rater.id)
 
-    def next_item(self, rater: RaterView, mark_shown: bool = True) -> ItemView | None:
-        """The rater's first unrated item in their order (None when all are rated)."""
-        a, i, rt = t.assignments.c, t.items.c, t.ratings
-        query = (sa.select(a.id, a.item_id, a.position, a.shown_at, i.context, i.response, i.is_attention_check,
-                           i.expected, i.system_code)
-                 .join(t.items, t.items.c.id == a.item_id)
-                 .where(a.bundle_id == rater.bundle_id,
-                        ~sa.exists().where(rt.c.assignment_id == a.id))
-                 .order_by(a.position).limit(1))
-        with self.read() as conn:
-            row = conn.execute(query).first()
+    @staticmethod
+    def _progress(conn: sa.Connection, rater_id: str) -> int:
+        return int(conn.execute(_HOT["progress"], {"rater_id": rater_id}).scalar_one())
+
+    @staticmethod
+    def _next_item(conn: sa.Connection, rater: RaterView) -> tuple[ItemView | None, int]:
+        """The rater's first unrated item and how many they rated, in one query."""
+        row = conn.execute(_HOT["next_item"], {"bundle_id": rater.bundle_id, "rater_id": rater.id}).first()
         if row is None:
-            return None
-        if mark_shown and row.shown_at is None:
-            with self.write() as conn:
-                conn.execute(t.assignments.update().where(a.id == row.id, a.shown_at.is_(None))
-                             .values(shown_at=time.time()))
+            return None, 0
         return ItemView(assignment_id=row.id, item=row.item_id, position=row.position,
-                        context=json.loads(row.context),
-                        response=row.response, is_attention_check=bool(row.is_attention_check),
-                        expected=row.expected, system_code=row.system_code)
+                        context=json.loads(row.context), response=row.response,
+                        is_attention_check=bool(row.is_attention_check), expected=row.expected,
+                        system_code=row.system_code), int(row.done)
+
+    def next_item(self, rater: RaterView) -> ItemView | None:
+        """The rater's first unrated item in their order (None when all are rated)."""
+        with self.read() as conn:
+            return self._next_item(conn, rater)[0]
+
+    def rating_page(self, token: str | None) -> tuple[RaterView, ItemView | None, int] | None:
+        """The rater behind ``token``, their next item (None when done) and how many they rated."""
+        if not token:
+            return None
+        with self.read() as conn:
+            rater = self._rater(conn, token)
+            if rater is None:
+                return None
+            item, done = self._next_item(conn, rater)
+            return rater, item, done
 
     def submit_rating(
         self,
@@ -367,37 +412,27 @@ class RatingStore:
         scores: Mapping[str, int],
         comment: str = "",
         duration_s: float | None = None,
+        shown_at: float | None = None,
         now: float | None = None,
     ) -> bool:
         """Store one validated rating in one transaction; True if stored, False if this
-        assignment was already rated (a double submission). Raises NotYourItem."""
-        a = t.assignments.c
+        assignment was already rated (a double submission). Raises NotYourItem.
+
+        ``shown_at`` (when the item page was served) gives ``duration_s`` unless it is given.
+        """
         now = time.time() if now is None else now
+        if duration_s is None and shown_at is not None:
+            duration_s = round(max(0.0, now - shown_at), 3)
         with self.write() as conn:
-            row = conn.execute(sa.select(a.item_id, a.shown_at)
-                               .where(a.id == assignment_id, a.bundle_id == rater.bundle_id)).first()
+            row = conn.execute(_HOT["owned"], {"assignment_id": assignment_id, "bundle_id": rater.bundle_id}).first()
             if row is None:
                 raise NotYourItem()
-            if duration_s is None and row.shown_at is not None:
-                duration_s = round(max(0.0, now - row.shown_at), 3)
             values = {"assignment_id": assignment_id, "rater_id": rater.id, "item_id": row.item_id,
                       **{k: int(scores[k]) for k in SCORE_FIELDS}, "comment": comment,
                       "submitted_at": now, "duration_s": duration_s}
-            insert: Any
-            if conn.dialect.name == "postgresql":
-                from sqlalchemy.dialects.postgresql import insert
-            else:
-                from sqlalchemy.dialects.sqlite import insert
-            stmt = (insert(t.ratings).values(**values).on_conflict_do_nothing(index_elements=["assignment_id"])
-                    .returning(t.ratings.c.id))
-            stored = conn.execute(stmt).first() is not None
-            if stored:
-                done = conn.execute(sa.select(sa.func.count()).select_from(t.ratings)
-                                    .where(t.ratings.c.rater_id == rater.id)).scalar_one()
-                if done >= self.info.per_rater:
-                    conn.execute(t.raters.update().where(t.raters.c.id == rater.id,
-                                                         t.raters.c.completed_at.is_(None))
-                                 .values(completed_at=now))
+            stored = conn.execute(_insert_rating(conn.dialect.name), values).first() is not None
+            if stored and self._progress(conn, rater.id) >= self.info.per_rater:
+                conn.execute(_HOT["complete"], {"rater_id": rater.id, "now": now})
         return stored
 
     def bundle_items(self, rater: RaterView) -> list[ItemView]:
