@@ -15,7 +15,7 @@ from tidekit.build import (
 from tidekit.personas import PersonaConfig
 
 
-def direct(backend: Backend, requests: Sequence[ChatRequest]) -> list[ChatResult]:
+def direct(backend: Backend, requests: Sequence[ChatRequest], label: str) -> list[ChatResult]:
     return backend.generate(requests)
 
 
@@ -31,7 +31,7 @@ def test_rejected_turns_are_regenerated_with_new_seeds_and_higher_temperature(te
     plan = plan_build(small())
     seen: list[ChatRequest] = []
 
-    def spy(backend: Backend, requests: Sequence[ChatRequest]) -> list[ChatResult]:
+    def spy(backend: Backend, requests: Sequence[ChatRequest], label: str) -> list[ChatResult]:
         seen.extend(requests)
         return backend.generate(requests)
 

@@ -59,11 +59,11 @@ class BuildResult(BaseModel):
     formats: dict[str, str] = Field(description="Layout -> folder written.")
 
 
-def _engine_runner(cache: Path, progress: bool) -> Callable[[Backend, Sequence[ChatRequest]], list[ChatResult]]:
+def _engine_runner(cache: Path, progress: bool) -> Callable[[Backend, Sequence[ChatRequest], str], list[ChatResult]]:
     from tidekit.generation import run_requests
 
-    def run(backend: Backend, requests: Sequence[ChatRequest]) -> list[ChatResult]:
-        return list(run_requests(backend, list(requests), cache=cache, progress=progress))
+    def run(backend: Backend, requests: Sequence[ChatRequest], label: str) -> list[ChatResult]:
+        return run_requests(backend, list(requests), cache=cache, progress=label if progress else False)
 
     return run
 
@@ -131,7 +131,7 @@ def build_dataset(
         own_backend = backend is None
         with run.step("load_teacher"):
             if backend is None:
-                from tidekit.backends import load_backend  # type: ignore[attr-defined]
+                from tidekit.backends import load_backend
 
                 backend = load_backend(config.teacher)
         load_s = time.perf_counter() - t0

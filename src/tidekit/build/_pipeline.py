@@ -31,7 +31,7 @@ from tidekit.scenarios import Scenario
 __all__ = ["GenerationStats", "RejectionRecord", "generate_conversations"]
 
 Role = Literal["client", "supporter"]
-RunFn = Callable[[Backend, Sequence[ChatRequest]], list[ChatResult]]
+RunFn = Callable[[Backend, Sequence[ChatRequest], str], list[ChatResult]]
 
 
 class RejectionRecord(BaseModel):
@@ -118,7 +118,7 @@ def generate_conversations(
 ) -> Dataset:
     """Generate, gate and regenerate every conversation of ``plan``; returns the dataset.
 
-    ``run(backend, requests)`` computes a batch (the engine, with the build's cache). Rejected
+    ``run(backend, requests, label)`` computes a batch (the engine, with the build's cache). Rejected
     turns are appended to ``rejections`` and counted in ``stats``.
     """
     config = plan.config
@@ -137,9 +137,9 @@ def generate_conversations(
         for attempt in range(k + 1):
             if not pending:
                 break
+            label = f"turn {step + 1}/{2 * config.exchanges} {role}, attempt {attempt + 1}/{k + 1}"
             if on_step:
-                on_step(f"turn {step + 1}/{2 * config.exchanges} ({role}), attempt {attempt + 1}/{k + 1}: "
-                        f"{len(pending)} request(s)")
+                on_step(f"{label}: {len(pending)} request(s)")
             requests = []
             for it in pending:
                 messages: list[Message] = (client_messages(it.persona, it.scenario, it.turns) if role == "client"
@@ -148,7 +148,7 @@ def generate_conversations(
                 requests.append(ChatRequest(id=f"{it.id}/{step}/{attempt}", messages=messages,
                                             params=_params(base, config.regeneration.temperature, seed, attempt)))
             t0 = time.perf_counter()
-            results = run(backend, requests)
+            results = run(backend, requests, label)
             stats.model_s += time.perf_counter() - t0
             stats.requests += len(requests)
             by_id = {r.id: r for r in results}
