@@ -35,9 +35,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "tide-500x20.yaml"
-WORDS = ("night sleep memory tired work family afraid alone angry quiet noise street car door phone friend "
-         "sister brother morning weekend kitchen store crowd doctor dream shame guilt numb jumpy careful "
-         "restless heavy months years lately again still always never maybe").split()
+WORDS = ["night", "sleep", "memory", "tired", "work", "family", "afraid", "alone", "angry", "quiet", "noise", "street", "car", "door", "phone", "friend", "sister", "brother", "morning", "weekend", "kitchen", "store", "crowd", "doctor", "dream", "shame", "guilt", "numb", "jumpy", "careful", "restless", "heavy", "months", "years", "lately", "again", "still", "always", "never", "maybe"]
 
 
 class InstantTeacher:
