@@ -29,6 +29,7 @@ COMMAND_MODULES = [
     "tidekit.cli._models",
     "tidekit.cli._generate",
     "tidekit.cli._serve",
+    "tidekit.cli._run",
 ]
 
 

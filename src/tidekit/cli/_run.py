@@ -1,0 +1,82 @@
+"""``tidekit run``: the whole study from one config."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from tidekit.cli._common import echo_json, example, overrides_argument, stdout_console
+
+__all__ = ["COMMANDS"]
+
+
+@click.command("run", **example("tidekit run configs/quickstart.yaml",
+                                "tidekit run configs/tide-paper.yaml --dry-run",
+                                "tidekit run configs/quickstart.yaml analysis.alpha=0.01 --from analysis"))
+@click.argument("study", type=click.Path(path_type=Path))
+@overrides_argument
+@click.option("--from", "from_stage", metavar="STAGE", help="Rerun this stage and everything after it.")
+@click.option("--only", metavar="STAGE", help="Run only this stage (its inputs must be up to date).")
+@click.option("--dry-run", is_flag=True, help="Print the plan and the scale of the work; run nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the plan or result as JSON.")
+@click.option("--no-progress", is_flag=True, help="No progress bars (logs stay readable in CI).")
+def run_cmd(study: Path, overrides: tuple[str, ...], from_stage: str | None, only: str | None,
+            dry_run: bool, as_json: bool, no_progress: bool) -> None:
+    """Run a study: dataset, split, fine-tuning, generation, scoring, ratings, analysis, report.
+
+    Each stage writes a subfolder of the run folder. A rerun skips finished stages whose
+    settings and inputs are unchanged; editing one section reruns that stage and those after
+    it. A killed run resumes where it stopped. Stage names: dataset, split,
+    finetune:<model>, generate:<model>:<condition>, score, rating, analysis, report.
+    """
+    from tidekit.study import load_study, plan_study, run_study
+
+    cfg = load_study(study, overrides)
+    console = stdout_console()
+    if dry_run:
+        plan = plan_study(cfg, from_stage, only)
+        if as_json:
+            echo_json(plan)
+            return
+        console.print(f"[bold]{cfg.name}[/bold] -> {plan.out}")
+        console.print(f"personas {plan.personas:,}, conversations {plan.conversations:,}, evaluated on "
+                      f"{plan.eval_conversations:,} ({cfg.generation.split} split)")
+        console.print(f"systems: {plan.models} models x {len(plan.conditions)} conditions "
+                      f"({', '.join(plan.conditions)}) = {len(plan.systems)} systems")
+        calls = ", ".join(f"{k} {v:,}" for k, v in plan.model_calls.items())
+        total, most = sum(plan.model_calls.values()), sum(plan.model_calls_max.values())
+        console.print(f"model calls: {calls}; total {total:,}" + (f" (up to {most:,} with regenerations)"
+                      if most > total else ""))
+        console.print(f"generated tokens: at most {plan.generated_tokens_max:,}")
+        for s in plan.stages:
+            console.print(f"  {'run ' if s['status'] == 'planned' else 'skip'}  {s['name']}")
+        return
+
+    names: list[str] = []
+    started: dict[str, float] = {}
+
+    def on_event(event: str, stage: Any, outcome: Any) -> None:
+        if event == "start":
+            names.append(stage.name)
+            started[stage.name] = time.perf_counter()
+            console.print(f"[bold cyan]>> {stage.name}[/bold cyan]")
+        elif event == "skipped":
+            console.print(f"[dim]-- {stage.name}: up to date, skipped[/dim]")
+        elif event == "done":
+            facts = ", ".join(f"{k} {v}" for k, v in outcome.facts.items() if v is not None)
+            console.print(f"[green]ok {stage.name}[/green] in {outcome.wall_s:.1f} s" + (f" ({facts})" if facts else ""))
+
+    result = run_study(cfg, from_stage, only, progress=not no_progress, on_event=on_event)
+    if as_json:
+        echo_json(result)
+        return
+    ran = sum(1 for s in result.stages if s["status"] == "ran")
+    console.print(f"done: {ran} stage(s) ran, {len(result.stages) - ran} up to date. Run folder: {result.out}")
+    if result.report:
+        console.print(f"report: {result.report}")
+
+
+COMMANDS = [run_cmd]

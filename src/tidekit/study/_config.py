@@ -1,0 +1,145 @@
+"""The study configuration: one YAML file describes a whole TIDE-style study.
+
+Each section reuses the configuration model of its stage (``BuildConfig``, ``GenerationParams``,
+the fine-tuning settings, ``ScoreConfig``, the rating study, ``AnalysisConfig``), so a key
+means the same in ``tidekit run`` as in the stage's own command. Paths that belong to the run
+(where each stage writes) are set by the runner, not the user.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from tidekit._config import StrictModel
+from tidekit.analysis._config import AnalysisConfig
+from tidekit.backends._protocol import BackendConfig, GenerationParams
+from tidekit.build._config import BuildConfig
+from tidekit.finetune._config import CheckpointSettings, EvalSettings, LoraSettings, TrainSettings
+from tidekit.metrics._config import ScoreConfig
+from tidekit.rating._config import StudyConfig as RatingStudyConfig
+from tidekit.rating._simulate import RaterModel
+
+__all__ = [
+    "DatasetSection",
+    "FinetuneSection",
+    "GenerationSection",
+    "RatingSection",
+    "ReportSection",
+    "SplitSection",
+    "StudyConfig",
+    "SystemSection",
+]
+
+Condition = Literal["zero_shot", "fine_tuned"]
+CONDITIONS: tuple[Condition, ...] = ("zero_shot", "fine_tuned")
+
+
+class SplitSection(StrictModel):
+    """Persona-level split of the dataset (see docs/data.md)."""
+
+    ratios: tuple[float, float, float] = Field(default=(0.6, 0.2, 0.2), description="train, validation, test.")
+    seed: int = Field(default=0, description="Split seed.")
+    stratify_by: str | None = Field(default="auto", description="Persona facet to stratify on; null: none.")
+
+
+class DatasetSection(StrictModel):
+    """Where the conversations come from."""
+
+    source: Literal["build", "path", "sample"] = Field(
+        default="build", description="'build' a dataset with a teacher model, load one from 'path' (TIDE "
+        "layout, JSONL or Parquet; e.g. the TIDE release), or use the bundled synthetic 'sample'.")
+    path: str | None = Field(default=None, description="Dataset folder, with source: path.")
+    build: BuildConfig | None = Field(default=None, description="Builder settings, with source: build "
+                                      "(its 'out' is set by the runner).")
+    split: SplitSection = Field(default_factory=SplitSection, description="How to split by persona.")
+
+    @model_validator(mode="after")
+    def _source_matches(self) -> DatasetSection:
+        if self.source == "path" and not self.path:
+            raise ValueError("dataset.source is 'path' but dataset.path is not set")
+        if self.source == "build" and self.build is None:
+            self.build = BuildConfig()
+        return self
+
+    def location(self) -> str | Path:
+        """The dataset to load, for sources 'path' and 'sample'."""
+        from tidekit.data import sample_path
+
+        return self.path if self.source == "path" and self.path else sample_path()
+
+
+class SystemSection(StrictModel):
+    """One small model under test and the conditions to evaluate it in."""
+
+    model: str = Field(description="Registry alias (see 'tidekit models') or a local model folder.")
+    conditions: list[Condition] = Field(default_factory=lambda: list(CONDITIONS),
+                                        description="zero_shot and/or fine_tuned (LoRA on the train split).")
+    backend: BackendConfig | None = Field(default=None, description="How to run it (kind, device, dtype, "
+                                          "batch size, server URL); 'model' and 'adapter' are set by the runner.")
+
+
+class GenerationSection(StrictModel):
+    """How the systems answer the evaluation conversations."""
+
+    split: Literal["train", "validation", "test"] = Field(default="test", description="Split to answer.")
+    limit: int | None = Field(default=None, ge=1, description="Answer only the first N conversations.")
+    params: GenerationParams = Field(default_factory=lambda: GenerationParams(max_new_tokens=128, seed=0),
+                                     description="Decoding (greedy by default).")
+
+
+class FinetuneSection(StrictModel):
+    """LoRA fine-tuning of every system with condition fine_tuned (see docs/finetune.md)."""
+
+    lora: LoraSettings = Field(default_factory=LoraSettings, description="The adapter.")
+    train: TrainSettings = Field(default_factory=TrainSettings, description="The optimisation.")
+    eval: EvalSettings = Field(default_factory=EvalSettings, description="Validation loss.")
+    checkpoints: CheckpointSettings = Field(default_factory=CheckpointSettings, description="Checkpoints.")
+    max_train_examples: int | None = Field(default=None, ge=1, description="Use only the first N examples.")
+    seed: int = Field(default=0, description="Training seed.")
+
+
+class RatingSection(StrictModel):
+    """The human (or simulated) rating study."""
+
+    enabled: bool = Field(default=True, description="Create a rating study from the generations.")
+    study: RatingStudyConfig = Field(default_factory=RatingStudyConfig, description="Study design.")
+    simulate: bool = Field(default=False, description="Fill the study with simulated raters (labelled "
+                           "simulated in the data and the report). False: serve it to people with "
+                           "'tidekit rate serve' and rerun once ratings are in.")
+    simulated_raters: int | None = Field(default=None, ge=1, description="Simulated raters; null: enough "
+                                         "to give every item its ratings.")
+    rater_model: RaterModel = Field(default_factory=RaterModel, description="How simulated raters behave "
+                                    "(see docs/rating.md), including planted demographic effects.")
+
+
+class ReportSection(StrictModel):
+    """The final report."""
+
+    title: str | None = Field(default=None, description="Report title; default: the study name.")
+
+
+class StudyConfig(StrictModel):
+    """A whole study: dataset, systems, fine-tuning, scoring, ratings, analysis, report."""
+
+    name: str = Field(description="Study name (used in the report).")
+    out: Path = Field(description="Run folder; every stage writes a subfolder of it.")
+    seed: int = Field(default=0, description="Master seed, recorded in every manifest.")
+    dataset: DatasetSection = Field(default_factory=DatasetSection, description="The conversations.")
+    systems: list[SystemSection] = Field(min_length=1, description="Models under test and their conditions.")
+    generation: GenerationSection = Field(default_factory=GenerationSection, description="Answering.")
+    finetune: FinetuneSection = Field(default_factory=FinetuneSection, description="LoRA fine-tuning.")
+    scoring: ScoreConfig = Field(default_factory=ScoreConfig, description="Metrics, judges, safety, CIs.")
+    rating: RatingSection = Field(default_factory=RatingSection, description="Human ratings.")
+    analysis: AnalysisConfig = Field(default_factory=AnalysisConfig, description="Statistics on ratings.")
+    report: ReportSection = Field(default_factory=ReportSection, description="The report.")
+
+    @model_validator(mode="after")
+    def _unique_systems(self) -> StudyConfig:
+        names = [s.model for s in self.systems]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"systems: {', '.join(dupes)} listed twice; list each model once with its conditions")
+        return self
