@@ -8,6 +8,8 @@ without a system role); decodes a batch in one left-padded forward pass (see ``_
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -65,12 +67,16 @@ class HFBackend:
     """A local transformers chat model (see the module docstring)."""
 
     def __init__(self, config: BackendConfig) -> None:
+        _quiet_openmp_waits()
         try:
             import torch
             import transformers
         except ImportError:
             raise MissingDependencyError("the hf backend", "torch transformers", "pip install 'tidekit[ml]'") from None
         self.config = config
+        if config.adapter and not (Path(config.adapter) / "adapter_config.json").is_file():
+            raise BackendError(f"{config.adapter} is not a LoRA adapter folder (no adapter_config.json); give "
+                               "the folder 'tidekit finetune' wrote")
         self._lock = threading.Lock()  # one decode at a time (the server calls from threads)
         self.device = _pick_device(config.device)
         self.dtype = pick_dtype(config.dtype, self.device)
@@ -137,9 +143,6 @@ class HFBackend:
             from peft import PeftModel
         except ImportError:
             raise MissingDependencyError("LoRA adapters", "peft") from None
-        if not (adapter / "adapter_config.json").is_file():
-            raise BackendError(f"{adapter} is not a LoRA adapter folder (no adapter_config.json); give the "
-                               "folder 'tidekit finetune' wrote")
         try:
             peft_model = PeftModel.from_pretrained(model, str(adapter))
         except (OSError, ValueError, RuntimeError, KeyError) as exc:
@@ -233,6 +236,18 @@ class HFBackend:
         import gc
 
         gc.collect()
+
+
+def _quiet_openmp_waits() -> None:
+    """Make idle OpenMP threads sleep instead of spin, unless the user chose otherwise.
+
+    On a shared machine (more runnable processes than cores) spinning threads burn the time
+    slices their partner threads need: a 2-prompt decode measured 57.7 s with the default policy
+    and 3.8 s with PASSIVE at load average ~11 on 2 cores (docs/generation.md). OpenMP reads
+    the variable when torch loads, so this only takes effect if torch is not imported yet.
+    """
+    if "torch" not in sys.modules:
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def _settings(request: ChatRequest) -> RowSettings:

