@@ -343,8 +343,9 @@ def main(argv: list[str] | None = None) -> int:
         "client_cpu_ms_per_submission": round(1000 * cpu["client"] / max(1, len(stats.acknowledged)), 2),
         "load_average_1m": round(os.getloadavg()[0], 1),
         "killed": bool(kill_info), **kill_info, "reconnects": stats.reconnects, "errors": stats.errors[:5],
-        **checks, "study_items": summary["items"], "cpu_count": os.cpu_count(),
-        "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores",
+        **checks, "study_items": summary["items"], "cores_usable": len(os.sched_getaffinity(0)),
+        "machine": f"{platform.system()} {platform.machine()}, {len(os.sched_getaffinity(0))} usable of "
+                   f"{os.cpu_count()} cores, Python {platform.python_version()}",
     }
     ok = (checks["lost"] == 0 and checks["duplicated"] == 0 and checks["wrong_values"] == 0
           and checks["unexplained_rows"] == 0 and not stats.errors)
@@ -358,15 +359,31 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if ok else 1
 
 
+SECTION = "## Rating app under load (`benchmarks/rating_load.py`)"
+TABLE_HEAD = ("| date | command | backend | concurrent raters | acknowledged | submissions/s | p50 ms | p99 ms | "
+              "server CPU ms/submission | SIGKILL + restart | lost / duplicated | machine |\n"
+              "|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+
+
 def append_docs(r: dict[str, Any], argv: list[str]) -> None:
+    """Add a row to this benchmark's table in docs/benchmarks.md (the section is made if missing)."""
     path = ROOT / "docs" / "benchmarks.md"
     cmd = "python benchmarks/rating_load.py " + " ".join(a for a in argv if a != "--append-docs")
-    line = (f"| {time.strftime('%Y-%m-%d')} | `{cmd.strip()}` | {r['backend']} | {r['raters_concurrent']} | "
-            f"{r['acknowledged']} | {r['submissions_per_s']} | {r['p50_ms']} | {r['p99_ms']} | "
-            f"{'yes, restart ' + str(r.get('restart_s')) + ' s' if r['killed'] else 'no'} | "
-            f"{r['lost']} / {r['duplicated']} | {r['machine']} |\n")
-    with open(path, "a", encoding="utf-8") as fh:
-        fh.write(line)
+    row = (f"| {time.strftime('%Y-%m-%d')} | `{cmd.strip()}` | {r['backend']} | {r['raters_concurrent']} | "
+           f"{r['acknowledged']} | {r['submissions_per_s']} | {r['p50_ms']} | {r['p99_ms']} | "
+           f"{r['server_cpu_ms_per_submission']} | "
+           f"{'yes, restart ' + str(r.get('restart_s')) + ' s' if r['killed'] else 'no'} | "
+           f"{r['lost']} / {r['duplicated']} | {r['machine']}, load avg {r['load_average_1m']} |\n")
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True) if path.exists() else ["# Benchmarks\n"]
+    if not any(line.strip() == SECTION for line in lines):
+        lines += ["\n", SECTION + "\n", "\n", *TABLE_HEAD.splitlines(keepends=True)]
+    at = next(i for i, line in enumerate(lines) if line.strip() == SECTION)
+    end = at + 1
+    while end < len(lines) and not lines[end].startswith("## "):
+        end += 1
+    last_row = max(i for i in range(at, end) if lines[i].startswith("|"))
+    lines.insert(last_row + 1, row)
+    path.write_text("".join(lines), encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -40,6 +40,8 @@ def create_cmd(config: Path | None, dataset: Path, generations: tuple[Path, ...]
     from tidekit._config import load_config
     from tidekit.rating import StudyConfig, create_study
 
+    if config is not None and "=" in config.name and not config.exists():  # no CONFIG, only overrides
+        config, overrides = None, (str(config), *overrides)
     cfg = load_config(StudyConfig, config, overrides)
     summary = create_study(cfg, dataset, list(generations), db=db)
     if as_json:

@@ -1,0 +1,47 @@
+"""``tidekit rate``: create from files, status, simulate, export, token; clean errors."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tidekit.data import Dataset, GenerationRecord, sample_path, write_generations
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "src" / "tidekit" / "rating" / "study.example.yaml"
+
+
+def test_create_status_simulate_export(run_cli: Callable[..., Any], tmp_path: Path,
+                                       generations: list[GenerationRecord], dataset: Dataset) -> None:
+    write_generations(tmp_path / "gens", generations)
+    db = tmp_path / "ratings.db"
+    args = ["rate", "create", EXAMPLE, "--dataset", sample_path(), "--generations", tmp_path / "gens",
+            "--db", db, "split=null", "items_per_rater=6", "ratings_per_item=2"]
+    first = run_cli(*args)
+    assert first.code == 0, first.err
+    assert "admin token (shown once)" in first.out and "30 items from 10 conversations" in first.out
+    again = run_cli(*args, "--json")
+    assert again.code == 0 and json.loads(again.out)["created"] is False
+    assert json.loads(again.out)["admin_token"] is None
+    sim = run_cli("rate", "simulate", "--db", db, "--raters", "2", "--seed", "3", "planted=[]")
+    assert sim.code == 0 and "added 2 simulated raters" in sim.out, sim.err
+    status = run_cli("rate", "status", "--db", db, "--json")
+    assert status.code == 0 and json.loads(status.out)["ratings"] == 12
+    out = tmp_path / "export" / "ratings.csv"
+    exported = run_cli("rate", "export", "--db", db, "--out", out)
+    assert exported.code == 0 and "wrote 16 ratings" in exported.out
+    manifest = json.loads((out.parent / "manifest.json").read_text())
+    assert manifest["command"] == "rate export" and manifest["counts"]["rows"] == 16
+    token = run_cli("rate", "token", "--db", db)
+    assert token.code == 0 and len(token.out.strip()) >= 24
+
+
+def test_errors_are_clean(run_cli: Callable[..., Any], tmp_path: Path) -> None:
+    missing = run_cli("rate", "export", "--db", tmp_path / "none.db", "--out", tmp_path / "x.csv")
+    assert missing.code == 1 and "no rating database" in missing.err and "Traceback" not in missing.err
+    bad = run_cli("rate", "create", "--dataset", sample_path(), "--db", tmp_path / "r.db", "ratings_per_item=0",
+                  "colour=blue")
+    assert bad.code == 2 and "colour" in bad.err and "ratings_per_item" in bad.err
+    fmt = run_cli("rate", "export", "--db", tmp_path / "r.db", "--out", tmp_path / "x.txt")
+    assert fmt.code != 0 and "Traceback" not in fmt.err
