@@ -212,7 +212,10 @@ def run_judges(judges: Sequence[JudgeConfig], items: Sequence[JudgeItem], option
                cache: str | None = None, runner_for: Callable[[JudgeConfig], tuple[Runner, ModelIdentity,
                                                                                    Callable[[], None]]] | None = None,
                ) -> JudgeRun:
-    """Rate ``items`` with every judge; ``runner_for`` defaults to the generation engine."""
+    """Rate ``items`` with every judge; ``runner_for`` defaults to the generation engine.
+
+    ``cache`` is the engine's SQLite cache file (a rerun asks no judge the same thing twice).
+    """
     from tidekit.errors import DataError
 
     runner_for = runner_for or (lambda cfg: _engine_runner(cfg, cache))
@@ -251,6 +254,6 @@ def _engine_runner(cfg: JudgeConfig, cache: str | None) -> tuple[Runner, ModelId
     backend = load_backend(cfg.backend)
 
     def runner(requests: Sequence[ChatRequest]) -> list[ChatResult]:
-        return list(run_requests(backend, list(requests), cache=cache))
+        return list(run_requests(backend, list(requests), cache=cache, progress=f"judge {cfg.label}"))
 
     return runner, backend.identity, backend.close

@@ -9,7 +9,8 @@ configured reference metrics, safety checks and judge ratings per reply, then ag
   judge and safety column, and ``status`` / ``exclusion_reason`` (failed or empty generations
   are kept as excluded rows with empty scores, and left out of aggregates);
 - ``aggregates.csv`` (+ ``.md``, ``.tex``), ``comparisons.csv`` (+ ``.md``, ``.tex``);
-- with judges: ``judge_scores.parquet`` (each judge's verdicts) and ``judge_bias.csv``;
+- with judges: ``judge_scores.parquet`` (each judge's verdicts), ``judge_bias.csv`` and
+  ``judge_cache.sqlite`` (the engine's cache of judge calls);
 - ``manifest.json`` (config, encoders and judges, counts, exclusions, parse-failure rates).
 """
 
@@ -163,7 +164,8 @@ def score(generations: Sequence[str | Path], references: str | Path, out: str | 
         personas = dataset.persona_map()
         gens = [r for _, r in records]
         if config.include_reference and not any(r.system == REFERENCE_SYSTEM for r in gens):
-            answered = sorted({r.conversation_id for r in gens}, key=list(convs).index)
+            order = {cid: i for i, cid in enumerate(convs)}
+            answered = sorted({r.conversation_id for r in gens}, key=order.__getitem__)
             gens += [GenerationRecord(conversation_id=cid, system=REFERENCE_SYSTEM, model=REFERENCE_SYSTEM,
                                       condition="reference", output=convs[cid].reference) for cid in answered]
         if not gens:
@@ -207,10 +209,9 @@ def score(generations: Sequence[str | Path], references: str | Path, out: str | 
                 table[col] = float("nan")
                 table.loc[ok, col] = vals
                 metric_columns.append(col)
-            for key in ("model",):
-                if key in m.spec.params and m.spec.name in ("cosine", "bertscore"):
-                    run.models.append(_model_identity(str(m.spec.params[key]),
-                                                      "embedder" if m.spec.name == "cosine" else "bertscore encoder"))
+            if m.spec.name in ("cosine", "bertscore"):  # encoders are model identities in the record
+                run.models.append(_model_identity(str(m.spec.params["model"]),
+                                                  "embedder" if m.spec.name == "cosine" else "bertscore encoder"))
 
         unknown_scenarios = sorted(set(table.scenario_id) - set(risk))
         if config.safety:
@@ -238,7 +239,7 @@ def score(generations: Sequence[str | Path], references: str | Path, out: str | 
                 item_ids = table.conversation_id + "|" + table.system
                 items = [JudgeItem(id=item_ids[i], client_text=table.at[i, "client_text"],
                                    response=table.at[i, "response"]) for i in table.index[ok]]
-                judged = run_judges(config.judges, items, config.judge, cache=str(out / "judge_cache"),
+                judged = run_judges(config.judges, items, config.judge, cache=str(out / "judge_cache.sqlite"),
                                     runner_for=judge_runner_for)
             means = aggregate_verdicts(judged.verdicts)
             for key in ("emotion_recognition", "distress_normalization", "supportive_reflection", "overall"):
