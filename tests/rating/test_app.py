@@ -247,3 +247,16 @@ def test_a_full_study_turns_raters_away_without_storing(db_url: str,
         assert len(store.counts()["raters"]) == 2
     finally:
         store.close()
+
+
+def test_a_double_clicked_consent_makes_one_rater(study: tuple[RatingStore, str]) -> None:
+    store, _ = study
+    client = client_for(store)
+    page = client.get("/")
+    form = {"csrf": field(page.text, "csrf"), "decision": "agree", "confirm": "yes"}
+    pre = client.cookies.get("tk_pre")
+    first = client.post("/consent", data=form)
+    client.cookies.set("tk_pre", pre)  # the second click left before the first answer arrived
+    second = client.post("/consent", data=form)
+    assert first.status_code == second.status_code == 303
+    assert len(store.counts()["raters"]) == 1

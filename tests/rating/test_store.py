@@ -189,3 +189,21 @@ def test_export_has_the_contract_columns_and_no_identifiers(
         assert secret not in text
     csv = export_ratings(db, tmp_path / "export" / "ratings.csv")  # type: ignore[operator]
     assert csv.rows == 21 and pd.read_csv(csv.path).shape == frame.shape
+
+
+def test_concurrent_registrations_with_one_token_make_one_rater(
+        db_url: str, make_study: Callable[..., tuple[str, str]]) -> None:
+    db, _ = make_study(db_url)
+    store = RatingStore.open(db)
+    try:
+        ids: list[str] = []
+        threads = [threading.Thread(target=lambda: ids.append(store.register_rater(pid="P1", token="same-token")[0]))
+                   for _ in range(6)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        assert len(ids) == 6 and len(set(ids)) == 1
+        assert study_status(store).bundles_claimed == 1
+    finally:
+        store.close()

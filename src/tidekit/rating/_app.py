@@ -193,8 +193,10 @@ def create_app(db: str | Path | RatingStore, config: ServeConfig | None = None, 
         if wait:
             return too_many(wait)
         try:
-            _, token, _ = await call_db(
-                store.register_rater, prolific["PROLIFIC_PID"], prolific["STUDY_ID"], prolific["SESSION_ID"])
+            assert pre is not None
+            _, token, _ = await call_db(  # the session token derives from this browser's nonce
+                store.register_rater, prolific["PROLIFIC_PID"], prolific["STUDY_ID"], prolific["SESSION_ID"],
+                False, keyed_hash(info.secret, "session", pre))
         except StudyFull:
             return message("This study is full", "Every place in this study has been taken, so no more "
                            "answers are needed. Nothing about you was stored. Thank you for your interest.",

@@ -295,19 +295,38 @@ class RatingStore:
         prolific_study: str | None = None,
         prolific_session: str | None = None,
         simulated: bool = False,
+        token: str | None = None,
     ) -> tuple[str, str, bool]:
         """After consent: a new rater with the next free bundle, or the returning rater with
-        this Prolific id. Returns (rater id, session token, resumed). Raises StudyFull."""
+        this Prolific id or this session ``token``. Returns (rater id, session token, resumed).
+        Raises StudyFull.
+
+        The app derives ``token`` from the browser's pre-consent cookie, so a double-clicked
+        "I agree" yields one rater, not two; concurrent registrations that collide on a unique
+        key are retried once and then find the rater the other one made.
+        """
+        for attempt in range(2):
+            try:
+                return self._register(pid, prolific_study, prolific_session, simulated, token or new_token(32))
+            except sa.exc.IntegrityError:
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _register(self, pid: str | None, prolific_study: str | None, prolific_session: str | None,
+                  simulated: bool, token: str) -> tuple[str, str, bool]:
         info = self.info
-        token = new_token(32)
         now = time.time()
+        session_hash = sha256_hex(token)
         pid_hash = keyed_hash(info.salt, "prolific_pid", pid) if pid else None
         with self.write() as conn:
+            same = conn.execute(sa.select(t.raters.c.id).where(t.raters.c.session_hash == session_hash)).first()
+            if same is not None:
+                return same.id, token, True
             if pid_hash is not None:
                 row = conn.execute(sa.select(t.raters.c.id).where(t.raters.c.pid_hash == pid_hash)).first()
-                if row is not None:
-                    conn.execute(t.raters.update().where(t.raters.c.id == row.id)
-                                 .values(session_hash=sha256_hex(token)))
+                if row is not None:  # the same participant on another device: move the session
+                    conn.execute(t.raters.update().where(t.raters.c.id == row.id).values(session_hash=session_hash))
                     return row.id, token, True
             rater_id = "R" + new_token(9).replace("-", "x").replace("_", "y")
             for _ in range(20):
@@ -323,7 +342,7 @@ class RatingStore:
             else:  # pragma: no cover - only under extreme contention on PostgreSQL
                 raise StudyFull()
             conn.execute(t.raters.insert().values(
-                id=rater_id, session_hash=sha256_hex(token), pid_hash=pid_hash,
+                id=rater_id, session_hash=session_hash, pid_hash=pid_hash,
                 prolific_study_id=prolific_study,
                 prolific_session_hash=keyed_hash(info.salt, "prolific_session", prolific_session)
                 if prolific_session else None,
