@@ -32,6 +32,8 @@ _LAZY: dict[str, str] = {
     "create_study": "tidekit.rating",
     "simulate_ratings": "tidekit.rating",
     "export_ratings": "tidekit.rating",
+    "merge_adapter": "tidekit.finetune",
+    "ceiling_analysis": "tidekit.finetune",
 }
 
 __all__ = ["__version__", *sorted(_LAZY)]

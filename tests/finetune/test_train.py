@@ -33,10 +33,9 @@ def _train_losses(out: str | Path) -> dict[int, float]:
 
 
 def _prompts(tokenizer: Any) -> list[Any]:
+    from finetune.conftest import SHORT_PROMPT
     from tidekit.data import load_dataset, sample_path
     from tidekit.generation import conversation_messages
-
-    from finetune.conftest import SHORT_PROMPT
 
     convs = load_dataset(sample_path()).conversations[:2]
     return [tokenizer.apply_chat_template([m.model_dump() for m in conversation_messages(c, SHORT_PROMPT)],

@@ -30,6 +30,7 @@ COMMAND_MODULES = [
     "tidekit.cli._generate",
     "tidekit.cli._serve",
     "tidekit.cli._run",
+    "tidekit.cli._finetune",
 ]
 
 
