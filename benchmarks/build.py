@@ -55,12 +55,13 @@ class InstantTeacher:
         for r in requests:
             assert isinstance(r, ChatRequest)
             rng = random.Random(r.params.seed)
-            filler = " ".join(rng.choice(WORDS) for _ in range(40))
+            filler = " ".join(f"the {rng.choice(WORDS)} and the {rng.choice(WORDS)} are with me in the "
+                              f"{rng.choice(WORDS)}." for _ in range(5))
             if r.messages[-1].role == "user" and r.messages[0].content.startswith("You write one message"):
                 age = r.messages[1].content.split("-year-old")[0].split()[-1]
-                text = f"I'm {age} and I feel like I am stuck. {filler}."
+                text = f"I'm {age} and I feel like I am stuck. {filler}"
             else:
-                text = (f"It sounds like you are carrying a lot, and that is understandable. {filler}. "
+                text = (f"It sounds like you are carrying a lot, and that is understandable. {filler} "
                         "If you ever feel unsafe, call or text 988.")
             out.append(ChatResult(id=r.id, text=text, prompt_tokens=50, completion_tokens=60, latency_s=0.0,
                                   finish_reason="stop"))
@@ -132,7 +133,9 @@ def main() -> int:
     if not args.no_append:
         cmd = "HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/build.py" + (
             f" --personas {args.personas} --scenarios {args.scenarios}")
-        machine = f"{platform.machine()}, {os.cpu_count()} CPU cores, Python {sys.version.split()[0]}"
+        load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+        machine = (f"{platform.machine()}, {os.cpu_count()} CPU cores, Python {sys.version.split()[0]}, "
+                   f"load average at the end {load} (a shared machine: a higher load slows the model)")
         text = (f"\n### Dataset builder ({dt.date.today().isoformat()})\n\n"
                 f"Command: `{cmd}`; machine: {machine}; config `configs/tide-500x20.yaml`.\n\n"
                 "| measurement | figure |\n|---|---|\n"
