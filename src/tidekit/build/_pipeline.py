@@ -82,6 +82,7 @@ class _Item:
     flags: list[dict[str, Any]] = field(default_factory=list)
     attempts: list[int] = field(default_factory=list)
     tries: list[_Attempt] = field(default_factory=list)
+    last_rejection: RejectionRecord | None = None
 
 
 def request_seed(seed: int, item_id: str, step: int, attempt: int) -> int:
@@ -180,17 +181,18 @@ def generate_conversations(
                 it.tries.append(_Attempt(attempt, text or None, rejs))
                 reasons.update(r.code for r in rejs)
                 stats.turns_rejected += 1
-                rejections.append(RejectionRecord(
+                it.last_rejection = RejectionRecord(
                     conversation_id=it.id, step=step, role=role, attempt=attempt, codes=[r.code for r in rejs],
-                    details=[r.detail for r in rejs], text=text or None, outcome="regenerated"))
+                    details=[r.detail for r in rejs], text=text or None, outcome="regenerated")
+                rejections.append(it.last_rejection)
                 still.append(it)
             stats.gates_s += time.perf_counter() - t0
             pending = still
         for it in pending:  # every attempt failed
             best = min(it.tries, key=_severity)
             keep = config.regeneration.on_exhausted == "keep_flagged" and best.text is not None
-            last = next(r for r in reversed(rejections) if r.conversation_id == it.id and r.step == step)
-            last.outcome = "kept_flagged" if keep else "dropped"
+            if it.last_rejection is not None:
+                it.last_rejection.outcome = "kept_flagged" if keep else "dropped"
             if keep and best.text is not None:
                 it.turns.append(Turn(role=role, text=best.text))
                 it.attempts.append(best.attempt)
