@@ -1,0 +1,62 @@
+"""Statistics on human ratings: model comparisons, demographic effects, agreement, metric-human
+correlation and power by simulation.
+
+Typical use::
+
+    from tidekit.analysis import analyze, AnalysisConfig
+    result = analyze("runs/study/ratings/ratings.parquet", out="runs/study/analysis",
+                     scores="runs/study/scores", config=AnalysisConfig(by=["age_group", "gender"]))
+    for t in result.find(analysis="demographic", finding=True):
+        print(t.term, t.test, t.p_adjusted)
+
+Rater attributes are tested at the rater level and with rater and item random effects (see
+``_demographics``); rating-level tests are only shown beside them, labelled.
+"""
+
+from tidekit.analysis._agreement import agreement
+from tidekit.analysis._analyze import analyze, apply_corrections, write_tables
+from tidekit.analysis._config import DEFAULT_ATTRIBUTES, AnalysisConfig, Columns, PowerConfig
+from tidekit.analysis._lmm import LMMFit, fit_lmm
+from tidekit.analysis._metric_human import load_scores, metric_human
+from tidekit.analysis._power import power_by_simulation
+from tidekit.analysis._ratings import PreparedRatings, load_ratings, prepare_ratings
+from tidekit.analysis._results import (
+    ANALYSIS_FILE,
+    AgreementResult,
+    AnalysisResult,
+    DataSummary,
+    Exclusion,
+    GroupMean,
+    PowerResult,
+    TestResult,
+)
+from tidekit.analysis._simulate import SimulationSpec, simulate_ratings
+
+__all__ = [
+    "ANALYSIS_FILE",
+    "DEFAULT_ATTRIBUTES",
+    "AgreementResult",
+    "AnalysisConfig",
+    "AnalysisResult",
+    "Columns",
+    "DataSummary",
+    "Exclusion",
+    "GroupMean",
+    "LMMFit",
+    "PowerConfig",
+    "PowerResult",
+    "PreparedRatings",
+    "SimulationSpec",
+    "TestResult",
+    "agreement",
+    "analyze",
+    "apply_corrections",
+    "fit_lmm",
+    "load_ratings",
+    "load_scores",
+    "metric_human",
+    "power_by_simulation",
+    "prepare_ratings",
+    "simulate_ratings",
+    "write_tables",
+]

@@ -1,0 +1,138 @@
+"""The analysis configuration: which column is what, and how each family of tests runs.
+
+Ratings collected by ``tidekit rate export`` use the default column names below; ratings from
+any other tool are analysed by renaming columns here (``columns.rater=worker_id``) or with
+the CLI flags (``--rater worker_id --by age,education``).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from tidekit._config import StrictModel
+
+__all__ = [
+    "DEFAULT_ATTRIBUTES",
+    "DEFAULT_EXTRA_RATINGS",
+    "AnalysisConfig",
+    "Columns",
+    "PowerConfig",
+]
+
+# Rater attribute columns written by ``tidekit rate export``; used when ``by`` is not given.
+DEFAULT_ATTRIBUTES = ("age_group", "gender", "education", "race_ethnicity", "mh_support_experience")
+DEFAULT_EXTRA_RATINGS = ("emotion_recognition", "distress_normalization", "supportive_reflection")
+Factor = Literal["system", "condition", "scenario"]
+
+
+class Columns(StrictModel):
+    """Names of the columns in the long-format ratings table (one row per rating).
+
+    Optional columns set to ``null`` (or absent from the table when they are optional) skip the
+    analyses that need them, and the output says so.
+    """
+
+    rater: str = Field(default="rater_id", description="Who rated (required).")
+    item: str = Field(default="item_id", description="What was rated: one reply to one conversation (required).")
+    rating: str = Field(default="empathy", description="The rating analysed (required), on the scale below.")
+    conversation: str | None = Field(default="conversation_id",
+                                     description="Conversation id; joins ratings to automatic scores.")
+    system: str | None = Field(default="system", description="Which system wrote the reply.")
+    model: str | None = Field(default="model", description="Model alias behind the system.")
+    condition: str | None = Field(default="condition", description="zero_shot / fine_tuned / reference.")
+    scenario: str | None = Field(default="scenario_id", description="Emotional scenario of the conversation.")
+    attention_check: str | None = Field(default="is_attention_check",
+                                        description="True on attention-check rows (never analysed as ratings).")
+    attention_passed: str | None = Field(default="attention_passed",
+                                         description="On attention-check rows: did the rater pass it.")
+    simulated: str | None = Field(default="simulated",
+                                  description="True on simulated ratings; the report labels them as simulated.")
+    preference: str | None = Field(default=None,
+                                   description="Optional categorical preference column (e.g. the reply a "
+                                               "rater preferred); tested with chi-square at the rater level.")
+    extra_ratings: list[str] = Field(default_factory=lambda: list(DEFAULT_EXTRA_RATINGS),
+                                     description="Further rating columns on the same scale: agreement and "
+                                                 "descriptives are reported for them too (missing ones skipped).")
+
+
+class PowerConfig(StrictModel):
+    """A planned study, for power by simulation of a rater-level demographic test."""
+
+    raters: int = Field(default=120, ge=4, description="Planned number of raters.")
+    items: int = Field(default=200, ge=2, description="Planned number of distinct items.")
+    ratings_per_rater: int = Field(default=20, ge=2, description="Items each rater rates.")
+    groups: int = Field(default=2, ge=2, description="Levels of the rater attribute (equal sizes).")
+    effect: float = Field(default=0.5, description="Difference in rating points: for 'main', between the "
+                                                   "highest and lowest group; for 'interaction', in the "
+                                                   "style contrast between them.")
+    kind: Literal["main", "interaction"] = Field(default="interaction",
+                                                 description="Power for a main effect of the attribute, or "
+                                                             "for its interaction with a 2-level response style.")
+    rater_sd: float = Field(default=0.8, ge=0, description="SD of rater intercepts (rating points).")
+    item_sd: float = Field(default=0.5, ge=0, description="SD of item intercepts.")
+    slope_sd: float = Field(default=0.3, ge=0, description="SD of rater-specific style preferences.")
+    residual_sd: float = Field(default=1.0, gt=0, description="Residual SD.")
+    simulations: int = Field(default=500, ge=10, description="Number of simulated studies.")
+
+
+class AnalysisConfig(StrictModel):
+    """Everything ``tidekit analyze`` does, with defaults that match ``tidekit rate export``."""
+
+    columns: Columns = Field(default_factory=Columns, description="Column names in the ratings table.")
+    by: list[str] | None = Field(default=None,
+                                 description="Rater attribute columns to test (e.g. [age_group, education]). "
+                                             "None: those of the default export that are present.")
+    interactions_with: list[Factor] = Field(default_factory=lambda: ["system", "condition", "scenario"],
+                                            description="Within-rater factors each attribute is crossed with.")
+    scale_min: int = Field(default=1, description="Lowest valid rating.")
+    scale_max: int = Field(default=7, description="Highest valid rating.")
+    out_of_scale: Literal["error", "exclude"] = Field(
+        default="error", description="Ratings outside the scale (or not numbers): stop with an error, or "
+                                     "exclude those rows and say so in the output.")
+    missing_values: list[str] = Field(default_factory=lambda: ["prefer_not_to_say", "", "NA", "N/A", "nan",
+                                                               "None", "unknown"],
+                                      description="Attribute values treated as missing: such raters are "
+                                                  "left out of that attribute's tests (stated).")
+    max_failed_checks: int = Field(default=0, ge=0,
+                                   description="A rater who failed more attention checks than this is "
+                                               "excluded entirely.")
+    alpha: float = Field(default=0.05, gt=0, lt=1, description="Significance level (CIs are 1 - alpha).")
+    correction: Literal["holm", "fdr_bh"] = Field(default="holm",
+                                                  description="Multiple-comparison correction within each "
+                                                              "family of tests (Holm or Benjamini-Hochberg).")
+    min_cell_raters: int = Field(default=5, ge=1,
+                                 description="Attribute levels (or cells) with fewer raters are flagged.")
+    reference_system: str | None = Field(default=None,
+                                         description="Baseline system for contrasts; None: the alphabetically "
+                                                     "first.")
+    pair_by: Literal["rater", "conversation"] = Field(
+        default="rater", description="Unit of the paired nonparametric system tests: each rater's mean per "
+                                     "system, or each conversation's mean per system.")
+    rater_by_factor_effect: bool = Field(
+        default=True, description="Add a rater-by-factor random intercept to interaction models when it is "
+                                  "identifiable and small enough (rater-specific preferences would "
+                                  "otherwise inflate interaction tests).")
+    max_dense_levels: int = Field(default=800, ge=10,
+                                  description="Largest random-effect block solved densely; larger rater-by-"
+                                              "factor terms are left out (stated).")
+    ordinal: Literal["clustered", "none"] = Field(
+        default="clustered", description="Also fit a cumulative-logit (ordinal) model of system and condition "
+                                         "with two-way (rater, item) cluster-robust errors; 'none' skips it. "
+                                         "A true CLMM runs in R (see docs/analysis.md).")
+    rating_level_tests: bool = Field(
+        default=True, description="Also show the labelled rating-level tests beside the rater-level ones "
+                                  "(never the finding; they show how pooling ratings overstates evidence).")
+    bootstrap: int = Field(default=1000, ge=0, description="Bootstrap resamples for CIs (0 disables them).")
+    metrics: list[str] | None = Field(default=None,
+                                      description="Score columns to correlate with ratings; None: every "
+                                                  "numeric metric/judge column present.")
+    power: PowerConfig | None = Field(default=None, description="A planned study to compute power for.")
+    seed: int = Field(default=0, description="Seed for bootstraps and simulations.")
+
+    @model_validator(mode="after")
+    def _check_scale(self) -> AnalysisConfig:
+        if self.scale_max <= self.scale_min:
+            raise ValueError(f"scale_max ({self.scale_max}) must be above scale_min ({self.scale_min})")
+        return self

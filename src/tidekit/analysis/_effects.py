@@ -1,0 +1,137 @@
+"""Effect sizes, confidence intervals and multiple-comparison corrections.
+
+Each function states its formula, so the tests can check it by hand:
+
+- epsilon squared (Kruskal-Wallis): ``H / ((n^2 - 1) / (n + 1))`` = ``H / (n - 1)``
+  (Tomczak & Tomczak 2014);
+- rank-biserial correlation (Mann-Whitney): ``2 U_1 / (n_1 n_2) - 1``, positive when group 1
+  ranks higher; it equals Cliff's delta ``P(x > y) - P(x < y)``;
+- matched-pairs rank-biserial (Wilcoxon): ``(T+ - T-) / (T+ + T-)``;
+- Cramer's V: ``sqrt(chi2 / (n (min(r, c) - 1)))``;
+- Spearman CI: Fisher z with the Bonett-Wright (2000) standard error ``sqrt((1 + r^2/2)/(n - 3))``;
+- proportion CI: Wilson score interval.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from scipy import stats
+
+__all__ = [
+    "adjust",
+    "cliffs_delta",
+    "cramers_v",
+    "epsilon_squared",
+    "matched_rank_biserial",
+    "mean_ci",
+    "rank_biserial",
+    "spearman_ci",
+    "welch_diff_ci",
+    "wilson",
+]
+
+
+def epsilon_squared(h: float, n: int) -> float:
+    """Epsilon squared effect size of a Kruskal-Wallis H over n observations."""
+    return float(h / ((n * n - 1) / (n + 1)))
+
+
+def rank_biserial(u1: float, n1: int, n2: int) -> float:
+    """Rank-biserial correlation from the Mann-Whitney U of group 1."""
+    return float(2.0 * u1 / (n1 * n2) - 1.0)
+
+
+def cliffs_delta(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) -> float:
+    """Cliff's delta: P(X > Y) - P(X < Y), computed by ranks (O(n log n))."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    ys = np.sort(y)
+    greater = np.searchsorted(ys, x, side="left").sum()
+    less = (len(ys) - np.searchsorted(ys, x, side="right")).sum()
+    return float((greater - less) / (len(x) * len(y)))
+
+
+def matched_rank_biserial(diff: Sequence[float] | np.ndarray) -> float:
+    """Matched-pairs rank-biserial correlation of paired differences (zeros dropped)."""
+    d = np.asarray(diff, float)
+    d = d[d != 0]
+    if not len(d):
+        return 0.0
+    ranks = stats.rankdata(np.abs(d))
+    tp, tm = ranks[d > 0].sum(), ranks[d < 0].sum()
+    return float((tp - tm) / (tp + tm))
+
+
+def cramers_v(chi2: float, n: int, shape: tuple[int, int]) -> float:
+    """Cramer's V of a chi-square statistic from an r x c table with n counts."""
+    k = min(shape) - 1
+    return float(np.sqrt(chi2 / (n * k))) if k > 0 and n > 0 else float("nan")
+
+
+def spearman_ci(rho: float, n: int, level: float = 0.95) -> tuple[float | None, float | None]:
+    """Fisher-z CI of a Spearman correlation (Bonett-Wright SE); None when n < 4."""
+    if n < 4 or not np.isfinite(rho):
+        return None, None
+    r = float(np.clip(rho, -0.999999, 0.999999))
+    se = np.sqrt((1 + r * r / 2) / (n - 3))
+    z = np.arctanh(r)
+    q = stats.norm.ppf(0.5 + level / 2)
+    return float(np.tanh(z - q * se)), float(np.tanh(z + q * se))
+
+
+def mean_ci(x: Sequence[float] | np.ndarray, level: float = 0.95) -> tuple[float, float | None, float | None]:
+    """Mean with a t confidence interval (None when fewer than two values)."""
+    x = np.asarray(x, float)
+    m = float(x.mean())
+    if len(x) < 2:
+        return m, None, None
+    half = stats.t.ppf(0.5 + level / 2, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x))
+    return m, m - half, m + half
+
+
+def welch_diff_ci(x: np.ndarray, y: np.ndarray, level: float = 0.95) -> tuple[float, float | None, float | None]:
+    """Mean difference x - y with a Welch t interval."""
+    d = float(np.mean(x) - np.mean(y))
+    if len(x) < 2 or len(y) < 2:
+        return d, None, None
+    vx, vy = np.var(x, ddof=1) / len(x), np.var(y, ddof=1) / len(y)
+    se = np.sqrt(vx + vy)
+    if se == 0:
+        return d, d, d
+    df = (vx + vy) ** 2 / (vx**2 / (len(x) - 1) + vy**2 / (len(y) - 1))
+    q = stats.t.ppf(0.5 + level / 2, df)
+    return d, d - q * se, d + q * se
+
+
+def wilson(successes: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of a proportion."""
+    if n == 0:
+        return 0.0, 1.0
+    z = stats.norm.ppf(0.5 + level / 2)
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return float(centre - half), float(centre + half)
+
+
+def adjust(pvalues: Sequence[float | None], method: str) -> list[float | None]:
+    """Holm ('holm') or Benjamini-Hochberg ('fdr_bh') adjusted p-values; None stays None."""
+    idx = [i for i, p in enumerate(pvalues) if p is not None and np.isfinite(p)]
+    out: list[float | None] = [None] * len(pvalues)
+    if not idx:
+        return out
+    p = np.array([pvalues[i] for i in idx], float)
+    m = len(p)
+    order = np.argsort(p)
+    if method == "holm":
+        adj = np.maximum.accumulate((m - np.arange(m)) * p[order])
+    elif method == "fdr_bh":
+        adj = np.minimum.accumulate((m / np.arange(m, 0, -1)) * p[order][::-1])[::-1]
+    else:
+        raise ValueError(f"unknown correction {method!r}; use holm or fdr_bh")
+    result = np.empty(m)
+    result[order] = np.minimum(adj, 1.0)
+    for j, i in enumerate(idx):
+        out[i] = float(result[j])
+    return out

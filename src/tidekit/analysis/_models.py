@@ -1,0 +1,113 @@
+"""The mixed models the analyses fit: design, random-effects structure and formula text.
+
+Every model has random intercepts for rater and item. Interaction models of a rater attribute
+with a within-rater factor also get a rater-by-factor intercept (lme4's ``(1|rater:system)``)
+when it is identifiable and small enough: without it, raters' own preferences for one system
+would count as evidence that a group of raters prefers it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from tidekit.analysis._design import Design, build_design, codes
+from tidekit.analysis._lmm import LMMFit, fit_lmm
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["MixedModel", "fit_mixed", "pairwise_contrasts"]
+
+
+@dataclass
+class MixedModel:
+    """A fitted model with its design and the formula that describes it."""
+
+    fit: LMMFit
+    design: Design
+    formula: str
+    notes: list[str] = field(default_factory=list)
+
+    def beta_index(self, name: str) -> int | None:
+        return self.fit.names.index(name) if name in self.fit.names else None
+
+    def vector(self, coefs: dict[str, float]) -> np.ndarray | None:
+        """A contrast vector over the fitted coefficients; None if a coefficient was aliased."""
+        L = np.zeros(len(self.fit.beta))
+        for name, w in coefs.items():
+            i = self.beta_index(name)
+            if i is None:
+                return None
+            L[i] += w
+        return L
+
+    def term_matrix(self, term: str) -> np.ndarray:
+        """Rows selecting the fitted coefficients of ``term``."""
+        names = [self.design.names[i] for i in self.design.columns(term)]
+        idx = [self.fit.names.index(n) for n in names if n in self.fit.names]
+        return np.eye(len(self.fit.beta))[idx]
+
+
+def fit_mixed(df: pd.DataFrame, factors: list[str], interactions: list[tuple[str, str]] = (),  # type: ignore[assignment]
+              reference: dict[str, str] | None = None, rater_by: str | None = None,
+              max_dense_levels: int = 1500, labels: dict[str, str] | None = None) -> MixedModel:
+    """Fit ``rating ~ factors + interactions + (1|rater) + (1|item) [+ (1|rater:rater_by)]``."""
+    labels = labels or {}
+    design = build_design(df, factors, interactions, reference)
+    groups = {"rater": codes(df["rater"])[0], "item": codes(df["item"])[0]}
+    notes: list[str] = []
+    re_terms = ["(1|rater)", "(1|item)"]
+    if groups["item"].max() + 1 >= len(df):
+        del groups["item"]
+        re_terms.remove("(1|item)")
+        notes.append("each item was rated once: no item random intercept (not identifiable)")
+    if rater_by is not None:
+        cell = df["rater"].astype(str) + "\x1f" + df[rater_by].astype(str)
+        code, lv = codes(cell)
+        n_cells, n_raters = len(lv), int(groups["rater"].max()) + 1
+        per_cell = np.bincount(code)
+        sizes = [int(g.max()) + 1 for g in groups.values()] + [n_cells]
+        dense = sum(sizes) - max(sizes)  # levels left after eliminating the largest factor
+        if (per_cell > 1).mean() < 0.5:
+            notes.append(f"no (1|rater:{labels.get(rater_by, rater_by)}) term: most rater-by-"
+                         f"{labels.get(rater_by, rater_by)} cells hold one rating (not identifiable)")
+        elif n_cells == n_raters:
+            pass  # each rater saw one level: the term equals the rater intercept
+        elif dense > max_dense_levels:
+            notes.append(f"no (1|rater:{labels.get(rater_by, rater_by)}) term: {n_cells} cells exceed "
+                         f"max_dense_levels={max_dense_levels}; the rater-level test is the safer finding")
+        else:
+            groups["rater_by"] = code
+            re_terms.append(f"(1|rater:{labels.get(rater_by, rater_by)})")
+    fixed = [labels.get(f, f) for f in factors] + [f"{labels.get(a, a)}:{labels.get(b, b)}" for a, b in interactions]
+    formula = f"{labels.get('rating', 'rating')} ~ " + " + ".join(fixed or ["1"]) + " + " + " + ".join(re_terms)
+    fit = fit_lmm(df["rating"].to_numpy(float), design.X, design.names, groups)
+    if fit.dropped:
+        notes.append(f"aliased fixed effects dropped (empty or nested cells): {', '.join(fit.dropped[:6])}"
+                     + (" ..." if len(fit.dropped) > 6 else ""))
+    for g, v in fit.variances.items():
+        if v < 1e-8:
+            notes.append(f"the {g} variance is estimated at zero (boundary fit)")
+    return MixedModel(fit, design, formula, notes)
+
+
+def pairwise_contrasts(model: MixedModel, factor: str, max_levels: int = 10) -> list[tuple[str, str, np.ndarray]]:
+    """(level_b, level_a, L) for each pair b > a of a factor's levels (b - a); vs reference if many."""
+    levels = model.design.levels[factor]
+    ref = levels[0]
+    out = []
+    pairs = ([(a, b) for i, a in enumerate(levels) for b in levels[i + 1:]] if len(levels) <= max_levels
+             else [(ref, b) for b in levels[1:]])
+    for a, b in pairs:
+        coefs: dict[str, float] = {}
+        if b != ref:
+            coefs[f"{factor}[{b}]"] = 1.0
+        if a != ref:
+            coefs[f"{factor}[{a}]"] = coefs.get(f"{factor}[{a}]", 0.0) - 1.0
+        L = model.vector(coefs)
+        if L is not None:
+            out.append((b, a, L))
+    return out
