@@ -130,3 +130,21 @@ def test_disabled_gates_do_not_run() -> None:
     gates = make_gates(GatesConfig(enabled=["length"]))
     assert [g.name for g in gates] == ["length"]
     assert run_gates(gates, item("As an AI language model I cannot have nightmares about car crashes at all.")) == []
+
+
+def test_duplicate_index_finds_near_duplicates_among_boilerplate() -> None:
+    import random
+
+    rng = random.Random(0)
+    vocab = [f"w{i}" for i in range(300)]
+    idx = DuplicateIndex(shingle_words=3, common_cap=50)
+    boiler = "it sounds like you are carrying a lot and that makes sense"
+    texts = {f"t{i}": boiler + " " + " ".join(rng.choice(vocab) for _ in range(30)) for i in range(600)}
+    for key, text in texts.items():
+        idx.add(key, text)
+    assert len(idx.postings["it sounds like"]) == 51  # capped: boilerplate stops growing
+    near = texts["t321"].rsplit(" ", 2)[0] + " x y"  # the same text with its last two words changed
+    found = idx.nearest(near)
+    assert found is not None and found[0] == "t321" and found[1] > 0.8
+    fresh = boiler + " " + " ".join(rng.choice(vocab) for _ in range(30))
+    assert (idx.nearest(fresh) or ("", 0.0))[1] < 0.7

@@ -15,7 +15,7 @@ Reason codes (stable; reports and the review sheet use them):
 ``meta.preamble``                       text about the text ("Here is the response:", "Sure!")
 ``role.wrong_speaker``                  a client turn in a supporter's voice, or the reverse
 ``role.leakage``                        speaker labels, chat-template tokens or prompt echoes
-``duplicate.near``                      near-duplicate of an accepted turn (word shingles)
+``duplicate.near``                      near-duplicate of an accepted turn (word-shingle Jaccard)
 ``language.not_english``                not (mostly) English
 ``persona.age`` / ``gender`` / ``trauma``  the client contradicts the persona's facets
 ``safety.graphic``                      graphic violence or sexual detail in a client turn
@@ -396,43 +396,51 @@ def safety_gate() -> Gate:
 class DuplicateIndex:
     """Accepted texts of one role, indexed by word shingles for near-duplicate lookups.
 
-    Jaccard similarity of shingle sets, computed exactly for every earlier text sharing a
-    shingle (an inverted index finds them), so no near-duplicate is missed.
+    Candidates are the earlier texts sharing a shingle that is not common (seen in at most
+    ``common_cap`` texts: boilerplate such as "it sounds like" would otherwise make every
+    lookup scan the whole dataset); the Jaccard similarity of the full shingle sets is then
+    computed exactly for the ``top`` candidates with the most shared shingles. A lookup costs
+    O(shingles x common_cap), so a 10,000-conversation build stays linear.
     """
 
-    def __init__(self, shingle_words: int = 3) -> None:
-        self.k = shingle_words
-        self.sizes: dict[str, int] = {}
+    def __init__(self, shingle_words: int = 3, common_cap: int = 200, top: int = 20) -> None:
+        self.k, self.cap, self.top = shingle_words, common_cap, top
+        self.sets: dict[str, frozenset[str]] = {}
         self.postings: dict[str, list[str]] = {}
 
-    def shingles(self, text: str) -> set[str]:
+    def shingles(self, text: str) -> frozenset[str]:
         words = [w.lower() for w in _words(text)]
         if len(words) < self.k:
-            return {" ".join(words)} if words else set()
-        return {" ".join(words[i:i + self.k]) for i in range(len(words) - self.k + 1)}
+            return frozenset({" ".join(words)} if words else ())
+        return frozenset(" ".join(words[i:i + self.k]) for i in range(len(words) - self.k + 1))
 
     def nearest(self, text: str, exclude: str | None = None) -> tuple[str, float] | None:
         """The most similar remembered text and its Jaccard similarity, or None."""
         mine = self.shingles(text)
         shared: Counter[str] = Counter()
         for s in mine:
-            shared.update(self.postings.get(s, ()))
+            posting = self.postings.get(s)
+            if posting and len(posting) <= self.cap:
+                shared.update(posting)
         best: tuple[str, float] | None = None
-        for other, inter in shared.items():
+        for other, _ in shared.most_common(self.top + 1):
             if other == exclude:
                 continue
-            jac = inter / (len(mine) + self.sizes[other] - inter)
+            theirs = self.sets[other]
+            jac = len(mine & theirs) / len(mine | theirs)
             if best is None or jac > best[1]:
                 best = (other, jac)
         return best
 
     def add(self, key: str, text: str) -> None:
-        mine = self.shingles(text)
-        if key in self.sizes:
+        if key in self.sets:
             return
-        self.sizes[key] = len(mine)
+        mine = self.shingles(text)
+        self.sets[key] = mine
         for s in mine:
-            self.postings.setdefault(s, []).append(key)
+            posting = self.postings.setdefault(s, [])
+            if len(posting) <= self.cap:  # past the cap a shingle is common; stop growing its list
+                posting.append(key)
 
 
 class _DuplicateGate:
