@@ -3,7 +3,8 @@
 The system prompt goes in the request's ``system`` field (the Messages API has no system
 role); consecutive turns of the same role are merged, as the API requires alternation. The
 SDK retries 429/5xx/overloaded/timeouts with backoff; the key comes from ``ANTHROPIC_API_KEY``
-(or ``api_key_env``). ``base_url`` points it at a proxy or a test server.
+(or ``api_key_env``). ``base_url`` points it at a proxy or a test server. The SDK's
+``messages.create`` takes no sampling parameters (temperature, top_p, seed), so none are sent.
 """
 
 from __future__ import annotations
@@ -49,10 +50,9 @@ class AnthropicBackend:
                 turns[-1]["content"] += "\n\n" + m.content
             else:
                 turns.append({"role": m.role, "content": m.content})
-        kwargs: dict[str, Any] = {"model": self.config.model, "max_tokens": p.max_new_tokens, "messages": turns,
-                                  "temperature": min(p.temperature, 1.0)}
-        if p.top_p < 1.0:
-            kwargs["top_p"] = p.top_p
+        # the Messages API of this SDK generation takes no temperature/top_p/seed: Claude samples
+        # with its own defaults, so outputs are not reproducible (the cache makes reruns stable)
+        kwargs: dict[str, Any] = {"model": self.config.model, "max_tokens": p.max_new_tokens, "messages": turns}
         if system:
             kwargs["system"] = system
         if p.stop:

@@ -115,8 +115,13 @@ def decode_batch(
     eos_ids: set[int],
     pad_id: int,
     on_step: TokenCallback | None = None,
+    preallocate: bool = True,
 ) -> list[RowOutput]:
-    """Generate a reply for each tokenised prompt in one left-padded batch."""
+    """Generate a reply for each tokenised prompt in one left-padded batch.
+
+    ``preallocate``: write keys/values into buffers sized for the whole reply instead of
+    growing the cache by concatenation (a copy of the whole cache at every step).
+    """
     import torch
     from transformers import DynamicCache
 
@@ -141,6 +146,8 @@ def decode_batch(
     done = [False] * n
     with torch.inference_mode():
         cache = DynamicCache(config=model.config)
+        if preallocate:
+            _preallocate(cache, width + max(s.max_new_tokens for s in settings))
         logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache,
                        use_cache=True, logits_to_keep=1).logits[:, -1, :]
         last_pos = positions[:, -1]
@@ -179,6 +186,41 @@ def decode_batch(
         if spec.stop:
             out.text = _cut_at_stop(out.text, spec.stop)
     return outputs
+
+
+def _preallocate(cache: Any, capacity: int) -> None:
+    """Swap the cache's full-attention layers for ones writing into preallocated buffers."""
+    from transformers.cache_utils import DynamicLayer
+
+    class PreallocatedLayer(DynamicLayer):
+        length = 0
+
+        def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any,
+                   **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:
+            if not self.is_initialized:
+                batch, heads, _, dim = key_states.shape
+                self.device = key_states.device
+                self.k_buf = key_states.new_empty((batch, heads, capacity, dim))
+                self.v_buf = value_states.new_empty((batch, value_states.shape[1], capacity, value_states.shape[3]))
+                self.is_initialized = True
+            n = key_states.shape[-2]
+            self.k_buf[:, :, self.length:self.length + n].copy_(key_states)
+            self.v_buf[:, :, self.length:self.length + n].copy_(value_states)
+            self.length += n
+            self.keys, self.values = self.k_buf[:, :, :self.length], self.v_buf[:, :, :self.length]
+            return self.keys, self.values
+
+        def batch_select_indices(self, indices: torch.Tensor) -> None:
+            if self.is_initialized:
+                self.k_buf, self.v_buf = self.k_buf[indices], self.v_buf[indices]
+                self.keys, self.values = self.k_buf[:, :, :self.length], self.v_buf[:, :, :self.length]
+
+    layers = getattr(cache, "layers", None)
+    if not layers:
+        return
+    for i, layer in enumerate(layers):
+        if type(layer) is DynamicLayer:
+            layers[i] = PreallocatedLayer()
 
 
 def _choose(logits: torch.Tensor, settings: Sequence[RowSettings],
