@@ -69,7 +69,7 @@ def test_config_mistakes_are_reported_together() -> None:
 @pytest.mark.slow
 def test_max_length_shorter_than_the_prompt_is_refused(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    with pytest.raises(ConfigError, match=r"max_length=64 is shorter than the prompt of 80 training example"):
+    with pytest.raises(ConfigError, match=r"max_length=64 is shorter than the prompt of 8 training example"):
         finetune(tiny_config(out, train={"max_length": 64}))
     _no_training_happened(out)
 

@@ -50,7 +50,7 @@ def _greedy(model: Any, prompts: list[Any], tokenizer: Any) -> list[list[int]]:
     outputs = []
     with torch.no_grad():
         for enc in prompts:
-            ids = model.generate(**enc, max_new_tokens=24, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+            ids = model.generate(**enc, max_new_tokens=16, do_sample=False, pad_token_id=tokenizer.pad_token_id)
             outputs.append(ids[0, enc["input_ids"].shape[1]:].tolist())
     return outputs
 
@@ -79,30 +79,28 @@ def test_training_loss_falls_and_outputs_are_saved_together(baseline: FinetuneRe
     assert baseline.tokens_per_s is not None and baseline.tokens_per_s > 0
 
 
-def test_loss_is_on_supporter_reply_tokens_only(baseline: FinetuneResult) -> None:
+def test_loss_is_on_supporter_reply_tokens_only(baseline: FinetuneResult, tmp_path: Path) -> None:
+    import torch
     from datasets import Dataset as HFDataset
+    from transformers import AutoModelForCausalLM
+    from trl import SFTConfig, SFTTrainer
 
+    from tidekit.backends import resolve_model_path
     from tidekit.data import load_dataset, sample_path
     from tidekit.finetune import build_examples
 
     conv = load_dataset(sample_path()).conversations[0]
     example = build_examples([conv], "S", system_role=True)[0]
-    trainer = _tokenize_with_trl(baseline, example)
-    row = trainer.train_dataset[0]
-    trained = [tok for tok, label in zip(row["input_ids"], row["labels"], strict=True) if label != -100]
-    text = baseline.tokenizer.decode(trained)
-    assert text == f"{conv.reference}<|im_end|>\n"  # the reply and its end-of-turn, nothing of the prompt
-    _ = HFDataset  # the datasets package is what TRL tokenises with
-
-
-def _tokenize_with_trl(baseline: FinetuneResult, example: dict[str, Any]) -> Any:
-    from datasets import Dataset as HFDataset
-    from trl import SFTConfig, SFTTrainer
-
-    args = SFTConfig(output_dir=str(Path(baseline.out) / "tmp-trl"), completion_only_loss=True, max_length=1024,
-                     use_cpu=True, bf16=False, report_to="none", gradient_checkpointing=False)
+    # tokenise the example exactly as finetune() hands it to TRL (a fresh model: no side effects)
+    model = AutoModelForCausalLM.from_pretrained(str(resolve_model_path("smollm2-135m")), dtype=torch.float32)
+    args = SFTConfig(output_dir=str(tmp_path), completion_only_loss=True, max_length=1024, use_cpu=True, bf16=False,
+                     report_to="none", gradient_checkpointing=False)
     data = HFDataset.from_list([{"prompt": example["prompt"], "completion": example["completion"]}])
-    return SFTTrainer(model=baseline.model, args=args, train_dataset=data, processing_class=baseline.tokenizer)
+    row = SFTTrainer(model=model, args=args, train_dataset=data, processing_class=baseline.tokenizer).train_dataset[0]
+    trained = [tok for tok, label in zip(row["input_ids"], row["labels"], strict=True) if label != -100]
+    # the reply and its end-of-turn carry the loss; nothing of the system prompt or client turn
+    assert baseline.tokenizer.decode(trained) == f"{conv.reference}<|im_end|>\n"
+    assert len(trained) < len(row["input_ids"])
 
 
 def test_saved_adapter_reloads_to_the_same_greedy_outputs(baseline: FinetuneResult) -> None:
@@ -152,7 +150,7 @@ def test_interrupted_and_resumed_run_ends_at_the_same_loss(baseline: FinetuneRes
     assert resumed.resumed_from_step == 15 and resumed.steps == 30
     mine, reference = _train_losses(out), _train_losses(baseline.out)
     assert sorted(mine) == list(range(1, 31))  # one line per step: the log continues, no gaps or repeats
-    for step in range(16, 31):
+    for step in range(1, 31):  # 1-15: the same seed gives the same run; 16-30: resumed state
         assert mine[step] == pytest.approx(reference[step], abs=2e-3), step
     assert resumed.eval_loss_after == pytest.approx(baseline.eval_loss_after, abs=2e-3)
 
@@ -189,3 +187,20 @@ def test_merge_writes_weights_plain_transformers_loads(baseline: FinetuneResult,
     assert "Merged from the adapter" in (merged_dir / "README.md").read_text()
     again = run_cli("finetune", "merge", baseline.out, "--out", merged_dir)
     assert again.code == 0 and "already merged" in again.out
+
+
+def test_generate_with_the_adapter_records_fine_tuned_outputs(baseline: FinetuneResult, tmp_path: Path) -> None:
+    from finetune.conftest import SHORT_PROMPT
+    from tidekit.data import read_generations, sample_path
+    from tidekit.generation import generate
+
+    result = generate(sample_path(), tmp_path / "gen", split="all", limit=2, adapter=baseline.out,
+                      max_new_tokens=16, progress=False, system_prompt=SHORT_PROMPT,
+                      backend={"dtype": "float32", "batch_size": 1})
+    assert result.errors == 0
+    records = read_generations(tmp_path / "gen")
+    assert {r.condition for r in records} == {"fine_tuned"} and records[0].system == "smollm2-135m:fine_tuned"
+    assert records[0].adapter == baseline.out
+    expected = [baseline.tokenizer.decode(ids, skip_special_tokens=True).strip()
+                for ids in _greedy(baseline.model, _prompts(baseline.tokenizer), baseline.tokenizer)]
+    assert [(r.output or "").strip() for r in sorted(records, key=lambda r: r.conversation_id)] == expected

@@ -83,7 +83,7 @@ class TrainSettings(StrictModel):
     precision: Precision = Field(
         default="auto", description="auto: bf16 where the CPU or GPU supports it, else fp32; fp16 needs CUDA.")
     gradient_checkpointing: bool = Field(default=False, description="Recompute activations in the backward pass: "
-                                                                    "less memory, about 30 % slower.")
+                                                                    "less activation memory, one extra forward pass of compute.")
     quantization: Literal["none", "4bit"] = Field(
         default="none", description="'4bit' = QLoRA: the frozen base model in 4-bit NF4 (CUDA + bitsandbytes only).")
     logging_steps: int = Field(default=10, ge=1, description="Log the training loss every N steps (metrics.jsonl).")

@@ -244,7 +244,10 @@ def finetune(
         run.counts.update(steps=result.steps, tokens_seen=int(trainer.state.num_input_tokens_seen or 0))
         run.extra["result"] = result.model_dump()
     if keep_model:
-        result._model, result._tokenizer = trainer.model, tokenizer
+        # without the mixed-precision forward wrapper accelerate adds, so the model computes in
+        # the dtype of its weights, like a reloaded adapter
+        model = trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False)
+        result._model, result._tokenizer = model.eval(), tokenizer
     return result
 
 
