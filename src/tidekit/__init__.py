@@ -34,6 +34,8 @@ _LAZY: dict[str, str] = {
     "export_ratings": "tidekit.rating",
     "merge_adapter": "tidekit.finetune",
     "ceiling_analysis": "tidekit.finetune",
+    "analyze": "tidekit.analysis",
+    "report": "tidekit.report",
 }
 
 __all__ = ["__version__", *sorted(_LAZY)]

@@ -30,7 +30,7 @@ from tidekit.analysis._results import (
     PowerResult,
     TestResult,
 )
-from tidekit.analysis._simulate import SimulationSpec, simulate_ratings
+from tidekit.analysis._simulate import SyntheticSpec, synthetic_ratings
 
 __all__ = [
     "ANALYSIS_FILE",
@@ -46,7 +46,7 @@ __all__ = [
     "PowerConfig",
     "PowerResult",
     "PreparedRatings",
-    "SimulationSpec",
+    "SyntheticSpec",
     "TestResult",
     "agreement",
     "analyze",
@@ -57,6 +57,6 @@ __all__ = [
     "metric_human",
     "power_by_simulation",
     "prepare_ratings",
-    "simulate_ratings",
+    "synthetic_ratings",
     "write_tables",
 ]

@@ -7,9 +7,12 @@ config rewrites the same files (seeded bootstraps), so reruns are idempotent.
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +55,100 @@ def apply_corrections(tests: list[TestResult], method: str) -> None:
                             else "none (one test in its family)") if padj is not None else None
 
 
+@dataclass
+class _Shared:
+    """What every step reads; set before steps run (and inherited by forked workers)."""
+
+    df: pd.DataFrame
+    raters: pd.DataFrame
+    config: AnalysisConfig
+    within: list[str]
+    extra_ratings: list[str]
+    scores: pd.DataFrame | None
+
+
+_SHARED: _Shared | None = None
+
+
+def _run_step(kind: str, arg: str | None) -> dict[str, Any]:
+    """Run one analysis step on the shared data; returns its partial results and wall time."""
+    from tidekit.analysis._agreement import agreement
+    from tidekit.analysis._compare import compare_factor, condition_by_scenario, factor_means
+    from tidekit.analysis._demographics import attribute_effects
+    from tidekit.analysis._metric_human import metric_human
+    from tidekit.analysis._power import power_by_simulation
+
+    assert _SHARED is not None
+    sh, t0 = _SHARED, time.perf_counter()
+    df, config = sh.df, sh.config
+    out: dict[str, Any] = {}
+    if kind == "means":
+        out["means"] = [m for f in ("system", "condition", "model", "scenario")
+                        if f in df and df[f].notna().any() for m in factor_means(df, f, config)]
+    elif kind == "compare":
+        assert arg is not None
+        if arg in df:
+            out["tests"], out["skipped"] = compare_factor(df, arg, config)
+        else:
+            out["skipped"] = [f"{arg} comparison skipped: no {arg} column"]
+    elif kind == "scenario":
+        out["tests"], out["skipped"] = condition_by_scenario(df, config)
+    elif kind == "demographic":
+        assert arg is not None
+        out["tests"], out["means"], out["skipped"] = attribute_effects(df, sh.raters, arg, sh.within, config)
+    elif kind == "agreement":
+        out["agreement"] = [agreement(df, col, label, (config.scale_min, config.scale_max), metric,
+                                      config.bootstrap, config.seed, 1 - config.alpha)
+                            for col, label in [("rating", config.columns.rating)]
+                            + [(c, c[2:]) for c in sh.extra_ratings] for metric in ("ordinal", "interval")]
+    elif kind == "metric":
+        assert sh.scores is not None
+        out["tests"], out["skipped"] = metric_human(df, sh.scores, config.metrics, config.alpha)
+    elif kind == "power":
+        assert config.power is not None
+        out["power"] = power_by_simulation(config.power, config.alpha, config.seed)
+    out["wall_s"] = round(time.perf_counter() - t0, 4)
+    return out
+
+
+def _workers(config: AnalysisConfig, n: int) -> int:
+    if config.workers:
+        return config.workers
+    return 1 if n < 20_000 else min(2, os.cpu_count() or 1)  # forking only pays off on large data
+
+
+def _run_steps(steps: list[tuple[str, str, str | None]], workers: int,
+               progress: bool) -> list[tuple[str, dict[str, Any]]]:
+    """Run steps in order, or across forked worker processes; results keep the step order."""
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(steps), desc="analyze", unit="step", leave=False)
+    results: dict[str, dict[str, Any]] = {}
+    try:
+        if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+            for name, kind, arg in steps:
+                if bar is not None:
+                    bar.set_postfix_str(name)
+                results[name] = _run_step(kind, arg)
+                if bar is not None:
+                    bar.update()
+        else:
+            from concurrent.futures import ProcessPoolExecutor, as_completed
+
+            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+                futures = {pool.submit(_run_step, kind, arg): name for name, kind, arg in steps}
+                for fut in as_completed(futures):
+                    results[futures[fut]] = fut.result()
+                    if bar is not None:
+                        bar.update()
+    finally:
+        if bar is not None:
+            bar.close()
+    return [(name, results[name]) for name, _, _ in steps]
+
+
 def _load_frame(ratings: str | Path | pd.DataFrame, table: str) -> tuple[pd.DataFrame, str]:
     import pandas as pd
 
@@ -73,11 +170,7 @@ def analyze(ratings: str | Path | pd.DataFrame, out: str | Path | None = None,
     """
     import pandas as pd
 
-    from tidekit.analysis._agreement import agreement
-    from tidekit.analysis._compare import compare_factor, condition_by_scenario, factor_means
-    from tidekit.analysis._demographics import attribute_effects
-    from tidekit.analysis._metric_human import load_scores, metric_human
-    from tidekit.analysis._power import power_by_simulation
+    from tidekit.analysis._metric_human import load_scores
     from tidekit.analysis._ratings import prepare_ratings
 
     config = config or AnalysisConfig()
@@ -95,82 +188,43 @@ def analyze(ratings: str | Path | pd.DataFrame, out: str | Path | None = None,
     df = prep.df
     inputs = {"ratings": source}
     result = AnalysisResult(config=config.model_dump(mode="json"), inputs=inputs, rating=config.columns.rating,
-                            scale=(config.scale_min, config.scale_max), summary=prep.summary,  # type: ignore[arg-type]
+                            scale=(config.scale_min, config.scale_max), summary=prep.summary,
                             exclusions=prep.exclusions, skipped=list(prep.skipped), notes=list(NOTES))
     if result.summary.simulated:
         result.notes.insert(0, f"SIMULATED RATINGS: {result.summary.simulated_fraction:.0%} of the ratings are "
                                "simulated, not collected from people.")
     factors_present = [f for f in ("system", "condition", "scenario") if f in df and df[f].notna().any()]
-    steps: list[tuple[str, Callable[[], None]]] = []
-
-    def means_step() -> None:
-        for f in ("system", "condition", "model", "scenario"):
-            if f in df and df[f].notna().any():
-                result.means.extend(factor_means(df, f, config))
-
-    steps.append(("means", means_step))
-    for factor in ("system", "condition"):
-        def cmp(factor: str = factor) -> None:
-            if factor not in df:
-                result.skipped.append(f"{factor} comparison skipped: no {factor} column")
-                return
-            tests, why = compare_factor(df, factor, config)
-            result.tests.extend(tests)
-            result.skipped.extend(why)
-        steps.append((f"compare {factor}", cmp))
-
-    def scen() -> None:
-        tests, why = condition_by_scenario(df, config)
-        result.tests.extend(tests)
-        result.skipped.extend(why)
-
-    steps.append(("condition by scenario", scen))
-    within = [f for f in config.interactions_with if f in factors_present]
-    for attr in prep.attributes:
-        def demo(attr: str = attr) -> None:
-            tests, means, why = attribute_effects(df, prep.raters, attr, within, config)
-            result.tests.extend(tests)
-            result.means.extend(means)
-            result.skipped.extend(why)
-        steps.append((f"demographic {attr}", demo))
+    steps: list[tuple[str, str, str | None]] = [("means", "means", None)]
+    steps += [(f"compare {f}", "compare", f) for f in ("system", "condition")]
+    steps.append(("condition by scenario", "scenario", None))
+    steps += [(f"demographic {a}", "demographic", a) for a in prep.attributes]
     if not prep.attributes:
         result.skipped.append("demographic effects skipped: no rater attribute columns (name them with --by)")
-
-    def agree() -> None:
-        for col, label in [("rating", config.columns.rating)] + [(c, c[2:]) for c in prep.extra_ratings]:
-            for metric in ("ordinal", "interval"):
-                result.agreement.append(agreement(df, col, label, (config.scale_min, config.scale_max), metric,  # type: ignore[arg-type]
-                                                  config.bootstrap, config.seed, 1 - config.alpha))
-
-    steps.append(("agreement", agree))
+    steps.append(("agreement", "agreement", None))
+    frame = None
     if scores is not None:
-        def corr() -> None:
-            frame = scores if isinstance(scores, pd.DataFrame) else load_scores(scores)
-            inputs["scores"] = "<DataFrame>" if isinstance(scores, pd.DataFrame) else str(scores)
-            tests, notes = metric_human(df, frame, config.metrics, config.alpha)
-            result.tests.extend(tests)
-            result.skipped.extend(notes)
-        steps.append(("metric-human", corr))
+        frame = scores if isinstance(scores, pd.DataFrame) else timed("load scores", lambda: load_scores(scores))
+        inputs["scores"] = "<DataFrame>" if isinstance(scores, pd.DataFrame) else str(scores)
+        steps.append(("metric-human", "metric", None))
     else:
         result.skipped.append("metric-human correlation skipped: no --scores given")
     if config.power is not None:
-        def power() -> None:
-            result.power = power_by_simulation(config.power, config.alpha, config.seed)  # type: ignore[arg-type]
-        steps.append(("power", power))
-
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(steps), desc="analyze", unit="step", leave=False)
-    for name, fn in steps:
-        if bar is not None:
-            bar.set_postfix_str(name)
-        timed(name, fn)
-        if bar is not None:
-            bar.update()
-    if bar is not None:
-        bar.close()
+        steps.append(("power", "power", None))
+    global _SHARED
+    _SHARED = _Shared(df, prep.raters, config, [f for f in config.interactions_with if f in factors_present],
+                      prep.extra_ratings, frame)
+    try:
+        partials = _run_steps(steps, _workers(config, len(df)), progress)
+    finally:
+        _SHARED = None
+    for name, part in partials:
+        timings[name] = part.pop("wall_s")
+        result.tests.extend(part.get("tests", []))
+        result.means.extend(part.get("means", []))
+        result.agreement.extend(part.get("agreement", []))
+        result.skipped.extend(part.get("skipped", []))
+        if part.get("power") is not None:
+            result.power = part["power"]
     apply_corrections(result.tests, config.correction)
     result.timings = timings
     result.inputs = inputs

@@ -76,14 +76,14 @@ def compare_factor(df: pd.DataFrame, factor: str, config: AnalysisConfig) -> tup
     omni = mm.fit.f_test(mm.term_matrix(factor))
     tests.append(TestResult(family=f"{factor}/lmm-omnibus", test="LMM F test (Satterthwaite df)", term=factor,
                             statistic=omni["F"], statistic_name="F", df=omni["df1"], df2=omni["df2"],
-                            p=omni["p"], **common))  # type: ignore[arg-type]
+                            p=omni["p"], **common))
     for b, a, L in pairwise_contrasts(mm, factor):
         r = mm.fit.t_test(L, 1 - config.alpha)
         tests.append(TestResult(
             family=f"{factor}/lmm-pairwise", test="LMM Wald t (Satterthwaite df)", term=f"{b} - {a}",
             estimate=r["estimate"], estimate_kind="difference in mean rating (scale points)",
             ci_low=r["ci_low"], ci_high=r["ci_high"], ci_level=1 - config.alpha, ci_method="t, Satterthwaite df",
-            statistic=r["t"], statistic_name="t", df=r["df"], p=r["p"], **common))  # type: ignore[arg-type]
+            statistic=r["t"], statistic_name="t", df=r["df"], p=r["p"], **common))
     tests.extend(_paired_tests(sub, factor, levels, config))
     if config.ordinal == "clustered":
         from tidekit.analysis._ordinal import ordinal_comparison
@@ -112,7 +112,7 @@ def _paired_tests(df: pd.DataFrame, factor: str, levels: list[str], config: Anal
         flags = [f"only {len(both)} {unit}s rated both"] if len(both) < config.min_cell_raters else []
         tests.append(TestResult(
             family=f"{factor}/wilcoxon", analysis=factor, test=f"Wilcoxon signed-rank, paired by {unit}",
-            term=f"{b} - {a}", level=unit, estimate=m,  # type: ignore[arg-type]
+            term=f"{b} - {a}", level=unit, estimate=m,
             estimate_kind=f"mean paired difference of {unit} means (scale points)", ci_low=lo, ci_high=hi,
             ci_level=level, ci_method="paired t", statistic=float(w.statistic), statistic_name="W",
             p=float(w.pvalue), effect_size=matched_rank_biserial(d), effect_size_name="matched_rank_biserial",
@@ -125,7 +125,7 @@ def _paired_tests(df: pd.DataFrame, factor: str, levels: list[str], config: Anal
             k = len(levels)
             tests.append(TestResult(
                 family=f"{factor}/friedman", analysis=factor, test=f"Friedman, blocked by {unit}", term=factor,
-                level=unit, statistic=float(fr.statistic), statistic_name="chi2", df=k - 1,  # type: ignore[arg-type]
+                level=unit, statistic=float(fr.statistic), statistic_name="chi2", df=k - 1,
                 p=float(fr.pvalue), effect_size=float(fr.statistic / (len(complete) * (k - 1))),
                 effect_size_name="kendalls_w", n=len(complete),
                 flags=[f"{len(wide) - len(complete)} {unit}(s) without every level left out"]
@@ -153,7 +153,7 @@ def condition_by_scenario(df: pd.DataFrame, config: AnalysisConfig) -> tuple[lis
     inter = mm.fit.f_test(mm.term_matrix("condition:scenario"))
     tests.append(TestResult(family="condition_by_scenario/interaction", test="LMM F test (Satterthwaite df)",
                             term="condition x scenario", statistic=inter["F"], statistic_name="F",
-                            df=inter["df1"], df2=inter["df2"], p=inter["p"], **common))  # type: ignore[arg-type]
+                            df=inter["df1"], df2=inter["df2"], p=inter["p"], **common))
     scen_levels = mm.design.levels["scenario"]
     for cond in mm.design.levels["condition"][1:]:
         for s in scen_levels:
@@ -172,5 +172,5 @@ def condition_by_scenario(df: pd.DataFrame, config: AnalysisConfig) -> tuple[lis
                 ci_high=r["ci_high"], ci_level=1 - config.alpha, ci_method="t, Satterthwaite df",
                 statistic=r["t"], statistic_name="t", df=r["df"], p=r["p"],
                 extra={"scenario": s, "condition": cond, "baseline": ref_c, "ratings_in_scenario": n_s},
-                **common))  # type: ignore[arg-type]
+                **common))
     return tests, []

@@ -25,6 +25,7 @@ __all__ = [
 DEFAULT_ATTRIBUTES = ("age_group", "gender", "education", "race_ethnicity", "mh_support_experience")
 DEFAULT_EXTRA_RATINGS = ("emotion_recognition", "distress_normalization", "supportive_reflection")
 Factor = Literal["system", "condition", "scenario"]
+_FACTORS: tuple[Factor, ...] = ("system", "condition", "scenario")
 
 
 class Columns(StrictModel):
@@ -84,7 +85,7 @@ class AnalysisConfig(StrictModel):
     by: list[str] | None = Field(default=None,
                                  description="Rater attribute columns to test (e.g. [age_group, education]). "
                                              "None: those of the default export that are present.")
-    interactions_with: list[Factor] = Field(default_factory=lambda: ["system", "condition", "scenario"],
+    interactions_with: list[Factor] = Field(default_factory=lambda: list(_FACTORS),
                                             description="Within-rater factors each attribute is crossed with.")
     scale_min: int = Field(default=1, description="Lowest valid rating.")
     scale_max: int = Field(default=7, description="Highest valid rating.")
@@ -130,6 +131,8 @@ class AnalysisConfig(StrictModel):
                                                   "numeric metric/judge column present.")
     power: PowerConfig | None = Field(default=None, description="A planned study to compute power for.")
     seed: int = Field(default=0, description="Seed for bootstraps and simulations.")
+    workers: int = Field(default=0, ge=0, description="Processes for the analysis steps; 0: two on large data "
+                                                     "(20,000+ ratings) where the machine has them, else one.")
 
     @model_validator(mode="after")
     def _check_scale(self) -> AnalysisConfig:

@@ -126,7 +126,7 @@ def attribute_effects(df: pd.DataFrame, raters: pd.DataFrame, attr: str, factors
     lmm_base = {**base, "level": "rating", "model": mm.formula, "n": len(sub), "flags": [*flags, *mm.notes]}
     tests.append(TestResult(family="demographic-main/lmm", test="LMM F test (Satterthwaite df)", term=attr,
                             statistic=omni["F"], statistic_name="F", df=omni["df1"], df2=omni["df2"], p=omni["p"],
-                            **lmm_base))  # type: ignore[arg-type]
+                            **lmm_base))
     for lv in mm.design.levels[attr][1:]:
         L = mm.vector({f"{attr}[{lv}]": 1.0})
         if L is None:
@@ -137,7 +137,7 @@ def attribute_effects(df: pd.DataFrame, raters: pd.DataFrame, attr: str, factors
             term=f"{attr}: {lv} - {mm.design.levels[attr][0]}", estimate=r["estimate"],
             estimate_kind="difference in mean rating (scale points)", ci_low=r["ci_low"], ci_high=r["ci_high"],
             ci_level=level_ci, ci_method="t, Satterthwaite df", statistic=r["t"], statistic_name="t", df=r["df"],
-            p=r["p"], **lmm_base))  # type: ignore[arg-type]
+            p=r["p"], **lmm_base))
     if config.rating_level_tests:
         raw = {lv: sub.loc[sub["attr"] == lv, "rating"].to_numpy() for lv in levels}
         f2, _ = _group_tests(raw, "rating")
@@ -201,7 +201,7 @@ def _interaction(sub: pd.DataFrame, attr: str, factor: str, config: AnalysisConf
             n_raters=len(complete), n_ratings=int(data["rater"].isin(complete.index).sum()),
             flags=_small(counts, config.min_cell_raters)
             + ([f"{len(cell) - len(complete)} rater(s) without every {factor} level left out"]
-               if len(complete) < len(cell) else []), **base))  # type: ignore[arg-type]
+               if len(complete) < len(cell) else []), **base))
     if len(flevels) <= MAX_PAIRWISE_LEVELS:
         for a, b in combinations(flevels, 2):
             both = cell[[a, b]].dropna()
@@ -233,7 +233,7 @@ def _interaction(sub: pd.DataFrame, attr: str, factor: str, config: AnalysisConf
                 "n_raters": int(data["rater"].nunique()), "flags": list(mm.notes)}
     tests.append(TestResult(family="demographic-interaction/lmm", test="LMM F test (Satterthwaite df)",
                             statistic=it["F"], statistic_name="F", df=it["df1"], df2=it["df2"], p=it["p"],
-                            **lmm_base))  # type: ignore[arg-type]
+                            **lmm_base))
     alv, flv = mm.design.levels[attr], mm.design.levels[factor]
     if len(flv) <= MAX_PAIRWISE_LEVELS:
         for x in alv[1:]:
@@ -247,7 +247,7 @@ def _interaction(sub: pd.DataFrame, attr: str, factor: str, config: AnalysisConf
                     estimate=r["estimate"], ci_low=r["ci_low"], ci_high=r["ci_high"], ci_level=level_ci,
                     estimate_kind=f"({f} - {flv[0]}) for {x} minus ({f} - {flv[0]}) for {alv[0]} (points)",
                     ci_method="t, Satterthwaite df", statistic=r["t"], statistic_name="t", df=r["df"], p=r["p"],
-                    **{**lmm_base, "term": f"{attr}[{x}] x {factor}[{f}]"}))  # type: ignore[arg-type]
+                    **{**lmm_base, "term": f"{attr}[{x}] x {factor}[{f}]"}))
     if config.rating_level_tests:
         tests.append(_naive_interaction(data, attr, factor, base))
     return tests, []
@@ -259,7 +259,7 @@ def _preference(complete: pd.DataFrame, attr_of: pd.Series, attr: str, factor: s
 
     Y = complete.to_numpy(float)
     top = Y.max(1, keepdims=True)
-    winners = Y == top
+    winners = top == Y
     pref = np.where(winners.sum(1) > 1, "tie", np.asarray(complete.columns, dtype=object)[Y.argmax(1)])
     table = pd.crosstab(attr_of.reindex(complete.index).to_numpy(), pref)
     if table.shape[0] < 2 or table.shape[1] < 2:

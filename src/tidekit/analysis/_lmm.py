@@ -177,41 +177,55 @@ class LMMFit:
     def se(self) -> np.ndarray:
         return np.sqrt(np.diag(self.vcov))
 
-    def _vcov_at(self, phi: np.ndarray) -> np.ndarray:
-        assert self._st is not None
-        theta, sigma = phi[:-1], phi[-1]
-        return sigma * sigma * _reml_parts(self._st, theta)[4]
-
     def _var_cov(self) -> np.ndarray:
-        """Asymptotic covariance of (theta, sigma) from the Hessian of the REML deviance."""
+        """Asymptotic covariance of (theta, sigma) from the Hessian of the REML deviance.
+
+        dev(theta, sigma) = g(theta) + (n - p) log(2 pi sigma^2) + r2(theta) / sigma^2 with
+        g = log|A| + log|RX'RX|: the sigma parts are analytic, the theta parts numerical.
+        """
         if self._acov is None:
             assert self._st is not None and self._theta is not None
-            st = self._st
+            st, theta, k = self._st, self._theta, len(self._theta)
             p = st.XtX.shape[0]
+            cache: dict[bytes, tuple[float, float]] = {}
 
-            def dev(phi: np.ndarray) -> float:
-                theta, sigma = phi[:-1], phi[-1]
-                logA, logX, r2, _, _ = _reml_parts(st, theta)
-                s2 = sigma * sigma
-                return logA + logX + (st.n - p) * np.log(2 * np.pi * s2) + r2 / s2
+            def parts(t: np.ndarray) -> tuple[float, float]:
+                key = t.tobytes()
+                if key not in cache:
+                    logA, logX, r2, _, _ = _reml_parts(st, t)
+                    cache[key] = (logA + logX, r2)
+                return cache[key]
 
-            phi0 = np.append(self._theta, np.sqrt(self.sigma2))
+            sigma = float(np.sqrt(self.sigma2))
             with _one_blas_thread():
-                H = _hessian(dev, phi0)
+                hg = _hessian(lambda t: parts(t)[0], theta)
+                hr = _hessian(lambda t: parts(t)[1], theta)
+                gr = _gradient(lambda t: parts(t)[1], theta)
+            H = np.zeros((k + 1, k + 1))
+            H[:k, :k] = hg + hr / sigma**2
+            H[:k, k] = H[k, :k] = -2.0 * gr / sigma**3
+            r2 = parts(theta)[1]
+            H[k, k] = -2.0 * (st.n - p) / sigma**2 + 6.0 * r2 / sigma**4
             self._acov = 2.0 * np.linalg.pinv(H)
         return self._acov
 
     def _vcov_jacobian(self) -> np.ndarray:
-        """d vcov / d phi for each variance parameter (k+1, p, p), by central differences (cached)."""
+        """d vcov / d phi for each variance parameter (k+1, p, p) (cached).
+
+        vcov = sigma^2 (RX'RX)^-1(theta): the sigma derivative is analytic, theta's numerical.
+        """
         if self._jac is None:
-            phi0 = np.append(self._theta, np.sqrt(self.sigma2))
+            assert self._st is not None and self._theta is not None
+            theta, sigma = self._theta, float(np.sqrt(self.sigma2))
             jac = []
             with _one_blas_thread():
-                for i in range(len(phi0)):
-                    h = _step(phi0[i])
-                    e = np.zeros(len(phi0))
+                for i in range(len(theta)):
+                    h = _step(theta[i])
+                    e = np.zeros(len(theta))
                     e[i] = h
-                    jac.append((self._vcov_at(phi0 + e) - self._vcov_at(phi0 - e)) / (2 * h))
+                    jac.append(self.sigma2 * (_reml_parts(self._st, theta + e)[4]
+                                              - _reml_parts(self._st, theta - e)[4]) / (2 * h))
+            jac.append(2.0 * self.vcov / sigma)
             self._jac = np.array(jac)
         return self._jac
 
@@ -250,7 +264,7 @@ class LMMFit:
         F = float(t2.sum() / q)
         nus = np.array([self.contrast(row)[2] for row in PL])
         E = float(np.sum(nus[nus > 2] / (nus[nus > 2] - 2)))
-        df2 = 2 * E / (E - q) if (nus > 2).all() and E > q else float(nus.min())
+        df2 = 2 * E / (E - q) if (nus > 2).all() and q < E else float(nus.min())
         return {"F": F, "df1": float(q), "df2": float(df2), "p": float(stats.f.sf(F, q, df2))}
 
 
@@ -303,6 +317,18 @@ def _independent_columns(X: np.ndarray) -> np.ndarray:
     return np.sort(piv[:rank])
 
 
+def _start(y: np.ndarray, gcodes: list[np.ndarray]) -> np.ndarray:
+    """Moment-based starting values of theta: between-level variance over total variance."""
+    vy = float(np.var(y)) or 1.0
+    out = []
+    for c in gcodes:
+        cnt = np.bincount(c)
+        means = np.bincount(c, weights=y) / np.maximum(cnt, 1)
+        between = float(np.var(means[cnt > 0])) - vy / float(np.mean(cnt[cnt > 0]))
+        out.append(np.sqrt(max(between, 0.01 * vy) / vy))
+    return np.array(out)
+
+
 def fit_lmm(y: np.ndarray, X: np.ndarray, names: list[str], groups: dict[str, np.ndarray]) -> LMMFit:
     """Fit ``y ~ X + (1|g) for g in groups`` by REML.
 
@@ -336,11 +362,11 @@ def fit_lmm(y: np.ndarray, X: np.ndarray, names: list[str], groups: dict[str, np
 
     k = len(gnames)
     with _one_blas_thread():
-        res = optimize.minimize(crit, np.ones(k), method="L-BFGS-B", bounds=[(0.0, 1e3)] * k,
-                                options={"ftol": 1e-10, "gtol": 1e-6, "maxiter": 500})
+        res = optimize.minimize(crit, _start(y, [gcodes[i] for i in st.order]), method="L-BFGS-B", bounds=[(0.0, 1e3)] * k,
+                                options={"ftol": 1e-9, "gtol": 1e-5, "maxiter": 500})
         theta = np.abs(res.x)
         converged = bool(res.success)
-        logA, logX, r2, beta, inv = _reml_parts(st, theta)
+        _logA, _logX, r2, beta, inv = _reml_parts(st, theta)
     s2 = r2 / (n - p)
     ordered_names = [gnames[i] for i in st.order]
     variances = {g: float((t * t) * s2) for g, t in zip(ordered_names, theta, strict=True)}

@@ -99,7 +99,7 @@ def metric_human(df: pd.DataFrame, scores: pd.DataFrame, metrics: list[str] | No
             lo, hi = spearman_ci(float(rho), n, level)
             tests.append(TestResult(
                 family=f"metric_human/{unit}", analysis="metric_human", test="Spearman rank correlation",
-                term=m, level=unit, estimate=float(rho), estimate_kind="Spearman rho (metric vs mean rating)",  # type: ignore[arg-type]
+                term=m, level=unit, estimate=float(rho), estimate_kind="Spearman rho (metric vs mean rating)",
                 ci_low=lo, ci_high=hi, ci_level=level if lo is not None else None,
                 ci_method="Fisher z, Bonett-Wright SE" if lo is not None else None, statistic=float(rho),
                 statistic_name="rho", p=float(p) if np.isfinite(p) else None, n=n,

@@ -218,7 +218,7 @@ def prepare_ratings(raw: pd.DataFrame, config: AnalysisConfig) -> PreparedRating
         if n_missing:
             miss_raters = raters.index[raters[attr].isna()]
             exclusions.append(Exclusion(
-                reason=f"no '{attr}' given (missing or {', '.join(sorted(m for m in missing_tokens if m)[:2])}...)",
+                reason=f"no '{attr}' given (empty, or one of the missing_values such as prefer_not_to_say)",
                 scope=f"tests of {attr}", raters=n_missing,
                 rows=int(df["rater"].isin(miss_raters).sum()), detail=_examples(miss_raters)))
     if inconsistent:

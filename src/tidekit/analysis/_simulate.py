@@ -24,7 +24,7 @@ from tidekit._config import StrictModel
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["SimulationSpec", "simulate_ratings"]
+__all__ = ["SyntheticSpec", "synthetic_ratings"]
 
 AGE_GROUPS = ("18-34", "35-54", "55+")
 GENDERS = ("female", "male", "non-binary")
@@ -33,7 +33,7 @@ RACE = ("asian", "black", "hispanic_latino", "white", "multiracial")
 MH_SUPPORT = ("none", "some", "ongoing")
 
 
-class SimulationSpec(StrictModel):
+class SyntheticSpec(StrictModel):
     """A simulated rating study: design, variance components and planted effects."""
 
     raters: int = Field(default=60, ge=2, description="Raters.")
@@ -59,12 +59,12 @@ class SimulationSpec(StrictModel):
     seed: int = Field(default=0, description="Seed.")
 
 
-def simulate_ratings(spec: SimulationSpec | None = None, **overrides: object) -> pd.DataFrame:
+def synthetic_ratings(spec: SyntheticSpec | None = None, **overrides: object) -> pd.DataFrame:
     """A long-format ratings table with the columns of ``tidekit rate export`` (simulated=True)."""
     import pandas as pd
 
-    spec = (spec or SimulationSpec()).model_copy(update=overrides) if overrides else (spec or SimulationSpec())
-    spec = SimulationSpec.model_validate(spec.model_dump())
+    spec = (spec or SyntheticSpec()).model_copy(update=overrides) if overrides else (spec or SyntheticSpec())
+    spec = SyntheticSpec.model_validate(spec.model_dump())
     rng = np.random.default_rng(spec.seed)
     systems = [(m, c) for m in spec.models for c in spec.conditions]
     S, C, R = len(systems), spec.conversations, spec.raters

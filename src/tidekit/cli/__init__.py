@@ -30,6 +30,8 @@ COMMAND_MODULES = [
     "tidekit.cli._generate",
     "tidekit.cli._serve",
     "tidekit.cli._run",
+    "tidekit.cli._analyze",
+    "tidekit.cli._report",
     "tidekit.cli._finetune",
 ]
 

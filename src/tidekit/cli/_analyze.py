@@ -1,0 +1,105 @@
+"""``tidekit analyze``: statistics on a long-format ratings table (and optional scores)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from tidekit.cli._common import example, overrides_argument, stdout_console
+
+__all__ = ["COMMANDS"]
+
+_COLUMN_FLAGS = ("rater", "item", "rating", "conversation", "system", "model", "condition", "scenario")
+
+
+@click.command("analyze", **example(
+    "tidekit analyze --ratings runs/study/ratings/ratings.parquet --out runs/study/analysis --scores runs/study/scores",
+    "tidekit analyze --ratings other.csv --out an/ --rater worker --item reply_id --rating score --by age,education",
+    "tidekit analyze --ratings r.csv --out an/ power.raters=200 power.effect=0.4 correction=fdr_bh"))
+@click.option("--ratings", required=True, help="Ratings: CSV/TSV/Parquet file, folder with ratings.csv|parquet, "
+                                               "or a SQLAlchemy URL with a long-format table.")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder for analysis.json and tables.")
+@click.option("--scores", type=click.Path(path_type=Path), default=None,
+              help="Scores folder or scores.parquet, for the metric-vs-human correlation.")
+@click.option("--config", "config_path", type=click.Path(path_type=Path), default=None, help="YAML AnalysisConfig.")
+@click.option("--table", default="ratings", show_default=True, help="Table or view name when --ratings is a URL.")
+@click.option("--rater", default=None, help="Rater id column [rater_id].")
+@click.option("--item", default=None, help="Rated item column [item_id].")
+@click.option("--rating", default=None, help="Rating column [empathy].")
+@click.option("--conversation", default=None, help="Conversation id column [conversation_id].")
+@click.option("--system", default=None, help="System column [system].")
+@click.option("--model", default=None, help="Model column [model].")
+@click.option("--condition", default=None, help="Condition column [condition].")
+@click.option("--scenario", default=None, help="Scenario column [scenario_id].")
+@click.option("--by", default=None, help="Comma-separated rater attribute columns, e.g. age_group,education,gender.")
+@click.option("--scale", default=None, help="Rating scale as MIN-MAX [1-7].")
+@click.option("--power", "with_power", is_flag=True, help="Also compute power by simulation (power.* overrides).")
+@overrides_argument
+def analyze_cmd(ratings: str, out: Path, scores: Path | None, config_path: Path | None, table: str,
+                by: str | None, scale: str | None, with_power: bool, overrides: tuple[str, ...],
+                **columns: str | None) -> None:
+    """Compare systems and conditions, test rater demographics (rater-aware), measure agreement,
+    correlate metrics with ratings, and write analysis.json plus CSV tables to --out.
+
+    Rater attributes are tested at the rater level and with rater and item random effects; a
+    rating-level test appears only beside them, labelled (it overstates the evidence).
+    """
+    from tidekit._config import load_config
+    from tidekit.analysis import AnalysisConfig, analyze
+    from tidekit.errors import ConfigError
+
+    extra = [f"columns.{k}={v}" for k, v in columns.items() if v is not None and k in _COLUMN_FLAGS]
+    if by is not None:
+        extra.append(f"by=[{', '.join(repr(b.strip()) for b in by.split(',') if b.strip())}]")
+    if scale is not None:
+        lo, sep, hi = scale.partition("-")
+        if not sep or not lo.strip().lstrip("-").isdigit() or not hi.strip().isdigit():
+            raise ConfigError(f"--scale {scale!r}: write it as MIN-MAX, e.g. 1-7")
+        extra += [f"scale_min={lo.strip()}", f"scale_max={hi.strip()}"]
+    if with_power and not any(o.startswith("power") for o in overrides):
+        extra.append("power={}")
+    config = load_config(AnalysisConfig, config_path, [*extra, *overrides])
+    result = analyze(ratings, out=out, scores=scores, config=config, table=table, progress=True)
+    render(result)
+    click.echo(f"wrote {out / 'analysis.json'} and {out / 'tables'}/")
+
+
+def render(result: object) -> None:
+    """Print the findings: comparisons, rater-aware demographic tests, agreement, exclusions."""
+    from rich.table import Table
+
+    from tidekit.analysis import AnalysisResult
+
+    assert isinstance(result, AnalysisResult)
+    console = stdout_console()
+    s = result.summary
+    if s.simulated:
+        console.print(f"[bold yellow]SIMULATED RATINGS ({s.simulated_fraction:.0%} of rows): not data from "
+                      "people[/bold yellow]")
+    console.print(f"[bold]{s.ratings}[/bold] ratings by {s.raters} raters of {s.items} items "
+                  f"({s.input_rows} rows read)")
+    for e in result.exclusions:
+        console.print(f"[yellow]excluded[/yellow] {e.rows} rows / {e.raters} raters ({e.scope}): {e.reason}")
+    table = Table("family", "term", "test", "unit", "estimate [CI]", "p", "p adj", title="Findings",
+                  title_justify="left")
+    for t in result.tests:
+        if not t.finding or t.family.endswith(("lmm-coef", "dunn")) or ":" in t.family.split("/")[-1]:
+            continue
+        est = "" if t.estimate is None else f"{t.estimate:.3g}" + (
+            f" [{t.ci_low:.3g}, {t.ci_high:.3g}]" if t.ci_low is not None and t.ci_high is not None else "")
+        table.add_row(t.family, t.term, t.test, t.level, est, _fmt(t.p), _fmt(t.p_adjusted))
+    console.print(table)
+    for a in result.agreement:
+        if a.alpha is not None:
+            ci = f" [{a.ci_low:.3f}, {a.ci_high:.3f}]" if a.ci_low is not None else ""
+            console.print(f"Krippendorff's alpha ({a.rating}, {a.level_of_measurement}): {a.alpha:.3f}{ci}")
+    for line in result.skipped:
+        console.print(f"[dim]skipped: {line}[/dim]")
+
+
+def _fmt(p: float | None) -> str:
+    return "" if p is None else ("<1e-4" if p < 1e-4 else f"{p:.4f}")
+
+
+COMMANDS = [analyze_cmd]

@@ -1,0 +1,15 @@
+"""The study report: one self-contained HTML file (works offline), figures (PNG + SVG) and
+tables (CSV, Markdown, LaTeX), built from whatever a run folder holds.
+
+Typical use::
+
+    from tidekit.report import report
+    result = report("runs/study")          # writes runs/study/report/report.html
+    print(result.missing)                  # parts of the run that were absent
+"""
+
+from tidekit.report._report import ReportResult, report
+from tidekit.report._run import RunContents, discover_run
+from tidekit.report._tables import Table, to_latex, to_markdown
+
+__all__ = ["ReportResult", "RunContents", "Table", "discover_run", "report", "to_latex", "to_markdown"]

@@ -1,0 +1,308 @@
+"""The report's figures (matplotlib, Agg backend), each saved as PNG and SVG.
+
+Each ``fig_*`` function takes the run contents and returns a matplotlib Figure, or None when
+the data it needs is absent (the report then says what is missing). Intervals drawn are the
+95% (1 - alpha) intervals computed by the stage that produced the numbers.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from tidekit.report._run import RunContents
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = ["FIGURES", "RenderedFigure", "metric_columns_in", "render_figures"]
+
+PREFERRED_METRICS = ("cosine", "bertscore_f1", "rouge_l", "meteor", "bleu", "judge_overall")
+
+
+@dataclass
+class RenderedFigure:
+    """A saved figure and its PNG as base64 for embedding."""
+
+    key: str
+    title: str
+    caption: str
+    png: Path
+    svg: Path
+    png_b64: str
+
+
+def metric_columns_in(scores: Any) -> list[str]:
+    from tidekit.analysis._metric_human import metric_columns
+
+    cols = metric_columns(scores)
+    return [m for m in PREFERRED_METRICS if m in cols] + [m for m in cols if m not in PREFERRED_METRICS]
+
+
+def _plt() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({"figure.dpi": 110, "font.size": 9, "axes.spines.top": False, "axes.spines.right": False})
+    return plt
+
+
+def fig_metrics(c: RunContents) -> Figure | None:
+    """Mean of each automatic metric per model and condition (95% t intervals over conversations)."""
+    if c.scores is None or not {"model", "condition"} <= set(c.scores.columns):
+        return None
+    metrics = metric_columns_in(c.scores)[:4]
+    if not metrics:
+        return None
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 3.2), squeeze=False)
+    models = sorted(c.scores["model"].astype(str).unique())
+    conditions = sorted(c.scores["condition"].astype(str).unique())
+    width = 0.8 / max(len(conditions), 1)
+    for ax, m in zip(axes[0], metrics, strict=False):
+        for j, cond in enumerate(conditions):
+            means, errs = [], []
+            for model in models:
+                v = c.scores.loc[(c.scores["model"].astype(str) == model)
+                                 & (c.scores["condition"].astype(str) == cond), m].dropna().to_numpy(float)
+                means.append(v.mean() if len(v) else np.nan)
+                errs.append(1.96 * v.std(ddof=1) / np.sqrt(len(v)) if len(v) > 1 else 0)
+            ax.bar(np.arange(len(models)) + j * width, means, width, yerr=errs, capsize=2, label=cond)
+        ax.set_xticks(np.arange(len(models)) + width * (len(conditions) - 1) / 2)
+        ax.set_xticklabels(models, rotation=30, ha="right")
+        ax.set_title(m)
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def fig_scenarios(c: RunContents) -> Figure | None:
+    """Heatmap of the first metric (or the human rating) by scenario and system."""
+    import pandas as pd
+
+    data, value, label = None, None, ""
+    if c.scores is not None and "scenario_id" in c.scores and "system" in c.scores and metric_columns_in(c.scores):
+        value = metric_columns_in(c.scores)[0]
+        data = c.scores.assign(scenario=c.scores["scenario_id"].astype(str), system=c.scores["system"].astype(str))
+        label = f"mean {value}"
+    elif c.ratings_path is not None and c.analysis is not None:
+        from tidekit.analysis import load_ratings
+
+        raw = load_ratings(c.ratings_path)
+        cols = c.analysis.config.get("columns", {})
+        scen, syst, rating = cols.get("scenario"), cols.get("system"), cols.get("rating", "empathy")
+        if scen in raw and syst in raw and rating in raw:
+            data = pd.DataFrame({"scenario": raw[scen].astype(str), "system": raw[syst].astype(str),
+                                 "value": pd.to_numeric(raw[rating], errors="coerce")}).dropna()
+            data = data[data["system"] != "None"]
+            value, label = "value", f"mean human {rating}"
+    if data is None or value is None:
+        return None
+    table = data.pivot_table(index="scenario", columns="system", values=value, aggfunc="mean")
+    if table.empty:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(1.2 + 0.9 * table.shape[1], 1.0 + 0.28 * table.shape[0]))
+    im = ax.imshow(table.to_numpy(float), aspect="auto", cmap="viridis")
+    ax.set_xticks(range(table.shape[1]))
+    ax.set_xticklabels(table.columns, rotation=35, ha="right")
+    ax.set_yticks(range(table.shape[0]))
+    ax.set_yticklabels(table.index)
+    fig.colorbar(im, ax=ax, label=label)
+    fig.tight_layout()
+    return fig
+
+
+def fig_ceiling(c: RunContents) -> Figure | None:
+    """Fine-tuning gain against model size (log10 parameters): the knowledge-transfer ceiling."""
+    if not c.ceiling or not c.ceiling.get("gains"):
+        return None
+    gains = [g for g in c.ceiling["gains"] if g.get("scenario") == "all" and g.get("gain") is not None]
+    metrics = [m for m in PREFERRED_METRICS if any(g["metric"] == m for g in gains)] or sorted(
+        {g["metric"] for g in gains})
+    if not metrics:
+        return None
+    metrics = metrics[:3]
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.4 * len(metrics), 3.0), squeeze=False)
+    for ax, m in zip(axes[0], metrics, strict=False):
+        rows = sorted((g for g in gains if g["metric"] == m), key=lambda g: g["log10_params"])
+        x = np.array([g["log10_params"] for g in rows])
+        y = np.array([g["gain"] for g in rows])
+        lo = np.array([g.get("gain_ci_low") if g.get("gain_ci_low") is not None else g["gain"] for g in rows])
+        hi = np.array([g.get("gain_ci_high") if g.get("gain_ci_high") is not None else g["gain"] for g in rows])
+        ax.errorbar(x, y, yerr=[y - lo, hi - y], fmt="o", capsize=3)
+        for g in rows:
+            ax.annotate(g["model"], (g["log10_params"], g["gain"]), fontsize=6, xytext=(3, 3),
+                        textcoords="offset points")
+        if len(x) >= 2:
+            k, b = np.polyfit(x, y, 1)
+            xs = np.linspace(x.min(), x.max(), 10)
+            ax.plot(xs, k * xs + b, "--", lw=1)
+        ax.axhline(0, color="grey", lw=0.6)
+        ax.set_xlabel("log10 parameters")
+        ax.set_ylabel(f"gain in {m} (fine-tuned - zero-shot)")
+    fig.tight_layout()
+    return fig
+
+
+def fig_human(c: RunContents) -> Figure | None:
+    """Mean human rating per system and per condition (means of rater means, 95% t CI)."""
+    if c.analysis is None:
+        return None
+    groups = [g for g in ("system", "condition") if any(m.analysis == g for m in c.analysis.means)]
+    if not groups:
+        return None
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(groups), figsize=(4.2 * len(groups), 3.2), squeeze=False)
+    for ax, g in zip(axes[0], groups, strict=False):
+        ms = [m for m in c.analysis.means if m.analysis == g]
+        y = np.arange(len(ms))
+        mean = np.array([m.mean for m in ms])
+        lo = np.array([m.ci_low if m.ci_low is not None else m.mean for m in ms])
+        hi = np.array([m.ci_high if m.ci_high is not None else m.mean for m in ms])
+        ax.errorbar(mean, y, xerr=[mean - lo, hi - mean], fmt="o", capsize=3)
+        ax.set_yticks(y)
+        ax.set_yticklabels([m.group for m in ms])
+        ax.set_xlabel(f"mean {c.analysis.rating} ({c.analysis.scale[0]}-{c.analysis.scale[1]})")
+        ax.set_title(f"by {g}")
+    fig.tight_layout()
+    return fig
+
+
+def fig_demographics(c: RunContents) -> Figure | None:
+    """Mean rating by level of each rater attribute (rater means, 95% t CI)."""
+    if c.analysis is None:
+        return None
+    attrs = [a for a in c.analysis.summary.attributes if any(m.analysis == a for m in c.analysis.means)]
+    if not attrs:
+        return None
+    plt = _plt()
+    rows = [(a, m) for a in attrs for m in c.analysis.means if m.analysis == a]
+    fig, ax = plt.subplots(figsize=(6.0, 0.8 + 0.26 * len(rows)))
+    y = np.arange(len(rows))[::-1]
+    mean = np.array([m.mean for _, m in rows])
+    lo = np.array([m.ci_low if m.ci_low is not None else m.mean for _, m in rows])
+    hi = np.array([m.ci_high if m.ci_high is not None else m.mean for _, m in rows])
+    colors = [f"C{attrs.index(a)}" for a, _ in rows]
+    for yi, mi, l_, h_, col in zip(y, mean, lo, hi, colors, strict=True):
+        ax.errorbar(mi, yi, xerr=[[mi - l_], [h_ - mi]], fmt="o", capsize=3, color=col)
+    ax.set_yticks(y)
+    ax.set_yticklabels([f"{a}: {m.group} (n={m.n})" for a, m in rows], fontsize=7)
+    ax.set_xlabel(f"mean of rater means, {c.analysis.rating}")
+    fig.tight_layout()
+    return fig
+
+
+def fig_agreement(c: RunContents) -> Figure | None:
+    """Krippendorff's alpha with bootstrap CIs per rating and level of measurement."""
+    if c.analysis is None:
+        return None
+    rows = [a for a in c.analysis.agreement if a.alpha is not None]
+    if not rows:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.0, 0.8 + 0.3 * len(rows)))
+    y = np.arange(len(rows))[::-1]
+    for yi, a in zip(y, rows, strict=True):
+        assert a.alpha is not None
+        lo = a.ci_low if a.ci_low is not None else a.alpha
+        hi = a.ci_high if a.ci_high is not None else a.alpha
+        ax.errorbar(a.alpha, yi, xerr=[[a.alpha - lo], [hi - a.alpha]], fmt="o", capsize=3,
+                    color="C0" if a.level_of_measurement == "ordinal" else "C1")
+    ax.set_yticks(y)
+    ax.set_yticklabels([f"{a.rating} ({a.level_of_measurement})" for a in rows], fontsize=7)
+    ax.axvline(0, color="grey", lw=0.6)
+    ax.axvline(0.667, color="grey", lw=0.6, ls=":")
+    ax.set_xlabel("Krippendorff's alpha (dotted: 0.667, a common minimum)")
+    fig.tight_layout()
+    return fig
+
+
+def fig_metric_human(c: RunContents) -> Figure | None:
+    """Spearman correlation of each automatic metric with the mean human rating (95% CI)."""
+    if c.analysis is None:
+        return None
+    rows = [t for t in c.analysis.tests if t.analysis == "metric_human" and t.estimate is not None]
+    if not rows:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.0, 0.8 + 0.28 * len(rows)))
+    y = np.arange(len(rows))[::-1]
+    for yi, t in zip(y, rows, strict=True):
+        assert t.estimate is not None
+        lo = t.ci_low if t.ci_low is not None else t.estimate
+        hi = t.ci_high if t.ci_high is not None else t.estimate
+        ax.errorbar(t.estimate, yi, xerr=[[t.estimate - lo], [hi - t.estimate]], fmt="o", capsize=3,
+                    color="C0" if t.level == "item" else "C2")
+    ax.set_yticks(y)
+    ax.set_yticklabels([f"{t.term} ({t.level}, n={t.n})" for t in rows], fontsize=7)
+    ax.axvline(0, color="grey", lw=0.6)
+    ax.set_xlim(-1, 1)
+    ax.set_xlabel("Spearman rho with mean human rating")
+    fig.tight_layout()
+    return fig
+
+
+def fig_training(c: RunContents) -> Figure | None:
+    """Fine-tuning loss curves per model (from metrics.jsonl)."""
+    curves = {}
+    for alias, rows in c.finetune.items():
+        pts = [(r.get("step"), r.get("loss") if r.get("loss") is not None else r.get("train_loss")) for r in rows]
+        pts = [(s, v) for s, v in pts if s is not None and v is not None]
+        if pts:
+            curves[alias] = pts
+    if not curves:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.0, 3.0))
+    for alias, pts in curves.items():
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], label=alias)
+    ax.set_xlabel("step")
+    ax.set_ylabel("training loss")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+# key -> (title, caption, function)
+FIGURES: dict[str, tuple[str, str, Callable[[RunContents], Figure | None]]] = {
+    "metrics": ("Automatic metrics by model and condition", fig_metrics.__doc__ or "", fig_metrics),
+    "scenarios": ("Scenario heatmap", fig_scenarios.__doc__ or "", fig_scenarios),
+    "ceiling": ("Knowledge-transfer ceiling", fig_ceiling.__doc__ or "", fig_ceiling),
+    "training": ("Fine-tuning", fig_training.__doc__ or "", fig_training),
+    "human": ("Human ratings", fig_human.__doc__ or "", fig_human),
+    "demographics": ("Demographic effects", fig_demographics.__doc__ or "", fig_demographics),
+    "agreement": ("Agreement", fig_agreement.__doc__ or "", fig_agreement),
+    "metric_human": ("Metric vs human", fig_metric_human.__doc__ or "", fig_metric_human),
+}
+
+
+def render_figures(c: RunContents, folder: Path) -> tuple[dict[str, RenderedFigure], list[str]]:
+    """Render every figure whose data exists into ``folder``; return them and the absent ones."""
+    from tidekit._io import atomic_path
+
+    plt = _plt()
+    out: dict[str, RenderedFigure] = {}
+    absent: list[str] = []
+    for key, (title, caption, fn) in FIGURES.items():
+        fig = fn(c)
+        if fig is None:
+            absent.append(title)
+            continue
+        png, svg = folder / f"{key}.png", folder / f"{key}.svg"
+        with atomic_path(png, suffix=".png") as tmp:
+            fig.savefig(tmp, format="png")
+        with atomic_path(svg, suffix=".svg") as tmp:
+            fig.savefig(tmp, format="svg")
+        plt.close(fig)
+        out[key] = RenderedFigure(key, title, " ".join(caption.split()), png, svg,
+                                  base64.b64encode(png.read_bytes()).decode("ascii"))
+    return out, absent

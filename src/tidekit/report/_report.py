@@ -1,0 +1,233 @@
+"""``report``: one self-contained HTML file (plus figures and tables) from a run folder."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, Field
+
+from tidekit.report._figures import RenderedFigure, metric_columns_in, render_figures
+from tidekit.report._run import RunContents, discover_run
+from tidekit.report._tables import Table, to_html, write_table
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["ReportResult", "report"]
+
+
+class ReportResult(BaseModel):
+    """What ``report`` wrote."""
+
+    html: Path = Field(description="The self-contained HTML report.")
+    figures: list[str] = Field(default_factory=list, description="Figure keys rendered (PNG + SVG each).")
+    tables: list[str] = Field(default_factory=list, description="Table keys written (CSV, Markdown, LaTeX).")
+    missing: list[str] = Field(default_factory=list, description="Parts of the run that were absent.")
+    simulated: bool = Field(default=False, description="True when the ratings shown are simulated.")
+    screenshot: Path | None = Field(default=None, description="Screenshot of the rendered page, if taken.")
+
+
+def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    import pandas as pd
+
+    return pd.DataFrame(rows)
+
+
+def _test_rows(tests: list[Any], cols: tuple[str, ...] = ("family", "term", "test", "level", "estimate", "ci_low",
+                                                          "ci_high", "statistic_name", "statistic", "df", "df2",
+                                                          "p", "p_adjusted", "effect_size_name", "effect_size",
+                                                          "n")) -> pd.DataFrame:
+    rows = []
+    for t in tests:
+        row = {c: getattr(t, c) for c in cols}
+        row["flags"] = "; ".join(t.flags)
+        rows.append(row)
+    return _frame(rows)
+
+
+def _build_tables(c: RunContents) -> list[Table]:
+    import pandas as pd
+
+    tables: list[Table] = []
+    if c.dataset_summary is not None:
+        s = c.dataset_summary
+        tables.append(Table("dataset_scenarios", "Conversations per scenario",
+                            _frame([{"scenario": k, "conversations": v} for k, v in s.scenarios.items()])))
+    if c.generations:
+        tables.append(Table("generations", "Generations per system",
+                            _frame([{"system": k, **v} for k, v in sorted(c.generations.items())])))
+    if c.scores is not None and {"model", "condition"} <= set(c.scores.columns):
+        metrics = metric_columns_in(c.scores)
+        if metrics:
+            g = c.scores.groupby(["model", "condition"])[metrics].mean().reset_index()
+            g.insert(2, "n", c.scores.groupby(["model", "condition"]).size().to_numpy())
+            tables.append(Table("metrics_by_model_condition", "Mean automatic metrics per model and condition", g))
+    elif c.aggregates is not None:
+        tables.append(Table("aggregates", "Aggregates (from scores/aggregates.csv)", c.aggregates))
+    if c.comparisons is not None:
+        tables.append(Table("score_comparisons", "Metric comparisons (from scores/comparisons.csv)", c.comparisons))
+    a = c.analysis
+    if a is not None:
+        tables.append(Table("human_means", "Mean human rating by system, condition and scenario (rater means)",
+                            _frame([m.model_dump(exclude={"flags", "unit"}) for m in a.means
+                                    if m.analysis in ("system", "condition", "model", "scenario")])))
+        comps = [t for t in a.tests if t.analysis in ("system", "condition")]
+        if comps:
+            tables.append(Table("comparisons", "System and condition comparisons", _test_rows(comps),
+                                "LMM: random intercepts for rater and item, Satterthwaite df; Wilcoxon paired by "
+                                "rater; p_adjusted within each family."))
+        scen = [t for t in a.tests if t.analysis == "condition_by_scenario"]
+        if scen:
+            tables.append(Table("condition_by_scenario", "Fine-tuning gain by scenario", _test_rows(scen)))
+        demo = [t for t in a.tests if t.analysis == "demographic" and t.finding]
+        if demo:
+            tables.append(Table("demographic_effects", "Demographic effects (rater-aware: the findings)",
+                                _test_rows(demo), "Rater level: one value per rater. LMM: rater and item random "
+                                                  "intercepts (and rater-by-factor for interactions)."))
+            tables.append(Table("demographic_means", "Mean rating by rater attribute (rater means)",
+                                _frame([m.model_dump(exclude={"unit"}) | {"flags": "; ".join(m.flags)}
+                                        for m in a.means if m.analysis in a.summary.attributes])))
+        naive = [t for t in a.tests if not t.finding]
+        if naive:
+            tables.append(Table("rating_level_tests", "Rating-level tests (NOT findings: shown for comparison)",
+                                _test_rows(naive), naive[0].label or ""))
+        if a.agreement:
+            tables.append(Table("agreement", "Inter-rater agreement (Krippendorff's alpha)",
+                                _frame([x.model_dump() for x in a.agreement])))
+        mh = [t for t in a.tests if t.analysis == "metric_human"]
+        if mh:
+            tables.append(Table("metric_human", "Automatic metric vs human rating (Spearman)", _test_rows(mh)))
+        if a.exclusions:
+            tables.append(Table("exclusions", "Exclusions",
+                                _frame([e.model_dump(exclude={"detail"}) | {"examples": ", ".join(e.detail[:5])}
+                                        for e in a.exclusions])))
+    return [t for t in tables if isinstance(t.frame, pd.DataFrame) and not t.frame.empty]
+
+
+def _sections(c: RunContents, figs: dict[str, RenderedFigure], tables: dict[str, Table]) -> list[dict[str, Any]]:
+    from tidekit.report._methods import methods_paragraphs
+
+    def fig(key: str) -> list[dict[str, Any]]:
+        f = figs.get(key)
+        return [{"kind": "figure", "key": f.key, "title": f.title, "caption": f.caption, "b64": f.png_b64}] if f else []
+
+    def tab(key: str) -> list[dict[str, Any]]:
+        t = tables.get(key)
+        return [{"kind": "table", "title": t.title, "html": to_html(t), "note": t.note}] if t else []
+
+    sections: list[dict[str, Any]] = []
+    s = c.dataset_summary
+    kpis = [("personas", s.personas), ("conversations", s.conversations), ("with reference", s.with_reference)] if s else []
+    sections.append({"id": "dataset", "title": "Dataset", "kpis": kpis,
+                     "intro": "" if s else "No dataset in this run.",
+                     "blocks": tab("dataset_scenarios") + tab("generations")})
+    sections.append({"id": "metrics", "title": "Automatic metrics", "kpis": [],
+                     "intro": "" if c.scores is not None else "No scores in this run.",
+                     "blocks": tab("metrics_by_model_condition") + tab("aggregates") + fig("metrics") + fig("scenarios")
+                     + fig("ceiling") + fig("training") + tab("score_comparisons")})
+    a = c.analysis
+    if a is not None:
+        sm = a.summary
+        kp = [("ratings", sm.ratings), ("raters", sm.raters), ("items", sm.items),
+              ("rows read", sm.input_rows)]
+        excl = [{"kind": "list", "items": [f"{e.rows} rows, {e.raters} raters left out of {e.scope}: {e.reason}"
+                                            for e in a.exclusions]}] if a.exclusions else []
+        sections.append({"id": "human", "title": "Human ratings", "kpis": kp,
+                         "intro": f"Rating analysed: {a.rating} on a {a.scale[0]}-{a.scale[1]} scale.",
+                         "blocks": excl + fig("human") + tab("human_means") + tab("comparisons")
+                         + tab("condition_by_scenario")})
+        sections.append({"id": "demographics", "title": "Demographic effects", "kpis": [],
+                         "intro": "Rater attributes are tested with one value per rater and with mixed models that "
+                                  "have rater and item random intercepts. Rating-level tests follow in their own, "
+                                  "labelled table: they ignore that ratings by one rater are correlated.",
+                         "blocks": fig("demographics") + tab("demographic_means") + tab("demographic_effects")
+                         + tab("rating_level_tests")})
+        sections.append({"id": "agreement", "title": "Agreement", "kpis": [], "intro": "",
+                         "blocks": fig("agreement") + tab("agreement")})
+        sections.append({"id": "metric-human", "title": "Metric vs human", "kpis": [],
+                         "intro": "" if "metric_human" in tables else "No metric-human correlation (needs scores "
+                                                                      "and ratings of the same conversations).",
+                         "blocks": fig("metric_human") + tab("metric_human")})
+        if a.power is not None:
+            p = a.power
+            sections.append({"id": "power", "title": "Power", "kpis": [], "intro": "", "blocks": [{
+                "kind": "text", "text": f"Power {p.power:.2f} (95% CI {p.ci_low:.2f}-{p.ci_high:.2f}) of the "
+                                        f"{p.test} at alpha {p.alpha} over {p.simulations} simulated studies "
+                                        f"with {p.config}."}]})
+    else:
+        sections.append({"id": "human", "title": "Human ratings", "kpis": [], "blocks": [],
+                         "intro": "No analysis of human ratings in this run."})
+    notes = [{"kind": "list", "items": a.notes}] if a is not None else []
+    skipped = [{"kind": "text", "cls": "note", "text": "Not run: " + "; ".join(a.skipped)}] if a and a.skipped else []
+    methods = [{"kind": "method", "m": m} for m in methods_paragraphs(c.manifests)]
+    sections.append({"id": "methods", "title": "Methods", "kpis": [],
+                     "intro": "Generated from each stage's manifest.json." if c.manifests else "No manifests found.",
+                     "blocks": notes + skipped + methods})
+    return sections
+
+
+def report(run_dir: str | Path, out: str | Path | None = None, title: str | None = None, analyze: bool = True,
+           screenshot: bool = False) -> ReportResult:
+    """Write ``report.html`` (self-contained), ``figures/`` and ``tables/`` for the run in ``run_dir``.
+
+    ``out`` defaults to ``RUN/report``. With ``analyze``, ratings without an analysis are
+    analysed first (into ``RUN/analysis``). ``screenshot`` saves ``screenshot.png`` of the page
+    rendered by headless Chromium (needs playwright and a chromium binary).
+    """
+    import jinja2
+
+    from tidekit._io import write_text
+    from tidekit._manifest import RunRecorder
+    from tidekit.errors import DataError
+
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise DataError(f"{run_dir}: no such run folder")
+    out = Path(out) if out is not None else run_dir / "report"
+    with RunRecorder(out, command="report", config={"title": title, "analyze": analyze},
+                     inputs={"run": str(run_dir)}) as rec:
+        with rec.step("discover"):
+            contents = discover_run(run_dir)
+        if contents.analysis is None and contents.ratings_path is not None and analyze:
+            from tidekit.analysis import analyze as run_analysis
+
+            with rec.step("analyze"):
+                scores = run_dir / "scores" if contents.scores is not None else None
+                run_analysis(contents.ratings_path, out=run_dir / "analysis", scores=scores)
+                contents = discover_run(run_dir)
+        with rec.step("figures"):
+            figs, absent = render_figures(contents, out / "figures")
+        with rec.step("tables"):
+            tables = {t.key: t for t in _build_tables(contents)}
+            for t in tables.values():
+                write_table(t, out / "tables")
+        a = contents.analysis
+        simulated = ""
+        if a is not None and a.summary.simulated:
+            simulated = f"{a.summary.simulated_fraction:.0%}"
+        missing = [*contents.missing, *(f"figure not drawn (no data): {t}" for t in absent)]
+        page = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined).from_string(
+            _template()).render(
+            title=title or f"tidekit report: {run_dir.name}", run=str(run_dir),
+            generated=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"), simulated=simulated,
+            missing=missing, sections=_sections(contents, figs, tables))
+        html = out / "report.html"
+        write_text(html, page)
+        shot = None
+        if screenshot:
+            from tidekit.report._screenshot import screenshot_html
+
+            with rec.step("screenshot"):
+                shot = screenshot_html(html, out / "screenshot.png")
+        rec.counts.update(figures=len(figs), tables=len(tables), missing=len(missing))
+        rec.extra.update(missing=missing, simulated=bool(simulated))
+    return ReportResult(html=html, figures=list(figs), tables=list(tables), missing=missing,
+                        simulated=bool(simulated), screenshot=shot)
+
+
+def _template() -> str:
+    from tidekit.report._template import TEMPLATE
+
+    return TEMPLATE
