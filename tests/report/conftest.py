@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -34,6 +35,15 @@ def make_run(root: Path, seed: int = 0) -> Path:
         scores.to_parquet(root / "scores" / "scores.parquet")
         ceiling_analysis(scores, n_boot=50, params={"smollm2-135m": 0.135, "qwen2.5-0.5b": 0.5}).write(root / "scores")
     return root
+
+
+@pytest.fixture(scope="session")
+def require_tool(request: pytest.FixtureRequest) -> Callable[[str], str]:
+    """tests/conftest.py's ``require_tool`` (skip locally, fail in CI), reached through pytest's
+    plugin manager because two modules named ``conftest`` cannot import each other."""
+    root = request.config.pluginmanager.get_plugin(str(Path(__file__).parents[1] / "conftest.py"))
+    assert root is not None, "tests/conftest.py is not loaded"
+    return root.require_tool  # type: ignore[no-any-return]
 
 
 @pytest.fixture(scope="session")

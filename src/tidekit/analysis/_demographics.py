@@ -180,7 +180,12 @@ def _split_plot(cell: pd.DataFrame, attr_of: pd.Series) -> dict[str, float] | No
 
 def _interaction(sub: pd.DataFrame, attr: str, factor: str, config: AnalysisConfig) -> tuple[list[TestResult], list[str]]:
     data = sub.dropna(subset=[factor])
+    from tidekit.analysis._compare import reference_level
+
     flevels = sorted(data[factor].unique())
+    if len(flevels) >= 2:  # the baseline first, so contrasts read 'other - baseline'
+        ref = reference_level(data, factor, config)
+        flevels = [ref] + [x for x in flevels if x != ref]
     if len(flevels) < 2:
         return [], [f"{attr} x {factor}: skipped, {factor} has one level"]
     level_ci = 1 - config.alpha
@@ -226,7 +231,7 @@ def _interaction(sub: pd.DataFrame, attr: str, factor: str, config: AnalysisConf
         if factor in ("system", "condition") and len(complete) >= 2:
             tests.extend(_preference(complete, attr_of, attr, factor, config, base))
     mm = fit_mixed(data.assign(**{attr: data["attr"]}), [attr, factor], [(attr, factor)],
-                   rater_by=factor if config.rater_by_factor_effect else None,
+                   reference={factor: flevels[0]}, rater_by=factor if config.rater_by_factor_effect else None,
                    max_dense_levels=config.max_dense_levels)
     it = mm.fit.f_test(mm.term_matrix(f"{attr}:{factor}"))
     lmm_base = {**base, "level": "rating", "model": mm.formula, "n": len(data), "n_ratings": len(data),

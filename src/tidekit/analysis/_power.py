@@ -35,7 +35,8 @@ def simulate_study_p(cfg: PowerConfig, rng: np.random.Generator, rating_level: b
     R, k, G = cfg.raters, cfg.ratings_per_rater, cfg.groups
     group = np.arange(R) % G
     shift = cfg.effect * group / (G - 1)
-    items = rng.choice(cfg.items, size=(R, k), replace=k > cfg.items)
+    items = (rng.integers(0, cfg.items, size=(R, k)) if k > cfg.items  # each rater: k distinct items
+             else np.argsort(rng.random((R, cfg.items)), axis=1)[:, :k])
     style = (items % 2).astype(float)  # half the items validate first
     u_r = rng.normal(0, cfg.rater_sd, R)
     u_i = rng.normal(0, cfg.item_sd, cfg.items)
