@@ -73,7 +73,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--prompts", type=int, default=64)
     parser.add_argument("--new-tokens", type=int, default=64)
-    parser.add_argument("--naive-prompts", type=int, default=8)
+    parser.add_argument("--naive-prompts", type=int, default=4)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--no-append", action="store_true", help="do not append to docs/benchmarks.md")
     args = parser.parse_args()
@@ -97,8 +97,7 @@ def main() -> int:
     gflops_fp32 = matmul_gflops("float32")
 
     backend = load_backend(BackendConfig(model="smollm2-135m", batch_size=args.prompts))
-    model, tokenizer = backend.model, backend.tokenizer  # type: ignore[attr-defined]
-    n_params = sum(p.numel() for p in model.parameters())
+    n_params = backend.parameter_count  # type: ignore[attr-defined]
     prompt_ids = [backend.encode(r.messages) for r in requests]  # type: ignore[attr-defined]
     mean_prompt = statistics.mean(len(p) for p in prompt_ids)
     rss_load = peak_rss_gib()
@@ -147,11 +146,10 @@ def main() -> int:
                                              max_tokens=args.new_tokens, temperature=0.0)
             tokens += out["usage"]["completion_tokens"]
         llama_tps = tokens / (time.perf_counter() - t0)
-    del tokenizer
 
     load_end = os.getloadavg()[0]
     rows = [
-        ("threads", str(torch.get_num_threads())),
+        ("threads, OMP_WAIT_POLICY", f"{torch.get_num_threads()}, {os.environ.get('OMP_WAIT_POLICY', 'unset')}"),
         ("bf16 / fp32 matmul 2048^3", f"{statistics.mean(gflops_bf16):.0f} / {gflops_fp32:.0f} GFLOP/s "
                                       f"(bf16 before {gflops_bf16[0]:.0f}, after {gflops_bf16[1]:.0f})"),
         ("roofline (bf16 FLOP/s / 2 x params)", f"{roofline:,.0f} tok/s ({n_params / 1e6:.1f}M params)"),

@@ -97,6 +97,8 @@ class HFBackend:
         if config.adapter:
             model = self._attach_adapter(model, Path(config.adapter))
         model = model.to(self.device).eval()
+        # counted before packing: packed weights are plain tensors, not parameters
+        self.parameter_count = sum(p.numel() for p in model.parameters())
         self.packed = 0
         if self.device == "cpu" and self.dtype == "bfloat16" and config.optimize:
             self.packed = pack_linear_weights(model)
