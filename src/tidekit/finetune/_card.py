@@ -59,7 +59,8 @@ def render_card(*, kind: str, base_model: str, base_source: str, config: dict[st
              f"{facts.get('truncated', 0)} replies cut at max_length); validation examples: "
              f"{facts.get('eval_examples')}",
              f"- system prompt: {'tidekit.generation default' if data.get('system_prompt') is None else 'custom'} "
-             "(stored in manifest.json; use the same one at generation)", ""]
+             "(stored in manifest.json; generate with the same one: a custom prompt needs "
+             "`system_prompt=...` on `tidekit generate`)", ""]
     body += ["## Hyper-parameters", "", _table([
         ("LoRA rank / alpha / dropout", f"{lora.get('rank')} / {lora.get('alpha')} / {lora.get('dropout')}"),
         ("target modules", lora.get("target_modules")),
@@ -82,7 +83,7 @@ def render_card(*, kind: str, base_model: str, base_source: str, config: dict[st
         "`manifest.json`.", ""]
     if kind == "adapter":
         body += ["## How to use", "", "```bash",
-                 f"tidekit generate DATA --model {base_model} --adapter THIS_FOLDER --out runs/gen-ft",
+                 f"tidekit generate --data DATA --model {base_model} --adapter THIS_FOLDER --out runs/gen-ft",
                  "tidekit finetune merge THIS_FOLDER --out merged/   # full weights for transformers or vLLM",
                  "```", "", "```python", "from peft import AutoPeftModelForCausalLM",
                  'model = AutoPeftModelForCausalLM.from_pretrained("THIS_FOLDER")', "```", ""]
