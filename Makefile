@@ -12,11 +12,12 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test setup setup-dev sysdeps lint typecheck unit bench clean help
+.PHONY: run test setup setup-dev sysdeps lint typecheck unit bench docs clean help
 
 help:
 	@echo "make run    - set up and run the quickstart (main job)"
 	@echo "make test   - set up with dev tools, then ruff, mypy and pytest"
+	@echo "make docs   - regenerate docs/cli.md and docs/config.md from the code"
 	@echo "make bench  - run the benchmarks in benchmarks/ (see docs/benchmarks.md)"
 
 $(BIN)/python:
@@ -65,6 +66,10 @@ unit: setup-dev
 	$(BIN)/pytest -q
 
 test: setup-dev sysdeps lint typecheck unit
+
+# Regenerate docs/cli.md and docs/config.md from the code (a test checks they are current).
+docs: setup-dev
+	$(BIN)/python -m tidekit._refdocs
 
 bench: setup
 	@echo "see docs/benchmarks.md for each benchmark's command"

@@ -127,8 +127,11 @@ def discover_run(root: str | Path) -> RunContents:
         for name in ("aggregates", "comparisons"):
             if (sc / f"{name}.csv").is_file():
                 setattr(c, name, pd.read_csv(sc / f"{name}.csv"))
-        if (sc / "ceiling.json").is_file():
-            c.ceiling = json.loads((sc / "ceiling.json").read_text(encoding="utf-8"))
+        # `tidekit run` writes the ceiling analysis to scores/ceiling/ (tidekit finetune ceiling --out)
+        for ceiling in (sc / "ceiling" / "ceiling.json", sc / "ceiling.json"):
+            if ceiling.is_file():
+                c.ceiling = json.loads(ceiling.read_text(encoding="utf-8"))
+                break
     else:
         c.missing.append("scores: no scores/ folder")
     # ratings

@@ -158,13 +158,10 @@ def build_stages(cfg: StudyConfig, progress: bool = True) -> list[Stage]:
         facts: dict[str, Any] = {"rows": result.rows, "systems": len(result.systems)}
         both = [s.model for s in cfg.systems if {"zero_shot", "fine_tuned"} <= set(s.conditions)]
         if both:
-            from tidekit.finetune import ceiling_analysis, plot_ceiling
+            from tidekit.finetune import ceiling_analysis
 
-            ceiling = ceiling_analysis(scores_dir / "scores.parquet")
-            from tidekit._io import write_text
-
-            write_text(scores_dir / "ceiling.json", ceiling.model_dump_json(indent=2))
-            plot_ceiling(ceiling, scores_dir / "ceiling")
+            scores_file = scores_dir / "scores.parquet"
+            ceiling_analysis(scores_file).write(scores_dir / "ceiling", source=str(scores_file))
             facts["ceiling_models"] = len(both)
         return facts
 
@@ -216,8 +213,8 @@ def build_stages(cfg: StudyConfig, progress: bool = True) -> list[Stage]:
     def report_stage() -> dict[str, Any]:
         from tidekit.report import report
 
-        result = report(run, title=cfg.report.title or cfg.name)
-        return {"html": str(getattr(result, "html", report_dir / "report.html"))}
+        result = report(run, out=report_dir, title=cfg.report.title or cfg.name, analyze=False)
+        return {"html": str(result.html), "figures": len(result.figures), "missing": len(result.missing)}
 
     last = [s.name for s in stages if s.name in ("analysis", "score")]
     stages.append(Stage("report", report_dir, {"report": cfg.report.model_dump(mode="json"), "name": cfg.name},
