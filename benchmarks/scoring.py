@@ -81,6 +81,7 @@ def main() -> int:
         t0 = time.perf_counter()
         encoder.encode(texts, batch_size=args.batch_size, convert_to_numpy=True, normalize_embeddings=True)
         raw_times.append(time.perf_counter() - t0)
+        print(f"raw encode: {raw_times[-1]:.1f} s", flush=True)
 
         t0 = time.perf_counter()
         scores = cosine(cands, refs)
@@ -91,6 +92,7 @@ def main() -> int:
         t3 = time.perf_counter()
         ours_times.append(t3 - t0)
         parts = {"cosine": t1 - t0, "rouge_l": t2 - t1, "distinct": t3 - t2}
+        print(f"tidekit: {ours_times[-1]:.1f} s", flush=True)
         assert len(scores["cosine"]) == len(scores["rouge_l"]) == len(scores["distinct_1"]) == args.pairs
 
     raw, ours = min(raw_times), min(ours_times)
