@@ -11,7 +11,7 @@ from tidekit.finetune import FinetuneConfig
 SHORT_PROMPT = "You are a warm, trauma-informed listener. Reply supportively in a few sentences."
 
 
-def tiny_config(out: Path, data: Path | None = None, **sections: dict[str, Any]) -> FinetuneConfig:
+def tiny_config(out: Path, data: Path | None = None, **sections: Any) -> FinetuneConfig:
     """30 steps of batch 1 at max_length 256 on 8 conversations of the sample (~4 epochs): ~250
     tokens per step, a small set the adapter can visibly fit in 30 steps."""
     from tidekit.data import sample_path

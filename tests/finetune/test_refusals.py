@@ -95,3 +95,15 @@ def test_cli_refusal_is_one_clean_message(tmp_path: Path, run_cli: Callable[...,
     assert result.err.startswith("error:") and "Traceback" not in result.err and "train.quantization" in result.err
     both = run_cli("finetune", "train", config, "--resume", "--force")
     assert both.code == 2 and "contradict" in both.err
+
+
+def test_tensorboard_without_the_package_names_the_install(tmp_path: Path) -> None:
+    import importlib.util
+
+    from tidekit.errors import MissingDependencyError
+
+    if importlib.util.find_spec("tensorboard") is not None:
+        pytest.skip("tensorboard is installed here")
+    with pytest.raises(MissingDependencyError, match="pip install tensorboard"):
+        finetune(tiny_config(tmp_path / "out", tensorboard=True))
+    _no_training_happened(tmp_path / "out")

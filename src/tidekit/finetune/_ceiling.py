@@ -43,8 +43,10 @@ if TYPE_CHECKING:
 __all__ = ["ALL_SCENARIOS", "CeilingResult", "GainRow", "SlopeRow", "ceiling_analysis", "plot_ceiling"]
 
 ALL_SCENARIOS = "all"
+# never metrics, even when stored as floats (an age column with gaps is float)
 _ID_COLUMNS = {"conversation_id", "persona_id", "scenario_id", "system", "model", "condition", "split", "params_b",
-               "schema_version", "seed", "status", "exclusion_reason"}
+               "schema_version", "seed", "status", "exclusion_reason", "age", "prompt_tokens", "completion_tokens",
+               "latency_s", "judge_n"}
 _CONDITIONS = ("zero_shot", "fine_tuned")
 
 
