@@ -69,6 +69,21 @@ def peak_rss_gib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
 
 
+def append_to_section(path: Path, header: str, text: str) -> None:
+    """Insert ``text`` at the end of the section opened by ``header`` (created at the end if absent)."""
+    doc = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
+    start = doc.find(f"\n{header}\n")
+    if start < 0:
+        doc = doc.rstrip("\n") + f"\n\n{header}\n" + text
+    else:
+        nxt = doc.find("\n## ", start + len(header) + 2)
+        cut = len(doc) if nxt < 0 else nxt + 1
+        doc = doc[:cut].rstrip("\n") + "\n" + text + ("\n" + doc[cut:] if nxt >= 0 else "")
+    from tidekit._io import write_text
+
+    write_text(path, doc)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--prompts", type=int, default=64)
@@ -175,8 +190,7 @@ def main() -> int:
                    f"Command: `HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/generation.py {' '.join(sys.argv[1:])}`"
                    f"\n\nMachine: {cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, "
                    f"torch {torch.__version__}.\n\n| what | figure |\n|---|---|\n{table}\n")
-        with open(ROOT / "docs" / "benchmarks.md", "a", encoding="utf-8") as fh:
-            fh.write(section)
+        append_to_section(ROOT / "docs" / "benchmarks.md", "## Generation", section)
         print("appended to docs/benchmarks.md")
     return 0
 
