@@ -157,7 +157,7 @@ def build_stages(cfg: StudyConfig, progress: bool = True) -> list[Stage]:
         result = score([str(d) for d in gen_dirs], split_dir, scores_dir, config=cfg.scoring, progress=progress)
         facts: dict[str, Any] = {"rows": result.rows, "systems": len(result.systems)}
         both = [s.model for s in cfg.systems if {"zero_shot", "fine_tuned"} <= set(s.conditions)]
-        if both:
+        if len(both) >= 2:  # a slope over model size needs two sizes; one model: the report says so
             from tidekit.finetune import ceiling_analysis
 
             scores_file = scores_dir / "scores.parquet"
