@@ -57,16 +57,16 @@ def cli_reference() -> str:
     lines = ["# CLI reference", "", "Generated from the code by `make docs` (`python -m tidekit._refdocs`);",
              "a test fails when this file is stale. Do not edit by hand.", ""]
     entries: list[tuple[tuple[str, ...], click.Command]] = [((), cli), *_commands(cli)]
+    width: dict[str, Any] = {"max_content_width": 100, "terminal_width": 100}
     for path, command in entries:
         name = " ".join(("tidekit", *path))
-        parent = None
-        ctx = click.Context(cli, info_name="tidekit", max_content_width=100, terminal_width=100)
+        # make_context applies each command's context_settings (e.g. -h as a help option), as
+        # a real invocation does; resilient parsing ignores missing required arguments
+        ctx = cli.make_context("tidekit", [], resilient_parsing=True, **width)
         for part in path:
-            parent = ctx
             group = ctx.command
             assert isinstance(group, click.Group)
-            ctx = click.Context(group.commands[part], info_name=part, parent=parent,
-                                max_content_width=100, terminal_width=100)
+            ctx = group.commands[part].make_context(part, [], parent=ctx, resilient_parsing=True, **width)
         lines += [f"## `{name}`", "", "```", command.get_help(ctx).rstrip(), "```", ""]
     return "\n".join(lines)
 

@@ -119,11 +119,11 @@ def test_sigkill_under_load_loses_no_acknowledged_rating(db_url: str, tmp_path: 
     """The load benchmark, small: 10 raters; the server is SIGKILLed mid-load and restarted."""
     out = tmp_path / "load.json"
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "rating_load.py"), "--db", db_url,
-                           "--raters", "10", "--submissions", "400", "--items-per-rater", "10",
-                           "--kill-after", "1.5", "--time-limit", "90", "--json", str(out)],
+                           "--raters", "10", "--submissions", "1500", "--items-per-rater", "10",
+                           "--kill-after", "1.0", "--time-limit", "90", "--json", str(out)],
                           capture_output=True, text=True, timeout=240, check=False)
     assert out.exists(), proc.stderr[-2000:]
     r = json.loads(out.read_text())
-    assert r["killed"] and r["acknowledged_before_kill"] > 0 and r["acknowledged"] >= 400, r
+    assert r["killed"] and r["acknowledged_before_kill"] > 0 and r["acknowledged"] >= 1500, r
     assert r["lost"] == 0 and r["duplicated"] == 0 and r["wrong_values"] == 0 and r["unexplained_rows"] == 0, r
     assert r["double_posts"] > 0 and proc.returncode == 0

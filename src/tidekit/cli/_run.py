@@ -55,6 +55,10 @@ def run_cmd(study: Path, overrides: tuple[str, ...], from_stage: str | None, onl
             console.print(f"  {'run ' if s['status'] == 'planned' else 'skip'}  {s['name']}")
         return
 
+    from tidekit.cli._common import stderr_console
+
+    if as_json:  # stdout carries only the JSON; progress goes to stderr
+        console = stderr_console()
     names: list[str] = []
     started: dict[str, float] = {}
 
