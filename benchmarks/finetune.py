@@ -36,27 +36,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _machine import matmul_gflops  # benchmarks/ is on sys.path when run as a script
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def matmul_gflops(dtype_name: str, device: str = "cpu", size: int = 2048, reps: int = 5) -> float:
-    import torch
-
-    dtype = getattr(torch, dtype_name)
-    a = torch.randn(size, size, dtype=dtype, device=device)
-    b = torch.randn(size, size, dtype=dtype, device=device)
-    for _ in range(2):
-        a @ b
-    times = []
-    for _ in range(reps):
-        if device == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        a @ b
-        if device == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t0)
-    return 2 * size**3 / min(times) / 1e9
 
 
 def config(out: Path, *, packing: bool, steps: int, batch: int, max_length: int, device: str) -> Any:

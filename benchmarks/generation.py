@@ -29,6 +29,8 @@ import sys
 import time
 from pathlib import Path
 
+from _machine import matmul_gflops  # benchmarks/ is on sys.path when run as a script
+
 ROOT = Path(__file__).resolve().parents[1]
 CLIENT = [
     "I keep having nightmares about the crash and I wake up shaking.",
@@ -48,21 +50,6 @@ def prompts(n: int) -> list[str]:
         extra = f" It has been {i + 2} months and nobody seems to understand."
         out.append(CLIENT[i % len(CLIENT)] + extra * (i % 3))
     return out
-
-
-def matmul_gflops(dtype_name: str, size: int = 2048, reps: int = 6) -> float:
-    import torch
-
-    dtype = getattr(torch, dtype_name)
-    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
-    for _ in range(2):
-        a @ b
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        a @ b
-        times.append(time.perf_counter() - t0)
-    return 2 * size**3 / statistics.median(times) / 1e9
 
 
 def peak_rss_gib() -> float:
