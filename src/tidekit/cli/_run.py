@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,9 @@ def run_cmd(study: Path, overrides: tuple[str, ...], from_stage: str | None, onl
     finetune:<model>, generate:<model>:<condition>, score, rating, analysis, report.
     """
     from tidekit.study import load_study, plan_study, run_study
+
+    if no_progress:  # also silence transformers' and the Hub's own bars (read when they load)
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
     cfg = load_study(study, overrides)
     console = stdout_console()
