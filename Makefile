@@ -7,7 +7,6 @@ SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
-RUN_DIR ?= runs/quickstart
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
@@ -51,10 +50,10 @@ sysdeps:
 	  else echo "note: missing system packages ($$missing); tests that need them will skip"; fi; \
 	fi
 
+# The main job: the quickstart study (configs/quickstart.yaml), offline on CPU; prints the
+# report's path. Rerunning skips every finished stage.
 run: setup
-	$(BIN)/tidekit data sample $(RUN_DIR)/sample
-	$(BIN)/tidekit data validate $(RUN_DIR)/sample
-	$(BIN)/tidekit data split $(RUN_DIR)/sample --out $(RUN_DIR)/split --seed 0 --to jsonl
+	$(BIN)/tidekit run configs/quickstart.yaml
 
 lint: setup-dev
 	$(BIN)/ruff check src tests benchmarks
