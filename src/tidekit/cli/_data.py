@@ -16,6 +16,7 @@ from tidekit.data import (
     load_dataset,
     sample_path,
     save_dataset,
+    save_split,
     split_dataset,
     summarize,
     validate_dataset,
@@ -121,7 +122,6 @@ def split_cmd(path: Path, out: Path, seed: int, ratios: str, stratify_by: str, f
     Writes the dataset with each conversation's 'split' field set, and splits.json listing the
     persona ids of each split.
     """
-    from tidekit._io import write_json
     from tidekit._manifest import RunRecorder
 
     stratify = None if stratify_by.lower() == "none" else stratify_by
@@ -133,9 +133,7 @@ def split_cmd(path: Path, out: Path, seed: int, ratios: str, stratify_by: str, f
         with run.step("split"):
             result = split_dataset(dataset, seed=seed, ratios=ratios, stratify_by=stratify)
         with run.step("write"):
-            save_dataset(result.dataset, out, fmt)  # type: ignore[arg-type]
-            write_json(out / "splits.json", {"seed": seed, "ratios": result.ratios,
-                                             "stratify_by": result.stratify_by, "personas": result.personas})
+            save_split(result, out, fmt)  # type: ignore[arg-type]
         run.counts.update({f"{k}_conversations": v for k, v in result.conversations.items()})
         run.counts.update({f"{k}_personas": len(v) for k, v in result.personas.items()})
         run.extra["stratify_by"] = result.stratify_by

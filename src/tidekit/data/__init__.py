@@ -39,7 +39,7 @@ from tidekit.data._schema import (
     Split,
     Turn,
 )
-from tidekit.data._split import SplitResult, parse_ratios, split_dataset
+from tidekit.data._split import SplitResult, parse_ratios, save_split, split_dataset
 from tidekit.data._summary import DatasetSummary, LengthStats, summarize
 from tidekit.data._validate import ValidationReport, validate_dataset
 
@@ -72,6 +72,7 @@ __all__ = [
     "read_generations",
     "sample_path",
     "save_dataset",
+    "save_split",
     "split_dataset",
     "summarize",
     "system_name",

@@ -16,13 +16,15 @@ from __future__ import annotations
 import random
 from collections import defaultdict
 from collections.abc import Sequence
+from pathlib import Path
 
 from pydantic import BaseModel, Field
 
+from tidekit.data._load import Format, save_dataset
 from tidekit.data._schema import SPLITS, Dataset, Persona, Split
 from tidekit.errors import ConfigError
 
-__all__ = ["SplitResult", "parse_ratios", "split_dataset"]
+__all__ = ["SplitResult", "parse_ratios", "save_split", "split_dataset"]
 
 
 class SplitResult(BaseModel):
@@ -98,3 +100,11 @@ def split_dataset(
     counts = {s: sum(1 for c in conversations if c.split == s) for s in SPLITS}
     return SplitResult(dataset=split_ds, seed=seed, ratios=r, stratify_by=stratify_by,
                        personas=by_split, conversations=counts)
+
+
+def save_split(result: SplitResult, out: str | Path, fmt: Format = "jsonl") -> None:
+    """Write the split dataset to ``out`` in layout ``fmt``, and ``splits.json`` (persona ids per split)."""
+    from tidekit._io import write_json
+    save_dataset(result.dataset, out, fmt)
+    write_json(Path(out) / "splits.json", {"seed": result.seed, "ratios": result.ratios,
+                                           "stratify_by": result.stratify_by, "personas": result.personas})

@@ -115,14 +115,14 @@ def build_stages(cfg: StudyConfig, progress: bool = True) -> list[Stage]:
     # -- split -----------------------------------------------------------------------------
     def split_stage() -> dict[str, Any]:
         from tidekit._manifest import RunRecorder
-        from tidekit.data import load_dataset, save_dataset, split_dataset
+        from tidekit.data import load_dataset, save_split, split_dataset
 
         s = cfg.dataset.split
         with RunRecorder(split_dir, command="run split", config=s, seed=s.seed,
                          inputs={"data": str(ds_dir / "data")}) as rec:
             result = split_dataset(load_dataset(ds_dir / "data"), seed=s.seed, ratios=s.ratios,
                                    stratify_by=s.stratify_by)
-            save_dataset(result.dataset, split_dir, "jsonl")
+            save_split(result, split_dir, "jsonl")
             rec.counts.update(result.conversations)
         return dict(result.conversations)
 
