@@ -29,3 +29,18 @@ def matmul_gflops(dtype_name: str, device: str = "cpu", size: int = 2048, reps: 
             torch.cuda.synchronize()
         times.append(time.perf_counter() - t0)
     return 2 * size**3 / statistics.median(times) / 1e9
+
+
+def memory_read_gbps(gib: float = 1.0, reps: int = 5) -> float:
+    """Median GB/s of reading a ``gib``-GiB fp32 tensor (a sum) on CPU: larger than the caches,
+    so it measures main memory, which streaming a model's weights at every decode step meets."""
+    import torch
+
+    x = torch.ones(int(gib * 2**30) // 4, dtype=torch.float32)
+    x.sum()  # warm-up: page faults, threads
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        x.sum()
+        times.append(time.perf_counter() - t0)
+    return x.numel() * 4 / statistics.median(times) / 1e9

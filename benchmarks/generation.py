@@ -10,10 +10,15 @@ What it measures, all in one process, greedy, 64 prompts x 64 new tokens (by def
     ratio shows the engine's work, not the dtype). It runs on the first ``--naive-prompts``
     prompts only (a per-prompt rate does not need all 64; the full loop takes minutes);
 (b) the engine: ``tidekit.generation.run_requests`` on the ``hf`` backend, batch 64;
-(c) llama-cpp-python on the packaged GGUF, one stream, if it is installed.
+(c) llama-cpp-python on the packaged GGUF, one stream, if it is installed;
+(d) plain batched ``model.generate``: all prompts in one left-padded batch, unpacked bf16
+    weights (the issue's calibration point: ~23% of the roofline on its machine).
 The roofline is the measured bf16 matmul rate (2048^3, torch, same threads) divided by
 2 x parameters: the tokens/s a perfectly compute-bound decoder would reach. Matmul rates are
 measured before and after the engine run and averaged, since the machine may be shared.
+The bandwidth bound is the other side of the roofline model: a decode step reads every weight
+once and each row's keys and values, so tokens/s <= batch x read bandwidth / bytes per step
+(main-memory read bandwidth measured on a 1 GiB tensor; prefill not counted).
 tok/s counts generated tokens over wall time, prefill included.
 """
 
@@ -29,7 +34,8 @@ import sys
 import time
 from pathlib import Path
 
-from _machine import matmul_gflops  # benchmarks/ is on sys.path when run as a script
+# benchmarks/ is on sys.path when run as a script
+from _machine import matmul_gflops, memory_read_gbps
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIENT = [
@@ -80,6 +86,9 @@ def main() -> int:
     parser.add_argument("--no-append", action="store_true", help="do not append to docs/benchmarks.md")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from tidekit.backends._hf import tune_openmp_waits
+
+    tune_openmp_waits()  # what the hf backend does in a CLI run; it must precede importing torch
     import torch
 
     if args.threads:
@@ -118,6 +127,16 @@ def main() -> int:
         naive_tokens += out.shape[1] - x.shape[1]
     naive_s = time.perf_counter() - t0
     naive_tps = naive_tokens / naive_s
+
+    # (d) plain batched generate, all prompts in one left-padded batch (the issue's calibration)
+    backend.tokenizer.padding_side = "left"  # type: ignore[attr-defined]
+    batch = backend.tokenizer.pad({"input_ids": prompt_ids}, return_tensors="pt")  # type: ignore[attr-defined]
+    t0 = time.perf_counter()
+    with torch.inference_mode():
+        out = plain.generate(**batch, max_new_tokens=args.new_tokens, min_new_tokens=args.new_tokens,
+                             do_sample=False, pad_token_id=backend.pad_id)  # type: ignore[attr-defined]
+    batched_s = time.perf_counter() - t0
+    batched_tps = (out.shape[1] - batch["input_ids"].shape[1]) * len(prompt_ids) / batched_s
     del plain
 
     # (b) the engine (warm-up on one short request first: one-time oneDNN set-up)
@@ -130,6 +149,15 @@ def main() -> int:
     rss_engine = peak_rss_gib()
     gflops_bf16.append(matmul_gflops("bfloat16"))
     roofline = statistics.mean(gflops_bf16) * 1e9 / (2 * n_params)
+    # the memory side: each decode step reads every weight once (bf16) plus each row's keys and
+    # values; at the mean context of the run that bounds tokens/s at batch x bandwidth / bytes
+    gbps = memory_read_gbps()
+    cfg = backend.model.config  # type: ignore[attr-defined]
+    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+    kv_bytes_per_token = 2 * cfg.num_hidden_layers * cfg.num_key_value_heads * head_dim * 2
+    mean_context = mean_prompt + (args.new_tokens + 1) / 2
+    step_bytes = 2 * n_params + args.prompts * mean_context * kv_bytes_per_token
+    bandwidth_bound = args.prompts * gbps * 1e9 / step_bytes
     backend.close()
 
     # (c) llama-cpp-python, if installed
@@ -151,18 +179,27 @@ def main() -> int:
 
     load_end = os.getloadavg()[0]
     rows = [
-        ("threads, OMP_WAIT_POLICY", f"{torch.get_num_threads()}, {os.environ.get('OMP_WAIT_POLICY', 'unset')}"),
+        ("threads, OMP_WAIT_POLICY, GOMP_SPINCOUNT", f"{torch.get_num_threads()}, "
+                                                     f"{os.environ.get('OMP_WAIT_POLICY', 'unset')}, "
+                                                     f"{os.environ.get('GOMP_SPINCOUNT', 'unset')}"),
         ("bf16 / fp32 matmul 2048^3", f"{statistics.mean(gflops_bf16):.0f} / {gflops_fp32:.0f} GFLOP/s "
                                       f"(bf16 before {gflops_bf16[0]:.0f}, after {gflops_bf16[1]:.0f})"),
         ("roofline (bf16 FLOP/s / 2 x params)", f"{roofline:,.0f} tok/s ({n_params / 1e6:.1f}M params)"),
+        ("memory read bandwidth (1 GiB)", f"{gbps:.1f} GB/s"),
+        ("bandwidth bound, decode steps only", f"{bandwidth_bound:,.0f} tok/s ({step_bytes / 1e6:.0f} MB per step: "
+                                               f"weights + keys/values at mean context {mean_context:.0f})"),
         ("prompts x new tokens", f"{args.prompts} x {args.new_tokens} (mean prompt {mean_prompt:.0f} tokens)"),
         (f"(a) naive loop, {args.naive_prompts} prompts, bf16", f"{naive_tps:.1f} tok/s ({naive_tokens} tokens, "
                                                                 f"{naive_s:.1f} s)"),
         (f"(b) engine, batch {args.prompts}, bf16", f"{engine_tps:.1f} tok/s ({engine_tokens} tokens, "
                                                       f"{engine_s:.1f} s)"),
         ("(c) llama-cpp-python, one stream", f"{llama_tps:.1f} tok/s" if llama_tps else "not installed"),
+        (f"(d) plain batched generate, batch {args.prompts}, bf16", f"{batched_tps:.1f} tok/s ({batched_s:.1f} s), "
+                                                                    f"{100 * batched_tps / roofline:.1f}% of roofline"),
         ("engine / naive", f"{engine_tps / naive_tps:.1f}x"),
+        ("engine / plain batched generate", f"{engine_tps / batched_tps:.2f}x"),
         ("engine / roofline", f"{100 * engine_tps / roofline:.1f}%"),
+        ("engine / bandwidth bound", f"{100 * engine_tps / bandwidth_bound:.1f}%"),
         ("peak RSS after load / after engine", f"{rss_load:.2f} / {rss_engine:.2f} GiB"),
         ("load average (1 min) start / end", f"{load_start:.1f} / {load_end:.1f}"),
     ]

@@ -1,17 +1,21 @@
-"""The batched decoding loop of the ``hf`` backend, and the CPU fast path it runs on.
+"""The batched decoding loop of the ``hf`` backend, and the CPU fast paths it runs on.
 
 Why not ``model.generate``: on a 2-core CPU its per-step machinery (logits processors, stopping
-criteria, cache bookkeeping) and unpacked bf16 weights keep it near a quarter of the compute
-roofline. This loop calls the model's forward directly with a left-padded batch:
+criteria, cache bookkeeping, mask building) and unpacked bf16 weights cost more than the model's
+arithmetic. This loop drives the forward passes itself:
 
-- prefill computes logits for the last position only (``logits_to_keep=1``);
+- one batch per call; prefill computes logits for the last position only;
 - each row carries its own limits (max new tokens, stop strings) and sampling settings, with a
   per-row ``torch.Generator`` so a sampled request's output depends on its seed only;
-- finished rows are dropped from the batch and KV cache once enough of them have finished;
-- on CPU in bf16, :func:`pack_linear_weights` swaps every ``nn.Linear`` for one whose weight is
-  pre-packed once in oneDNN's blocked layout (the same op ``torch.compile`` emits with weight
-  freezing), instead of re-laying the weight out on every call. It measured about 2x the
-  GFLOP/s of ``F.linear`` on 64-row matmuls (see docs/generation.md).
+- finished rows are dropped from the batch and the key/value cache once enough have finished;
+- the forward passes run on one of two engines: the lean forward of
+  :mod:`tidekit.backends._lean` (Llama-family models on CPU: fused, pre-packed projections,
+  length-grouped prefill, keys/values in preallocated buffers), or the transformers forward
+  (other models, CUDA, ``optimize=false``) with a left-padded batch and a preallocated cache.
+  On CPU in bf16, the latter gets :func:`pack_linear_weights`: every ``nn.Linear`` swapped for
+  one whose weight is pre-packed once in oneDNN's blocked layout (the op ``torch.compile`` emits
+  with weight freezing) instead of being re-laid out on every call, about 1.5x the GFLOP/s of
+  ``F.linear`` on 64-row matmuls (see docs/generation.md).
 
 Heavy imports (torch) happen inside functions; importing this module is cheap.
 """
@@ -25,7 +29,9 @@ from typing import TYPE_CHECKING, Any, Literal
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["RowOutput", "RowSettings", "decode_batch", "pack_linear_weights"]
+    from tidekit.backends._lean import LeanDecoder
+
+__all__ = ["RowOutput", "RowSettings", "decode_batch", "onednn_packer", "pack_linear_weights"]
 
 
 @dataclass(frozen=True)
@@ -52,6 +58,21 @@ class RowOutput:
 TokenCallback = Callable[[int, list[int], bool], None]
 
 
+def onednn_packer() -> Callable[[torch.Tensor], Any] | None:
+    """A function packing a bf16 weight for ``torch.ops.mkldnn._linear_pointwise``, or None.
+
+    None when the op is missing, unsupported by this CPU, or gives a wrong answer.
+    """
+    import torch
+
+    ops: Any = getattr(torch.ops, "mkldnn", None)
+    if ops is None or not hasattr(ops, "_reorder_linear_weight") or not torch.backends.mkldnn.is_available():
+        return None
+    if not _packed_linear_is_exact(ops):
+        return None
+    return lambda weight: ops._reorder_linear_weight(weight.detach(), 64)
+
+
 def pack_linear_weights(model: Any) -> int:
     """Replace each ``nn.Linear`` of ``model`` (CPU, bf16) by a oneDNN pre-packed linear.
 
@@ -60,18 +81,18 @@ def pack_linear_weights(model: Any) -> int:
     """
     import torch
 
-    ops: Any = getattr(torch.ops, "mkldnn", None)
-    if ops is None or not hasattr(ops, "_reorder_linear_weight") or not torch.backends.mkldnn.is_available():
+    maybe_packer = onednn_packer()
+    if maybe_packer is None:
         return 0
-    if not _packed_linear_is_exact(ops):
-        return 0
+    packer = maybe_packer
+    ops: Any = torch.ops.mkldnn
 
     class PackedLinear(torch.nn.Module):
         def __init__(self, linear: torch.nn.Linear) -> None:
             super().__init__()
             self.in_features, self.out_features = linear.in_features, linear.out_features
             # a packed copy; the original (possibly tied) parameter stays where it was
-            self.packed = ops._reorder_linear_weight(linear.weight.detach(), 64)
+            self.packed = packer(linear.weight)
             self.bias = None if linear.bias is None else linear.bias.detach()
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -116,27 +137,23 @@ def decode_batch(
     pad_id: int,
     on_step: TokenCallback | None = None,
     preallocate: bool = True,
+    lean: LeanDecoder | None = None,
 ) -> list[RowOutput]:
     """Generate a reply for each tokenised prompt in one left-padded batch.
 
-    ``preallocate``: write keys/values into buffers sized for the whole reply instead of
-    growing the cache by concatenation (a copy of the whole cache at every step).
+    ``lean``: run the forward passes on this :class:`~tidekit.backends._lean.LeanDecoder` (built
+    from ``model``) instead of the transformers forward. ``preallocate`` (transformers forward
+    only): write keys/values into buffers sized for the whole reply instead of growing the cache
+    by concatenation (a copy of the whole cache at every step).
     """
     import torch
-    from transformers import DynamicCache
 
     if not prompts:
         return []
-    device = next(model.parameters()).device
     n = len(prompts)
-    width = max(len(p) for p in prompts)
-    ids = torch.full((n, width), pad_id, dtype=torch.long)
-    mask = torch.zeros((n, width), dtype=torch.long)
-    for i, prompt in enumerate(prompts):
-        ids[i, width - len(prompt):] = torch.tensor(list(prompt), dtype=torch.long)
-        mask[i, width - len(prompt):] = 1
-    ids, mask = ids.to(device), mask.to(device)
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    longest = max(s.max_new_tokens for s in settings)
+    forward: _Forward = (_LeanForward(lean) if lean is not None
+                         else _HFForward(model, pad_id, preallocate))
     generators = [
         torch.Generator(device="cpu").manual_seed(s.seed if s.seed is not None else 0) if s.temperature > 0 else None
         for s in settings
@@ -145,13 +162,8 @@ def decode_batch(
     rows = list(range(n))  # original row index of each row still in the batch tensors
     done = [False] * n
     with torch.inference_mode():
-        cache = DynamicCache(config=model.config)
-        if preallocate:
-            _preallocate(cache, width + max(s.max_new_tokens for s in settings))
-        logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache,
-                       use_cache=True, logits_to_keep=1).logits[:, -1, :]
-        last_pos = positions[:, -1]
-        for _ in range(max(s.max_new_tokens for s in settings)):
+        logits = forward.prefill(prompts, longest)
+        for _ in range(longest):
             chosen = _choose(logits, [settings[r] for r in rows], [generators[r] for r in rows])
             for j, token in enumerate(chosen.tolist()):
                 r = rows[j]
@@ -172,20 +184,90 @@ def decode_batch(
             if not live:
                 break
             if len(rows) - len(live) >= max(1, len(rows) // 4):  # compact: stop computing finished rows
-                keep = torch.tensor(live, device=device)
-                cache.batch_select_indices(keep)
-                mask, last_pos, chosen = mask[keep], last_pos[keep], chosen[keep]
+                keep = torch.tensor(live, device=chosen.device)
+                forward.select(keep)
+                chosen = chosen[keep]
                 rows = [rows[j] for j in live]
-            mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=1)
-            last_pos = last_pos + 1
-            logits = model(input_ids=chosen.view(-1, 1), attention_mask=mask, position_ids=last_pos.view(-1, 1),
-                           cache=cache, use_cache=True).logits[:, -1, :]
+            logits = forward.step(chosen)
     for out, spec in zip(outputs, settings, strict=True):
         if not out.text:
             out.text = tokenizer.decode(out.token_ids, skip_special_tokens=True)
         if spec.stop:
             out.text = _cut_at_stop(out.text, spec.stop)
     return outputs
+
+
+class _Forward:
+    """The model side of the decode loop: prefill, one step per token, dropping rows."""
+
+    def prefill(self, prompts: Sequence[Sequence[int]], new_tokens: int) -> torch.Tensor:
+        raise NotImplementedError
+
+    def step(self, tokens: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def select(self, keep: torch.Tensor) -> None:
+        raise NotImplementedError
+
+
+class _LeanForward(_Forward):
+    def __init__(self, lean: LeanDecoder) -> None:
+        self.lean = lean
+
+    def prefill(self, prompts: Sequence[Sequence[int]], new_tokens: int) -> torch.Tensor:
+        import torch
+
+        width = max(len(p) for p in prompts)
+        self.lean.allocate(len(prompts), width + new_tokens)
+        self.positions = torch.tensor([len(p) for p in prompts], dtype=torch.long)  # of the next token
+        return self.lean.prefill(prompts)
+
+    def step(self, tokens: torch.Tensor) -> torch.Tensor:
+        logits = self.lean.step(tokens, self.positions)
+        self.positions = self.positions + 1
+        return logits
+
+    def select(self, keep: torch.Tensor) -> None:
+        self.lean.select(keep)
+        self.positions = self.positions[keep]
+
+
+class _HFForward(_Forward):
+    def __init__(self, model: Any, pad_id: int, preallocate: bool) -> None:
+        self.model, self.pad_id, self.preallocate = model, pad_id, preallocate
+        self.device = next(model.parameters()).device
+
+    def prefill(self, prompts: Sequence[Sequence[int]], new_tokens: int) -> torch.Tensor:
+        import torch
+        from transformers import DynamicCache
+
+        n, width = len(prompts), max(len(p) for p in prompts)
+        ids = torch.full((n, width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((n, width), dtype=torch.long)
+        for i, prompt in enumerate(prompts):
+            ids[i, width - len(prompt):] = torch.tensor(list(prompt), dtype=torch.long)
+            mask[i, width - len(prompt):] = 1
+        ids, self.mask = ids.to(self.device), mask.to(self.device)
+        positions = (self.mask.cumsum(-1) - 1).clamp(min=0)
+        self.cache = DynamicCache(config=self.model.config)
+        if self.preallocate:
+            _preallocate(self.cache, width + new_tokens)
+        self.last_pos = positions[:, -1]
+        return self.model(input_ids=ids, attention_mask=self.mask, position_ids=positions, cache=self.cache,
+                          use_cache=True, logits_to_keep=1).logits[:, -1, :]
+
+    def step(self, tokens: torch.Tensor) -> torch.Tensor:
+        import torch
+
+        self.mask = torch.cat([self.mask, self.mask.new_ones((self.mask.shape[0], 1))], dim=1)
+        self.last_pos = self.last_pos + 1
+        return self.model(input_ids=tokens.view(-1, 1), attention_mask=self.mask,
+                          position_ids=self.last_pos.view(-1, 1), cache=self.cache,
+                          use_cache=True).logits[:, -1, :]
+
+    def select(self, keep: torch.Tensor) -> None:
+        self.cache.batch_select_indices(keep)
+        self.mask, self.last_pos = self.mask[keep], self.last_pos[keep]
 
 
 def _preallocate(cache: Any, capacity: int) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 
 from tidekit._manifest import ModelIdentity
 from tidekit.backends._decode import RowSettings, decode_batch, pack_linear_weights
+from tidekit.backends._lean import lean_decoder_for
 from tidekit.backends._protocol import BackendConfig, Capabilities, ChatRequest, ChatResult
 from tidekit.backends._registry import MODELS, resolve_model_path, weights_fingerprint
 from tidekit.data._generations import Message
@@ -67,7 +68,7 @@ class HFBackend:
     """A local transformers chat model (see the module docstring)."""
 
     def __init__(self, config: BackendConfig) -> None:
-        _quiet_openmp_waits()
+        tune_openmp_waits()
         try:
             import torch
             import transformers
@@ -99,8 +100,14 @@ class HFBackend:
         model = model.to(self.device).eval()
         # counted before packing: packed weights are plain tensors, not parameters
         self.parameter_count = sum(p.numel() for p in model.parameters())
-        self.packed = 0
-        if self.device == "cpu" and self.dtype == "bfloat16" and config.optimize:
+        self.packed = 0  # matmuls running on oneDNN pre-packed weights
+        # on CPU, Llama-family models decode through the lean forward pass (fused, pre-packed
+        # projections; see _lean.py), which takes over their projection weights; others get
+        # their nn.Linear layers pre-packed in place
+        self.lean = lean_decoder_for(model, take_weights=True) if self.device == "cpu" and config.optimize else None
+        if self.lean is not None:
+            self.packed = self.lean.packed
+        elif self.device == "cpu" and self.dtype == "bfloat16" and config.optimize:
             self.packed = pack_linear_weights(model)
         self.model = model
         if self.tokenizer.chat_template is None:
@@ -185,7 +192,8 @@ class HFBackend:
             t0 = time.perf_counter()
             with self._lock:
                 outs = decode_batch(self.model, self.tokenizer, [ids for _, ids in todo],
-                                    [_settings(requests[i]) for i, _ in todo], self.eos_ids, self.pad_id)
+                                    [_settings(requests[i]) for i, _ in todo], self.eos_ids, self.pad_id,
+                                    lean=self.lean)
             share = (time.perf_counter() - t0) / len(todo)
             for (i, ids), out in zip(todo, outs, strict=True):
                 results[i] = ChatResult(id=requests[i].id, text=out.text, prompt_tokens=len(ids),
@@ -216,7 +224,7 @@ class HFBackend:
             try:
                 with self._lock:
                     outs = decode_batch(self.model, self.tokenizer, [ids], [_settings(request)], self.eos_ids,
-                                        self.pad_id, on_step=on_step)
+                                        self.pad_id, on_step=on_step, lean=self.lean)
                 final = outs[0].text
                 if final.startswith(sent[0]) and len(final) > len(sent[0]):
                     pieces.put(("piece", final[len(sent[0]):]))
@@ -235,21 +243,26 @@ class HFBackend:
 
     def close(self) -> None:
         self.model = None
+        self.lean = None
         import gc
 
         gc.collect()
 
 
-def _quiet_openmp_waits() -> None:
-    """Make idle OpenMP threads sleep instead of spin, unless the user chose otherwise.
+def tune_openmp_waits() -> None:
+    """Bound how long idle OpenMP threads spin before sleeping, unless the user chose a policy.
 
-    On a shared machine (more runnable processes than cores) spinning threads burn the time
-    slices their partner threads need: a 2-prompt decode measured 57.7 s with the default policy
-    and 3.8 s with PASSIVE at load average ~11 on 2 cores (docs/generation.md). OpenMP reads
-    the variable when torch loads, so this only takes effect if torch is not imported yet.
+    Decoding runs thousands of small parallel ops back to back, so threads that sleep at once
+    (``OMP_WAIT_POLICY=PASSIVE``) pay a wake-up on every op, while threads that spin for long
+    (libgomp's default, 300,000 spins) burn the time slices their partner threads need on a
+    shared machine. ``GOMP_SPINCOUNT=10000`` sits between: on the idle 2-core machine a 64 x 64
+    SmolLM2 decode ran at 575 tok/s with it, 551 with the default and 389 with PASSIVE; with ten
+    busy processes on the 2 cores a 2-prompt decode took 1.4 s with it and 20.9 s with PASSIVE
+    (noisy; the default once took 57.7 s there). OpenMP reads the variables when torch loads,
+    so this only takes effect if torch is not imported yet.
     """
-    if "torch" not in sys.modules:
-        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    if "torch" not in sys.modules and not {"OMP_WAIT_POLICY", "GOMP_SPINCOUNT"} & set(os.environ):
+        os.environ["GOMP_SPINCOUNT"] = "10000"
 
 
 def _settings(request: ChatRequest) -> RowSettings:

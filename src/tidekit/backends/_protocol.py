@@ -89,8 +89,10 @@ class BackendConfig(StrictModel):
     concurrency: int = Field(default=4, ge=1, le=256, description="openai/anthropic: requests in flight.")
     timeout_s: float = Field(default=120.0, gt=0, description="openai/anthropic: per-request timeout.")
     max_retries: int = Field(default=4, ge=0, le=20, description="Retries on 429/5xx/timeouts, with backoff.")
-    optimize: bool = Field(default=True, description="hf: on CPU in bf16, pre-pack weights for oneDNN "
-                                                     "(same outputs, ~2x faster matmuls); false = plain transformers.")
+    optimize: bool = Field(default=True, description="hf on CPU: decode Llama/Qwen2 models with tidekit's lean "
+                                                     "forward (fused projections, oneDNN pre-packed bf16 weights), "
+                                                     "pre-pack other models' weights; agrees with transformers up "
+                                                     "to bf16 rounding. false = the plain transformers forward.")
 
 
 @runtime_checkable

@@ -1,0 +1,276 @@
+"""A lean CPU forward pass for Llama-family decoders (Llama, SmolLM2, Qwen2), used by the decode loop.
+
+Why: at batch 64 a SmolLM2 decode step on a 2-core CPU does ~17 GFLOP of matmuls, a few ms of
+work at the machine's bf16 rate, but the transformers forward spends most of each step around
+them: unfused projections, per-call mask building, grouped-query attention through repeated
+keys/values, cache bookkeeping. This module runs the same arithmetic with fewer, bigger ops:
+
+- the q/k/v projections are one matmul, as are gate/up; every weight is pre-packed once in
+  oneDNN's blocked layout on bf16 CPUs (see :func:`tidekit.backends._decode.pack_linear_weights`);
+- rotary embeddings are applied to q and k in one pass, from the model's own rotary module (so
+  every RoPE variant transformers implements, e.g. Llama 3's scaling, carries over);
+- keys and values live in buffers preallocated for the whole reply, written in place;
+- decode-step attention groups the query heads that share a key/value head, so keys and values
+  are never repeated;
+- the prompt is prefilled in groups of rows of similar length, so short prompts are not padded
+  to the longest one (padding was about a third of the prefill's work).
+
+It reads the weights of a loaded transformers model (and, asked to, frees the model's own copies
+of the projection weights). Only plain models of the architectures in :data:`SUPPORTED` qualify
+(a merged LoRA adapter is plain; sliding-window attention is not supported); everything else runs
+the transformers forward. The numerics follow transformers'
+Llama code (fp32 RMSNorm statistics, fp32 softmax); results agree with it to bf16 rounding,
+checked by tests/test_lean_decode.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["SUPPORTED", "LeanDecoder", "lean_decoder_for"]
+
+SUPPORTED = frozenset({"llama", "qwen2"})
+PREFILL_TOKENS = 2048  # padded tokens per prefill group: big enough for efficient matmuls
+
+
+def lean_decoder_for(model: Any, take_weights: bool = False) -> LeanDecoder | None:
+    """A :class:`LeanDecoder` for ``model`` if it qualifies (CPU, supported architecture), else None.
+
+    ``take_weights``: free ``model``'s own projection weights once the decoder holds its fused
+    copies, so memory does not double. ``model``'s forward is unusable afterwards; only its
+    embedding, norms, rotary module and config are still read.
+    """
+    config = getattr(model, "config", None)
+    if config is None or getattr(config, "model_type", None) not in SUPPORTED:
+        return None
+    if getattr(config, "use_sliding_window", False) or getattr(config, "hidden_act", "silu") != "silu":
+        return None
+    if type(model).__name__ not in ("LlamaForCausalLM", "Qwen2ForCausalLM"):
+        return None  # e.g. an unmerged PeftModel: the adapter's extra matmuls are not fused here
+    if next(model.parameters()).device.type != "cpu":
+        return None
+    return LeanDecoder(model, take_weights=take_weights)
+
+
+class _Linear:
+    """One (possibly fused) projection: pre-packed for oneDNN when possible, else plain F.linear."""
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, packer: Any) -> None:
+        self.out_features = weight.shape[0]
+        self.bias = bias
+        self.packed = packer(weight) if packer is not None else None
+        self.weight = weight if self.packed is None else None
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        import torch
+
+        if self.weight is not None:
+            return torch.nn.functional.linear(x, self.weight, self.bias)
+        flat = x.reshape(-1, x.shape[-1])
+        out = torch.ops.mkldnn._linear_pointwise(flat, self.packed, self.bias, "none", [], "")
+        return out.view(*x.shape[:-1], self.out_features)
+
+
+class LeanDecoder:
+    """Prefill and single-token decode steps over preallocated key/value buffers."""
+
+    def __init__(self, model: Any, take_weights: bool = False) -> None:
+        import torch
+
+        from tidekit.backends._decode import onednn_packer
+
+        cfg = model.config
+        core = model.model
+        self.n_heads = cfg.num_attention_heads
+        self.n_kv = getattr(cfg, "num_key_value_heads", None) or self.n_heads
+        self.head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // self.n_heads
+        self.group = self.n_heads // self.n_kv
+        self.eps = float(cfg.rms_norm_eps)
+        self.scale = self.head_dim ** -0.5
+        dtype = next(model.parameters()).dtype
+        self.dtype = dtype
+        packer = onednn_packer() if dtype == torch.bfloat16 else None
+        self.embed = core.embed_tokens
+        self.rotary = core.rotary_emb
+        self.layers: list[dict[str, Any]] = []
+        with torch.inference_mode():
+            for layer in core.layers:
+                att, mlp = layer.self_attn, layer.mlp
+                projections = (att.q_proj, att.k_proj, att.v_proj)
+                qkv_bias = (torch.cat([p.bias if p.bias is not None else p.weight.new_zeros(p.out_features)
+                                       for p in projections]) if any(p.bias is not None for p in projections)
+                            else None)
+                gate_up_bias = (torch.cat([mlp.gate_proj.bias, mlp.up_proj.bias])
+                                if mlp.gate_proj.bias is not None else None)
+                self.layers.append({
+                    "norm_in": layer.input_layernorm.weight.detach(),
+                    "norm_post": layer.post_attention_layernorm.weight.detach(),
+                    "qkv": _Linear(torch.cat([p.weight for p in projections]).detach(), qkv_bias, packer),
+                    "o": _Linear(att.o_proj.weight.detach(), att.o_proj.bias, packer),
+                    "gate_up": _Linear(torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight]).detach(),
+                                       gate_up_bias, packer),
+                    "down": _Linear(mlp.down_proj.weight.detach(), mlp.down_proj.bias, packer),
+                    "intermediate": mlp.gate_proj.out_features,
+                })
+                if take_weights:
+                    for module in (*projections, att.o_proj, mlp.gate_proj, mlp.up_proj, mlp.down_proj):
+                        module.weight = torch.nn.Parameter(module.weight.new_empty(0), requires_grad=False)
+            self.norm_out = core.norm.weight.detach()
+            head = model.lm_head
+            self.lm_head = _Linear(head.weight.detach(), head.bias, packer)
+        self.packed = sum(lin.packed is not None for layer in self.layers for lin in
+                          (layer["qkv"], layer["o"], layer["gate_up"], layer["down"])) + (self.lm_head.packed is not None)
+        self.k_cache: list[torch.Tensor] = []
+        self.v_cache: list[torch.Tensor] = []
+        self.valid: torch.Tensor | None = None  # [batch, capacity] bool: which cache slots hold tokens
+        self.length = 0  # cache slots in use (the same for every row: prompts are left-aligned to it)
+
+    # ---- pieces ---------------------------------------------------------------------------------
+    def _rms(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        import torch
+
+        xf = x.float()
+        xf = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)
+        return weight * xf.to(x.dtype)
+
+    def _rope(self, qk: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        """Rotate ``qk`` [batch, seq, heads, dim] by position (transformers' rotate-half convention)."""
+        import torch
+
+        half = self.head_dim // 2
+        rotated = torch.cat((-qk[..., half:], qk[..., :half]), dim=-1)
+        return qk * cos + rotated * sin
+
+    # ---- the cache ------------------------------------------------------------------------------
+    def allocate(self, batch: int, capacity: int, device: Any = "cpu") -> None:
+        import torch
+
+        shape = (batch, self.n_kv, capacity, self.head_dim)
+        self.k_cache = [torch.zeros(shape, dtype=self.dtype, device=device) for _ in self.layers]
+        self.v_cache = [torch.zeros(shape, dtype=self.dtype, device=device) for _ in self.layers]
+        self.valid = torch.zeros((batch, capacity), dtype=torch.bool, device=device)
+        self.length = 0
+
+    def select(self, keep: torch.Tensor) -> None:
+        """Keep only the batch rows ``keep`` (finished rows stop costing compute)."""
+        self.k_cache = [k.index_select(0, keep) for k in self.k_cache]
+        self.v_cache = [v.index_select(0, keep) for v in self.v_cache]
+        assert self.valid is not None
+        self.valid = self.valid.index_select(0, keep)
+
+    # ---- forward passes -------------------------------------------------------------------------
+    def prefill(self, prompts: Sequence[Sequence[int]]) -> torch.Tensor:
+        """Fill the cache with the prompts (left-padded to the longest); return last-position logits.
+
+        Rows are processed in groups of similar length, each padded only to its own longest
+        prompt; a group's keys land right-aligned in the shared cache, so every row's prompt ends
+        at the same slot and decoding steps stay one batch.
+        """
+        import torch
+
+        assert self.valid is not None
+        width = max(len(p) for p in prompts)
+        if width > self.valid.shape[1] or len(prompts) != self.valid.shape[0]:
+            raise ValueError(f"{len(prompts)} prompts of up to {width} tokens do not fit the cache allocated for "
+                             f"{self.valid.shape[0]} rows x {self.valid.shape[1]} tokens")
+        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+        logits: list[torch.Tensor | None] = [None] * len(prompts)
+        start = 0
+        while start < len(order):
+            stop = start + 1
+            while stop < len(order) and (stop + 1 - start) * len(prompts[order[stop]]) <= PREFILL_TOKENS:
+                stop += 1
+            rows = order[start:stop]
+            group_width = len(prompts[rows[-1]])
+            ids = torch.zeros((len(rows), group_width), dtype=torch.long)
+            mask = torch.zeros((len(rows), group_width), dtype=torch.bool)
+            for j, r in enumerate(rows):
+                n = len(prompts[r])
+                ids[j, group_width - n:] = torch.tensor(list(prompts[r]), dtype=torch.long)
+                mask[j, group_width - n:] = True
+            out = self._prefill_group(torch.tensor(rows), ids, mask, width)
+            for j, r in enumerate(rows):
+                logits[r] = out[j]
+            start = stop
+        self.length = width
+        return torch.stack([x for x in logits if x is not None])
+
+    def _prefill_group(self, rows: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor,
+                       width: int) -> torch.Tensor:
+        import torch
+        import torch.nn.functional as F
+
+        assert self.valid is not None
+        b, s = ids.shape
+        positions = (mask.long().cumsum(-1) - 1).clamp(min=0)
+        x = self.embed(ids)
+        cos, sin = self.rotary(x, positions)
+        cos, sin = cos.unsqueeze(2), sin.unsqueeze(2)  # [b, s, 1, dim]: broadcast over heads
+        # query i sees key j when j <= i and j is a real token; a padding query sees itself (its
+        # output is never used, but a fully masked row would give NaN)
+        causal = torch.ones((s, s), dtype=torch.bool).tril()
+        allowed = causal & mask[:, None, :]
+        allowed = (allowed | torch.eye(s, dtype=torch.bool)).unsqueeze(1)  # [b, 1, s, s]
+        slots = slice(width - s, width)
+        self.valid[rows, slots] = mask
+        h_all, kv = self.n_heads, self.n_kv
+        for i, layer in enumerate(self.layers):
+            h = self._rms(x, layer["norm_in"])
+            qkv = layer["qkv"](h).view(b, s, h_all + 2 * kv, self.head_dim)
+            qk = self._rope(qkv[:, :, : h_all + kv], cos, sin)
+            q = qk[:, :, :h_all].transpose(1, 2)
+            k = qk[:, :, h_all:].transpose(1, 2)
+            v = qkv[:, :, h_all + kv:].transpose(1, 2)
+            self.k_cache[i][rows, :, slots] = k
+            self.v_cache[i][rows, :, slots] = v
+            att = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, scale=self.scale,
+                                                 enable_gqa=self.group > 1)
+            x = x + layer["o"](att.transpose(1, 2).reshape(b, s, h_all * self.head_dim))
+            h = self._rms(x, layer["norm_post"])
+            gu = layer["gate_up"](h)
+            n = layer["intermediate"]
+            x = x + layer["down"](F.silu(gu[..., :n]) * gu[..., n:])
+        last = self._rms(x[:, -1, :], self.norm_out)
+        return self.lm_head(last)
+
+    def step(self, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """Append one token per row (``tokens``, ``positions``: [batch]); return next-token logits."""
+        import torch
+
+        assert self.valid is not None
+        b = tokens.shape[0]
+        slot = self.length
+        if slot >= self.valid.shape[1]:
+            raise RuntimeError(f"the key/value cache holds {slot} tokens, its capacity")
+        self.valid[:, slot] = True
+        self.length += 1
+        n_slots = self.length
+        x = self.embed(tokens.view(b, 1))
+        cos, sin = self.rotary(x, positions.view(b, 1))
+        cos, sin = cos.unsqueeze(2), sin.unsqueeze(2)
+        # additive mask over the used slots, shared by every layer: [b, 1, 1, slots]
+        bias = self.valid[:, :n_slots].view(b, 1, 1, n_slots)
+        h_all, kv, g, d = self.n_heads, self.n_kv, self.group, self.head_dim
+        for i, layer in enumerate(self.layers):
+            h = self._rms(x, layer["norm_in"])
+            qkv = layer["qkv"](h).view(b, 1, h_all + 2 * kv, d)
+            qk = self._rope(qkv[:, :, : h_all + kv], cos, sin)
+            kc, vc = self.k_cache[i], self.v_cache[i]
+            kc[:, :, slot] = qk[:, 0, h_all:]
+            vc[:, :, slot] = qkv[:, 0, h_all + kv:]
+            keys, values = kc[:, :, :n_slots], vc[:, :, :n_slots]
+            # the g query heads sharing a key/value head attend together: [b, kv, g, dim]
+            q = qk[:, 0, :h_all].reshape(b, kv, g, d)
+            att = torch.nn.functional.scaled_dot_product_attention(q, keys, values, attn_mask=bias,
+                                                                   scale=self.scale)
+            att = att.reshape(b, 1, h_all * d)
+            x = x + layer["o"](att)
+            h = self._rms(x, layer["norm_post"])
+            gu = layer["gate_up"](h)
+            n = layer["intermediate"]
+            x = x + layer["down"](torch.nn.functional.silu(gu[..., :n]) * gu[..., n:])
+        return self.lm_head(self._rms(x[:, 0, :], self.norm_out))
