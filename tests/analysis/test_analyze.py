@@ -161,3 +161,16 @@ def test_ordinal_model_runs_with_clustered_errors() -> None:
     res = analyze(_base(), config=AnalysisConfig(by=[], bootstrap=0))
     ords = [t for t in res.tests if t.family.endswith("/ordinal")]
     assert ords and all(t.extra["se_clustered"] > 0 for t in ords)
+
+
+def test_metric_columns_without_the_files_list_skip_facets_and_counts() -> None:
+    import pandas as pd
+
+    from tidekit.analysis._metric_human import metric_columns
+
+    frame = pd.DataFrame({"conversation_id": ["a"], "system": ["s"], "age": [41], "judge_n": [2],
+                          "cosine": [0.8], "safety_safe": [True], "judge_overall": [3.5]})
+    assert metric_columns(frame) == ["cosine", "judge_overall"]
+    frame.attrs["metric_columns"] = ["judge_overall", "gone"]  # what the scoring run named
+    assert metric_columns(frame) == ["judge_overall"]
+    assert metric_columns(frame, ["cosine", "age"]) == ["cosine", "age"]

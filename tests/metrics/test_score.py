@@ -164,6 +164,13 @@ def test_judges_columns_and_outputs_with_a_fake_backend(tmp_path: Path, sample_d
     assert set(bias.criterion) == {"emotion_recognition", "distress_normalization", "supportive_reflection",
                                    "overall"}
     assert "judge_overall" in set(pd.read_csv(out / "comparisons.csv").metric)
+    # the file names its metric columns: persona facets and counts are not metrics
+    from tidekit.analysis._metric_human import load_scores, metric_columns
+
+    named = metric_columns(load_scores(out))
+    assert named == result.metric_columns
+    assert "judge_overall" in named and "rouge_l" in named
+    assert "age" not in named and "judge_n" not in named
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["extra"]["judge"]["parse_failure_rate"]["fake"] == pytest.approx(0.09)
     assert any(m["role"] == "judge" for m in manifest["models"])

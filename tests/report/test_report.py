@@ -63,3 +63,18 @@ def test_report_renders_in_headless_chromium(rendered: Any, full_run: Path,
     shot = screenshot_html(rendered.html, full_run / "report" / "screenshot.png")
     assert shot.stat().st_size > 50_000
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_training_figure_leaves_out_the_end_of_training_summary(tmp_path: Path) -> None:
+    from tidekit.report._figures import fig_training
+    from tidekit.report._run import RunContents
+
+    rows = [{"kind": "train", "step": 10, "loss": 2.4}, {"kind": "train", "step": 20, "loss": 1.9},
+            {"kind": "eval", "step": 20, "eval_loss": 2.1},
+            {"kind": "summary", "step": 20, "train_loss": 2.15, "train_runtime": 31.0}]
+    fig = fig_training(RunContents(root=tmp_path, finetune={"smollm2-135m": rows}))
+    assert fig is not None
+    lines = fig.axes[0].get_lines()
+    curve = [(list(line.get_xdata()), list(line.get_ydata())) for line in lines]
+    assert curve == [([10, 20], [2.4, 1.9]), ([20], [2.1])]  # no vertical drop to the 2.15 average
+    assert fig_training(RunContents(root=tmp_path)) is None

@@ -9,6 +9,7 @@ simply absent from the output.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,6 +27,8 @@ __all__ = ["ID_COLUMNS", "load_scores", "metric_columns", "metric_human"]
 
 ID_COLUMNS = ("conversation_id", "persona_id", "scenario_id", "system", "model", "condition", "split",
               "schema_version", "error")
+# numeric columns of a scores table that describe the persona, not the reply
+NOT_METRICS = ("age", "persona_age")
 
 
 def load_scores(path: str | Path) -> pd.DataFrame:
@@ -42,7 +45,15 @@ def load_scores(path: str | Path) -> pd.DataFrame:
             raise DataError(f"{path}: no scores.parquet here; run 'tidekit score' first or give the file")
     if not path.is_file():
         raise DataError(f"{path}: no such scores file")
-    df = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        df = pd.read_parquet(path)
+        named = (pq.read_schema(path).metadata or {}).get(b"tidekit.metric_columns")
+        if named:
+            df.attrs["metric_columns"] = json.loads(named)
+    else:
+        df = pd.read_csv(path)
     missing = [c for c in ("conversation_id", "system") if c not in df.columns]
     if missing:
         raise DataError(f"{path}: scores need columns {', '.join(missing)} to join ratings "
@@ -51,14 +62,19 @@ def load_scores(path: str | Path) -> pd.DataFrame:
 
 
 def metric_columns(scores: pd.DataFrame, wanted: list[str] | None = None) -> list[str]:
-    """Numeric metric columns: ``wanted`` (those present) or every numeric non-id column."""
+    """Numeric metric columns: ``wanted`` (those present), else the ones the scoring run named
+    (``scores.attrs["metric_columns"]``, set by :func:`load_scores`), else every numeric column
+    that is not an id, a persona facet or a count (``*_n``)."""
     import pandas as pd
 
+    named = scores.attrs.get("metric_columns")
     numeric = [c for c in scores.columns if c not in ID_COLUMNS and pd.api.types.is_numeric_dtype(scores[c])
                and not pd.api.types.is_bool_dtype(scores[c])]
-    if wanted is None:
-        return numeric
-    return [c for c in wanted if c in numeric]
+    if wanted is not None:
+        return [c for c in wanted if c in numeric]
+    if named:
+        return [c for c in named if c in numeric]
+    return [c for c in numeric if c not in NOT_METRICS and not c.endswith("_n")]
 
 
 def metric_human(df: pd.DataFrame, scores: pd.DataFrame, metrics: list[str] | None,

@@ -54,6 +54,24 @@ class ScoreResult(BaseModel):
     files: list[str] = Field(default_factory=list, description="Files written.")
 
 
+METRIC_COLUMNS_KEY = b"tidekit.metric_columns"
+
+
+def write_scores(table: Any, path: Path, metric_columns: list[str]) -> None:
+    """Write ``table`` to ``path`` (Parquet, atomically), naming its metric columns in the file's
+    metadata, so readers tell metrics from persona facets and counts (``age``, ``judge_n``)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from tidekit._io import atomic_path
+
+    arrow = pa.Table.from_pandas(table, preserve_index=False)
+    meta = dict(arrow.schema.metadata or {})
+    meta[METRIC_COLUMNS_KEY] = json.dumps(metric_columns).encode()
+    with atomic_path(path, ".parquet") as tmp:
+        pq.write_table(arrow.replace_schema_metadata(meta), tmp)
+
+
 def find_generation_files(path: str | Path) -> list[Path]:
     """A generations file, a folder holding ``generations.jsonl``, or a folder of such folders."""
     path = Path(path)
@@ -281,8 +299,7 @@ def score(generations: Sequence[str | Path], references: str | Path, out: str | 
 
         with run.step("write"):
             front = [c for c in table.columns if c not in ("response", "reference", "client_text")]
-            with atomic_path(out / "scores.parquet", ".parquet") as tmp:
-                table[[*front, "response"]].to_parquet(tmp, index=False)
+            write_scores(table[[*front, "response"]], out / "scores.parquet", metric_columns + judge_columns)
             write_text(out / "aggregates.csv", aggregates.to_csv(index=False))
             write_text(out / "comparisons.csv", comparisons.to_csv(index=False))
             overall = overall_view(aggregates, metric_columns + judge_columns)

@@ -252,21 +252,33 @@ def fig_metric_human(c: RunContents) -> Figure | None:
 
 
 def fig_training(c: RunContents) -> Figure | None:
-    """Fine-tuning loss curves per model (from metrics.jsonl)."""
-    curves = {}
+    """Fine-tuning loss curves per model (from metrics.jsonl): training loss as a line,
+    validation loss as markers. The end-of-training summary (``train_loss``, an average over
+    the whole run) is not a point on the curve and is left out."""
+    train: dict[str, list[tuple[float, float]]] = {}
+    evals: dict[str, list[tuple[float, float]]] = {}
     for alias, rows in c.finetune.items():
-        pts = [(r.get("step"), r.get("loss") if r.get("loss") is not None else r.get("train_loss")) for r in rows]
-        pts = [(s, v) for s, v in pts if s is not None and v is not None]
-        if pts:
-            curves[alias] = pts
-    if not curves:
+        for r in rows:
+            step, kind = r.get("step"), r.get("kind", "train")
+            if step is None:
+                continue
+            if kind == "train" and r.get("loss") is not None:
+                train.setdefault(alias, []).append((step, r["loss"]))
+            elif kind == "eval" and r.get("eval_loss") is not None:
+                evals.setdefault(alias, []).append((step, r["eval_loss"]))
+    if not train and not evals:
         return None
     plt = _plt()
     fig, ax = plt.subplots(figsize=(5.0, 3.0))
-    for alias, pts in curves.items():
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], label=alias)
+    for alias in sorted(set(train) | set(evals)):
+        pts = sorted(train.get(alias, []))
+        line = ax.plot([p[0] for p in pts], [p[1] for p in pts], label=alias)[0] if pts else None
+        if alias in evals:
+            ev = sorted(evals[alias])
+            ax.plot([p[0] for p in ev], [p[1] for p in ev], linestyle="none", marker="o", markersize=4,
+                    color=line.get_color() if line is not None else None, label=f"{alias} (validation)")
     ax.set_xlabel("step")
-    ax.set_ylabel("training loss")
+    ax.set_ylabel("loss")
     ax.legend(fontsize=7)
     fig.tight_layout()
     return fig

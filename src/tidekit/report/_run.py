@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tidekit._manifest import MANIFEST_NAME, RunManifest, read_manifest
+from tidekit.errors import DataError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -65,7 +66,6 @@ def discover_run(root: str | Path) -> RunContents:
     if ds.is_dir():
         _manifest(ds, "dataset", c)
         from tidekit.data import load_dataset, summarize
-        from tidekit.errors import DataError
 
         for candidate in (ds / "data", ds, root / "split"):
             try:
@@ -121,7 +121,12 @@ def discover_run(root: str | Path) -> RunContents:
     if sc.is_dir():
         _manifest(sc, "scores", c)
         if (sc / "scores.parquet").is_file():
-            c.scores = pd.read_parquet(sc / "scores.parquet")
+            from tidekit.analysis._metric_human import load_scores
+
+            try:
+                c.scores = load_scores(sc / "scores.parquet")  # knows which columns are metrics
+            except DataError as exc:
+                c.missing.append(f"scores: {exc}")
         else:
             c.missing.append("scores: no scores.parquet")
         for name in ("aggregates", "comparisons"):
