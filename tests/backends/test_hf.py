@@ -114,3 +114,30 @@ def test_not_an_adapter_folder_is_a_clear_error(tmp_path: Path) -> None:
 
     with pytest.raises(BackendError, match="not a LoRA adapter folder"):
         load_backend(BackendConfig(model="smollm2-135m", adapter=str(tmp_path)))
+
+
+@pytest.mark.slow
+def test_batches_too_big_for_the_kv_budget_are_decoded_in_parts(smollm: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import tidekit.backends._hf as hf
+
+    # SmolLM2 in bf16: 2 x 30 layers x 3 heads x 64 dims x 2 bytes = 23,040 bytes per position
+    assert smollm.kv_bytes_per_token == 2 * 30 * 3 * 64 * (2 if smollm.dtype == "bfloat16" else 4)
+    requests = [_req(i, text) for i, text in enumerate(["I can't sleep.", "Noises scare me.", "I feel numb.",
+                                                         "Crowds are hard."])]
+    positions = max(len(smollm.encode(r.messages)) for r in requests) + 10
+    sizes: list[int] = []
+    real = hf.decode_batch
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        sizes.append(len(args[2]))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(hf, "decode_batch", counting)
+    whole = smollm.generate(requests)
+    assert sizes == [4]  # the default 4 GiB holds them all
+    sizes.clear()
+    # room for two rows of this batch's longest prompt + reply, not three
+    monkeypatch.setattr(smollm.config, "kv_cache_gib", 2.5 * positions * smollm.kv_bytes_per_token / 2**30)
+    parts = smollm.generate(requests)
+    assert sizes == [2, 2]
+    assert [r.id for r in parts] == [r.id for r in whole] and all(r.text and r.error is None for r in parts)

@@ -121,6 +121,12 @@ class HFBackend:
         self.eos_ids = eos
         pad = self.tokenizer.pad_token_id
         self.pad_id = int(pad if pad is not None else min(eos))
+        cfg = model.config
+        heads = cfg.num_attention_heads
+        head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // heads
+        kv_heads = getattr(cfg, "num_key_value_heads", None) or heads
+        # keys + values, every layer, in the model's dtype
+        self.kv_bytes_per_token = 2 * cfg.num_hidden_layers * kv_heads * head_dim * torch_dtype.itemsize
         self.context_length = int(getattr(model.config, "max_position_embeddings", 0)
                                   or (self.spec.context if self.spec else 2048))
         self.system_role = self.spec.system_role if self.spec else _template_has_system(self.tokenizer)
@@ -188,18 +194,40 @@ class HFBackend:
                 results[i] = ChatResult(id=req.id, error=problem, prompt_tokens=len(ids), finish_reason="error")
             else:
                 todo.append((i, ids))
-        if todo:
+        for part in self._parts(todo, requests):
             t0 = time.perf_counter()
             with self._lock:
-                outs = decode_batch(self.model, self.tokenizer, [ids for _, ids in todo],
-                                    [_settings(requests[i]) for i, _ in todo], self.eos_ids, self.pad_id,
+                outs = decode_batch(self.model, self.tokenizer, [ids for _, ids in part],
+                                    [_settings(requests[i]) for i, _ in part], self.eos_ids, self.pad_id,
                                     lean=self.lean)
-            share = (time.perf_counter() - t0) / len(todo)
-            for (i, ids), out in zip(todo, outs, strict=True):
+            share = (time.perf_counter() - t0) / len(part)
+            for (i, ids), out in zip(part, outs, strict=True):
                 results[i] = ChatResult(id=requests[i].id, text=out.text, prompt_tokens=len(ids),
                                         completion_tokens=len(out.token_ids), latency_s=round(share, 4),
                                         finish_reason=out.finish_reason)
         return [results[i] for i in range(len(requests))]
+
+    def _parts(self, todo: list[tuple[int, list[int]]],
+               requests: Sequence[ChatRequest]) -> list[list[tuple[int, list[int]]]]:
+        """``todo`` cut, in order, into decode batches whose key/value buffers fit ``kv_cache_gib``.
+
+        A batch's buffers hold rows x (longest prompt + most new tokens) positions, so one long
+        prompt in a big batch can need gigabytes; the cut depends on the requests alone, so a
+        rerun decodes the same parts (and, greedy, gives the same outputs).
+        """
+        budget = self.config.kv_cache_gib * 2**30
+        parts: list[list[tuple[int, list[int]]]] = []
+        width = new = 0
+        for item in todo:
+            w, n = max(width, len(item[1])), max(new, requests[item[0]].params.max_new_tokens)
+            if parts and parts[-1] and (len(parts[-1]) + 1) * (w + n) * self.kv_bytes_per_token > budget:
+                parts.append([])
+                w, n = len(item[1]), requests[item[0]].params.max_new_tokens
+            if not parts:
+                parts.append([])
+            parts[-1].append(item)
+            width, new = w, n
+        return parts
 
     def stream(self, request: ChatRequest) -> Iterator[str]:
         """Yield the reply to one request as text pieces while it is generated."""

@@ -84,6 +84,9 @@ class BackendConfig(StrictModel):
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
         default="auto", description="hf: 'auto' picks bf16 where the hardware supports it, else fp32.")
     batch_size: int = Field(default=32, ge=1, description="hf: most requests per forward pass.")
+    kv_cache_gib: float = Field(default=4.0, gt=0, description="hf: most memory one decode batch's keys and values "
+                                                                "may take; a batch of long prompts that would need "
+                                                                "more is decoded in parts.")
     base_url: str | None = Field(default=None, description="openai/anthropic: server URL.")
     api_key_env: str | None = Field(default=None, description="Environment variable holding the API key.")
     concurrency: int = Field(default=4, ge=1, le=256, description="openai/anthropic: requests in flight.")
