@@ -252,7 +252,7 @@ class LeanDecoder:
         x = self.embed(tokens.view(b, 1))
         cos, sin = self.rotary(x, positions.view(b, 1))
         cos, sin = cos.unsqueeze(2), sin.unsqueeze(2)
-        # additive mask over the used slots, shared by every layer: [b, 1, 1, slots]
+        # which used slots each row may attend to, shared by every layer: [b, 1, 1, slots]
         bias = self.valid[:, :n_slots].view(b, 1, 1, n_slots)
         h_all, kv, g, d = self.n_heads, self.n_kv, self.group, self.head_dim
         for i, layer in enumerate(self.layers):
