@@ -8,10 +8,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import resource
 import time
-from pathlib import Path
+
+# benchmarks/ is on sys.path when run as a script
+from _docs import append_to_section, cpu_name
+
+SECTION = "## Analysis (`benchmarks/analysis.py`)"
+INTRO = ("Command: `.venv/bin/python benchmarks/analysis.py`. CPU counts the main process and its forked "
+         "workers.\n\n| measurement | figure | machine |\n|---|---|---|")
 
 
 def main() -> None:
@@ -36,13 +41,11 @@ def main() -> None:
     load = os.getloadavg()[0]
     line = (f"| analyze, {len(df):,} ratings ({a.raters} raters x {a.per_rater}, {res.summary.items} items, "
             f"5 attributes, no ordinal model) | wall {wall:.1f} s, CPU {cpu:.1f} s, {len(res.tests)} tests | "
-            f"load average {load:.1f} on {os.cpu_count()} cores |")
+            f"load average {load:.1f}; {cpu_name()} |")
     print(line)
     print({k: round(v, 2) for k, v in res.timings.items()})
     if not a.no_append:
-        doc = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
-        with open(doc, "a", encoding="utf-8") as fh:
-            fh.write(f"{line}\n<!-- {platform.platform()}, .venv/bin/python benchmarks/analysis.py -->\n")
+        append_to_section(SECTION, line, intro=INTRO)  # a row of the section's table
 
 
 if __name__ == "__main__":

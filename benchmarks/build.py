@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import platform
 import random
 import shutil
 import sys
@@ -32,6 +31,9 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+
+# benchmarks/ is on sys.path when run as a script
+from _docs import append_to_section, cpu_name
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "tide-500x20.yaml"
@@ -134,7 +136,7 @@ def main() -> int:
         cmd = "HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/build.py" + (
             f" --personas {args.personas} --scenarios {args.scenarios}")
         load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-        machine = (f"{platform.machine()}, {os.cpu_count()} CPU cores, Python {sys.version.split()[0]}, "
+        machine = (f"{cpu_name()}, Python {sys.version.split()[0]}, "
                    f"load average at the end {load} (a shared machine: a higher load slows the model)")
         text = (f"\n### Dataset builder ({dt.date.today().isoformat()})\n\n"
                 f"Command: `{cmd}`; machine: {machine}; config `configs/tide-500x20.yaml`.\n\n"
@@ -150,10 +152,7 @@ def main() -> int:
                 f"{smol['model_per_conv_s']:.1f} s |\n"
                 f"| projected 10,000-conversation SmolLM2 build on this machine | {projected / 3600:.1f} h "
                 f"(builder share {100 * share:.2f}%) |\n")
-        bench = ROOT / "docs" / "benchmarks.md"
-        with bench.open("a", encoding="utf-8") as fh:
-            fh.write(text)
-        print(f"appended to {bench}")
+        append_to_section("## Dataset builder (`benchmarks/build.py`)", text)
     return 0
 
 

@@ -36,7 +36,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _machine import matmul_gflops  # benchmarks/ is on sys.path when run as a script
+# benchmarks/ is on sys.path when run as a script
+from _docs import append_to_section, cpu_name, markdown_table, print_rows
+from _machine import matmul_gflops
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -140,20 +142,13 @@ def main() -> int:
                                                     f"(run this script with --gpu-seconds {args.gpu_seconds:.0f} on one)"))
     rows.append(("load average (1 min) start / end", f"{load_start:.1f} / {os.getloadavg()[0]:.1f}"))
 
-    width = max(len(k) for k, _ in rows)
-    for key, value in rows:
-        print(f"{key:<{width}}  {value}")
+    print_rows(rows)
     if not args.no_append:
-        cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                    if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
-        table = "\n".join(f"| {k} | {v} |" for k, v in rows)
         section = (f"\n### Fine-tuning throughput ({dt.date.today()})\n\n"
                    f"Command: `HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/finetune.py {' '.join(sys.argv[1:])}`"
-                   f"\n\nMachine: {cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-                   f"torch {torch.__version__}.\n\n| what | figure |\n|---|---|\n{table}\n")
-        with open(ROOT / "docs" / "benchmarks.md", "a", encoding="utf-8") as fh:
-            fh.write(section)
-        print("appended to docs/benchmarks.md")
+                   f"\n\nMachine: {cpu_name()}, Python {platform.python_version()}, torch {torch.__version__}.\n\n"
+                   f"{markdown_table(rows)}")
+        append_to_section("## Fine-tuning (`benchmarks/finetune.py`)", section)
     return 0
 
 

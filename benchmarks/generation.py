@@ -32,12 +32,11 @@ import resource
 import statistics
 import sys
 import time
-from pathlib import Path
 
 # benchmarks/ is on sys.path when run as a script
+from _docs import append_to_section, cpu_name, markdown_table, print_rows
 from _machine import matmul_gflops, memory_read_gbps
 
-ROOT = Path(__file__).resolve().parents[1]
 CLIENT = [
     "I keep having nightmares about the crash and I wake up shaking.",
     "Loud noises make me jump, and then I feel ashamed of it in front of everyone at work.",
@@ -60,21 +59,6 @@ def prompts(n: int) -> list[str]:
 
 def peak_rss_gib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
-
-
-def append_to_section(path: Path, header: str, text: str) -> None:
-    """Insert ``text`` at the end of the section opened by ``header`` (created at the end if absent)."""
-    doc = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    start = doc.find(f"\n{header}\n")
-    if start < 0:
-        doc = doc.rstrip("\n") + f"\n\n{header}\n" + text
-    else:
-        nxt = doc.find("\n## ", start + len(header) + 2)
-        cut = len(doc) if nxt < 0 else nxt + 1
-        doc = doc[:cut].rstrip("\n") + "\n" + text + ("\n" + doc[cut:] if nxt >= 0 else "")
-    from tidekit._io import write_text
-
-    write_text(path, doc)
 
 
 def main() -> int:
@@ -152,9 +136,7 @@ def main() -> int:
     # the memory side: each decode step reads every weight once (bf16) plus each row's keys and
     # values; at the mean context of the run that bounds tokens/s at batch x bandwidth / bytes
     gbps = memory_read_gbps()
-    cfg = backend.model.config  # type: ignore[attr-defined]
-    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
-    kv_bytes_per_token = 2 * cfg.num_hidden_layers * cfg.num_key_value_heads * head_dim * 2
+    kv_bytes_per_token = backend.kv_bytes_per_token  # type: ignore[attr-defined]
     mean_context = mean_prompt + (args.new_tokens + 1) / 2
     step_bytes = 2 * n_params + args.prompts * mean_context * kv_bytes_per_token
     bandwidth_bound = args.prompts * gbps * 1e9 / step_bytes
@@ -203,19 +185,13 @@ def main() -> int:
         ("peak RSS after load / after engine", f"{rss_load:.2f} / {rss_engine:.2f} GiB"),
         ("load average (1 min) start / end", f"{load_start:.1f} / {load_end:.1f}"),
     ]
-    width = max(len(k) for k, _ in rows)
-    for key, value in rows:
-        print(f"{key:<{width}}  {value}")
+    print_rows(rows)
     if not args.no_append:
-        cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                    if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
-        table = "\n".join(f"| {k} | {v} |" for k, v in rows)
         section = (f"\n### Generation throughput ({dt.date.today()})\n\n"
                    f"Command: `HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/generation.py {' '.join(sys.argv[1:])}`"
-                   f"\n\nMachine: {cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-                   f"torch {torch.__version__}.\n\n| what | figure |\n|---|---|\n{table}\n")
-        append_to_section(ROOT / "docs" / "benchmarks.md", "## Generation", section)
-        print("appended to docs/benchmarks.md")
+                   f"\n\nMachine: {cpu_name()}, Python {platform.python_version()}, torch {torch.__version__}.\n\n"
+                   f"{markdown_table(rows)}")
+        append_to_section("## Generation", section)
     return 0
 
 

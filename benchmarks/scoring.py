@@ -22,15 +22,15 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
 import platform
 import random
 import re
 import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+# benchmarks/ is on sys.path when run as a script
+from _docs import append_to_section, cpu_name
+
 SECTION = "## Scoring (benchmarks/scoring.py)"
 
 
@@ -115,21 +115,12 @@ def main() -> int:
 
 
 def _append(lines: list[str], command: str) -> None:
-    from tidekit._io import write_text
-
-    path = ROOT / "docs" / "benchmarks.md"
-    machine = f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
+    machine = f"{cpu_name()}, Python {platform.python_version()}"
     when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     entry = f"\n### {when}\n\n`{command}` on {machine}\n\n" + "".join(f"- {line}\n" for line in lines)
-    text = path.read_text(encoding="utf-8") if path.is_file() else "# Benchmarks\n"
-    if SECTION not in text:
-        text = text.rstrip("\n") + f"\n\n{SECTION}\n\nScoring 10,000 pairs (cosine + ROUGE-L + distinct) vs " \
-               "sentence-transformers' raw encode of the same texts, measured in the same run.\n"
-    start = text.index(SECTION)
-    nxt = text.find("\n## ", start + len(SECTION))
-    end = len(text) if nxt == -1 else nxt
-    text = text[:end].rstrip("\n") + "\n" + entry + text[end:]
-    write_text(path, text)
+    append_to_section(SECTION, entry, intro="Scoring 10,000 pairs (cosine + ROUGE-L + distinct) vs "
+                                            "sentence-transformers' raw encode of the same texts, measured in the "
+                                            "same run.")
 
 
 if __name__ == "__main__":
