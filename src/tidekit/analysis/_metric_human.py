@@ -28,7 +28,7 @@ __all__ = ["ID_COLUMNS", "load_scores", "metric_columns", "metric_human"]
 ID_COLUMNS = ("conversation_id", "persona_id", "scenario_id", "system", "model", "condition", "split",
               "schema_version", "error")
 # numeric columns of a scores table that describe the persona, not the reply
-NOT_METRICS = ("age", "persona_age")
+NOT_METRICS = ("age",)
 
 
 def load_scores(path: str | Path) -> pd.DataFrame:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 if TYPE_CHECKING:
     import torch
@@ -197,20 +197,37 @@ def decode_batch(
     return outputs
 
 
-class _Forward:
+class _Forward(Protocol):
     """The model side of the decode loop: prefill, one step per token, dropping rows."""
 
-    def prefill(self, prompts: Sequence[Sequence[int]], new_tokens: int) -> torch.Tensor:
-        raise NotImplementedError
+    def prefill(self, prompts: Sequence[Sequence[int]], new_tokens: int) -> torch.Tensor: ...
 
-    def step(self, tokens: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+    def step(self, tokens: torch.Tensor) -> torch.Tensor: ...
 
-    def select(self, keep: torch.Tensor) -> None:
-        raise NotImplementedError
+    def select(self, keep: torch.Tensor) -> None: ...
 
 
-class _LeanForward(_Forward):
+def attention_shape(config: Any) -> tuple[int, int, int]:
+    """(query heads, key/value heads, head dim) of a transformers decoder config."""
+    heads = config.num_attention_heads
+    kv_heads = getattr(config, "num_key_value_heads", None) or heads
+    return heads, kv_heads, getattr(config, "head_dim", None) or config.hidden_size // heads
+
+
+def left_pad(prompts: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token ids [rows, longest] left-padded with ``pad_id``, and the bool mask of real tokens."""
+    import torch
+
+    width = max(len(p) for p in prompts)
+    ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(prompts), width), dtype=torch.bool)
+    for i, prompt in enumerate(prompts):
+        ids[i, width - len(prompt):] = torch.tensor(list(prompt), dtype=torch.long)
+        mask[i, width - len(prompt):] = True
+    return ids, mask
+
+
+class _LeanForward:
     def __init__(self, lean: LeanDecoder) -> None:
         self.lean = lean
 
@@ -232,26 +249,20 @@ class _LeanForward(_Forward):
         self.positions = self.positions[keep]
 
 
-class _HFForward(_Forward):
+class _HFForward:
     def __init__(self, model: Any, pad_id: int, preallocate: bool) -> None:
         self.model, self.pad_id, self.preallocate = model, pad_id, preallocate
         self.device = next(model.parameters()).device
 
     def prefill(self, prompts: Sequence[Sequence[int]], new_tokens: int) -> torch.Tensor:
-        import torch
         from transformers import DynamicCache
 
-        n, width = len(prompts), max(len(p) for p in prompts)
-        ids = torch.full((n, width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((n, width), dtype=torch.long)
-        for i, prompt in enumerate(prompts):
-            ids[i, width - len(prompt):] = torch.tensor(list(prompt), dtype=torch.long)
-            mask[i, width - len(prompt):] = 1
-        ids, self.mask = ids.to(self.device), mask.to(self.device)
+        ids, mask = left_pad(prompts, self.pad_id)
+        ids, self.mask = ids.to(self.device), mask.long().to(self.device)
         positions = (self.mask.cumsum(-1) - 1).clamp(min=0)
         self.cache = DynamicCache(config=self.model.config)
         if self.preallocate:
-            _preallocate(self.cache, width + new_tokens)
+            _preallocate(self.cache, ids.shape[1] + new_tokens)
         self.last_pos = positions[:, -1]
         return self.model(input_ids=ids, attention_mask=self.mask, position_ids=positions, cache=self.cache,
                           use_cache=True, logits_to_keep=1).logits[:, -1, :]

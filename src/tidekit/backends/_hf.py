@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from tidekit._manifest import ModelIdentity
-from tidekit.backends._decode import RowSettings, decode_batch, pack_linear_weights
+from tidekit.backends._decode import RowSettings, attention_shape, decode_batch, pack_linear_weights
 from tidekit.backends._lean import lean_decoder_for
 from tidekit.backends._protocol import BackendConfig, Capabilities, ChatRequest, ChatResult
 from tidekit.backends._registry import MODELS, resolve_model_path, weights_fingerprint
@@ -121,12 +121,9 @@ class HFBackend:
         self.eos_ids = eos
         pad = self.tokenizer.pad_token_id
         self.pad_id = int(pad if pad is not None else min(eos))
-        cfg = model.config
-        heads = cfg.num_attention_heads
-        head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // heads
-        kv_heads = getattr(cfg, "num_key_value_heads", None) or heads
+        _, kv_heads, head_dim = attention_shape(model.config)
         # keys + values, every layer, in the model's dtype
-        self.kv_bytes_per_token = 2 * cfg.num_hidden_layers * kv_heads * head_dim * torch_dtype.itemsize
+        self.kv_bytes_per_token = 2 * model.config.num_hidden_layers * kv_heads * head_dim * torch_dtype.itemsize
         self.context_length = int(getattr(model.config, "max_position_embeddings", 0)
                                   or (self.spec.context if self.spec else 2048))
         self.system_role = self.spec.system_role if self.spec else _template_has_system(self.tokenizer)

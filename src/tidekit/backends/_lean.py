@@ -81,13 +81,11 @@ class LeanDecoder:
     def __init__(self, model: Any, take_weights: bool = False) -> None:
         import torch
 
-        from tidekit.backends._decode import onednn_packer
+        from tidekit.backends._decode import attention_shape, onednn_packer
 
         cfg = model.config
         core = model.model
-        self.n_heads = cfg.num_attention_heads
-        self.n_kv = getattr(cfg, "num_key_value_heads", None) or self.n_heads
-        self.head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // self.n_heads
+        self.n_heads, self.n_kv, self.head_dim = attention_shape(cfg)
         self.group = self.n_heads // self.n_kv
         self.eps = float(cfg.rms_norm_eps)
         self.scale = self.head_dim ** -0.5
@@ -172,6 +170,8 @@ class LeanDecoder:
         """
         import torch
 
+        from tidekit.backends._decode import left_pad
+
         assert self.valid is not None
         width = max(len(p) for p in prompts)
         if width > self.valid.shape[1] or len(prompts) != self.valid.shape[0]:
@@ -185,13 +185,7 @@ class LeanDecoder:
             while stop < len(order) and (stop + 1 - start) * len(prompts[order[stop]]) <= PREFILL_TOKENS:
                 stop += 1
             rows = order[start:stop]
-            group_width = len(prompts[rows[-1]])
-            ids = torch.zeros((len(rows), group_width), dtype=torch.long)
-            mask = torch.zeros((len(rows), group_width), dtype=torch.bool)
-            for j, r in enumerate(rows):
-                n = len(prompts[r])
-                ids[j, group_width - n:] = torch.tensor(list(prompts[r]), dtype=torch.long)
-                mask[j, group_width - n:] = True
+            ids, mask = left_pad([prompts[r] for r in rows], pad_id=0)  # padding is masked: any id will do
             out = self._prefill_group(torch.tensor(rows), ids, mask, width)
             for j, r in enumerate(rows):
                 logits[r] = out[j]
