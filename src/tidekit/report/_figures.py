@@ -153,6 +153,18 @@ def fig_ceiling(c: RunContents) -> Figure | None:
     return fig
 
 
+def _forest(ax: Any, points: list[tuple[float, float | None, float | None, str, str | None]],
+            fontsize: float | None = 7, top_down: bool = True) -> None:
+    """Draw (estimate, CI low, CI high, label, colour) rows as points with interval bars on ``ax``;
+    a missing bound is drawn at the estimate."""
+    y = np.arange(len(points))[::-1] if top_down else np.arange(len(points))
+    for yi, (est, lo, hi, _, color) in zip(y, points, strict=True):
+        lo, hi = est if lo is None else lo, est if hi is None else hi
+        ax.errorbar(est, yi, xerr=[[est - lo], [hi - est]], fmt="o", capsize=3, color=color)
+    ax.set_yticks(y)
+    ax.set_yticklabels([p[3] for p in points], fontsize=fontsize)
+
+
 def fig_human(c: RunContents) -> Figure | None:
     """Mean human rating per system and per condition (means of rater means, 95% t CI)."""
     if c.analysis is None:
@@ -163,14 +175,8 @@ def fig_human(c: RunContents) -> Figure | None:
     plt = _plt()
     fig, axes = plt.subplots(1, len(groups), figsize=(4.2 * len(groups), 3.2), squeeze=False)
     for ax, g in zip(axes[0], groups, strict=False):
-        ms = [m for m in c.analysis.means if m.analysis == g]
-        y = np.arange(len(ms))
-        mean = np.array([m.mean for m in ms])
-        lo = np.array([m.ci_low if m.ci_low is not None else m.mean for m in ms])
-        hi = np.array([m.ci_high if m.ci_high is not None else m.mean for m in ms])
-        ax.errorbar(mean, y, xerr=[mean - lo, hi - mean], fmt="o", capsize=3)
-        ax.set_yticks(y)
-        ax.set_yticklabels([m.group for m in ms])
+        _forest(ax, [(m.mean, m.ci_low, m.ci_high, m.group, "C0") for m in c.analysis.means if m.analysis == g],
+                fontsize=None, top_down=False)
         ax.set_xlabel(f"mean {c.analysis.rating} ({c.analysis.scale[0]}-{c.analysis.scale[1]})")
         ax.set_title(f"by {g}")
     fig.tight_layout()
@@ -187,15 +193,7 @@ def fig_demographics(c: RunContents) -> Figure | None:
     plt = _plt()
     rows = [(a, m) for a in attrs for m in c.analysis.means if m.analysis == a]
     fig, ax = plt.subplots(figsize=(6.0, 0.8 + 0.26 * len(rows)))
-    y = np.arange(len(rows))[::-1]
-    mean = np.array([m.mean for _, m in rows])
-    lo = np.array([m.ci_low if m.ci_low is not None else m.mean for _, m in rows])
-    hi = np.array([m.ci_high if m.ci_high is not None else m.mean for _, m in rows])
-    colors = [f"C{attrs.index(a)}" for a, _ in rows]
-    for yi, mi, l_, h_, col in zip(y, mean, lo, hi, colors, strict=True):
-        ax.errorbar(mi, yi, xerr=[[mi - l_], [h_ - mi]], fmt="o", capsize=3, color=col)
-    ax.set_yticks(y)
-    ax.set_yticklabels([f"{a}: {m.group} (n={m.n})" for a, m in rows], fontsize=7)
+    _forest(ax, [(m.mean, m.ci_low, m.ci_high, f"{a}: {m.group} (n={m.n})", f"C{attrs.index(a)}") for a, m in rows])
     ax.set_xlabel(f"mean of rater means, {c.analysis.rating}")
     fig.tight_layout()
     return fig
@@ -210,15 +208,8 @@ def fig_agreement(c: RunContents) -> Figure | None:
         return None
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6.0, 0.8 + 0.3 * len(rows)))
-    y = np.arange(len(rows))[::-1]
-    for yi, a in zip(y, rows, strict=True):
-        assert a.alpha is not None
-        lo = a.ci_low if a.ci_low is not None else a.alpha
-        hi = a.ci_high if a.ci_high is not None else a.alpha
-        ax.errorbar(a.alpha, yi, xerr=[[a.alpha - lo], [hi - a.alpha]], fmt="o", capsize=3,
-                    color="C0" if a.level_of_measurement == "ordinal" else "C1")
-    ax.set_yticks(y)
-    ax.set_yticklabels([f"{a.rating} ({a.level_of_measurement})" for a in rows], fontsize=7)
+    _forest(ax, [(a.alpha, a.ci_low, a.ci_high, f"{a.rating} ({a.level_of_measurement})",
+                  "C0" if a.level_of_measurement == "ordinal" else "C1") for a in rows if a.alpha is not None])
     ax.axvline(0, color="grey", lw=0.6)
     ax.axvline(0.667, color="grey", lw=0.6, ls=":")
     ax.set_xlabel("Krippendorff's alpha (dotted: 0.667, a common minimum)")
@@ -235,15 +226,8 @@ def fig_metric_human(c: RunContents) -> Figure | None:
         return None
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6.0, 0.8 + 0.28 * len(rows)))
-    y = np.arange(len(rows))[::-1]
-    for yi, t in zip(y, rows, strict=True):
-        assert t.estimate is not None
-        lo = t.ci_low if t.ci_low is not None else t.estimate
-        hi = t.ci_high if t.ci_high is not None else t.estimate
-        ax.errorbar(t.estimate, yi, xerr=[[t.estimate - lo], [hi - t.estimate]], fmt="o", capsize=3,
-                    color="C0" if t.level == "item" else "C2")
-    ax.set_yticks(y)
-    ax.set_yticklabels([f"{t.term} ({t.level}, n={t.n})" for t in rows], fontsize=7)
+    _forest(ax, [(t.estimate, t.ci_low, t.ci_high, f"{t.term} ({t.level}, n={t.n})",
+                  "C0" if t.level == "item" else "C2") for t in rows if t.estimate is not None])
     ax.axvline(0, color="grey", lw=0.6)
     ax.set_xlim(-1, 1)
     ax.set_xlabel("Spearman rho with mean human rating")
