@@ -12,7 +12,10 @@ What it measures, all in one process, greedy, 64 prompts x 64 new tokens (by def
 (b) the engine: ``tidekit.generation.run_requests`` on the ``hf`` backend, batch 64;
 (c) llama-cpp-python on the packaged GGUF, one stream, if it is installed;
 (d) plain batched ``model.generate``: all prompts in one left-padded batch, unpacked bf16
-    weights (the issue's calibration point: ~23% of the roofline on its machine).
+    weights (the issue's calibration point: ~23% of the roofline on its machine);
+(e) the engine's matmuls alone: its pre-packed projections at the shapes of the run (prefill
+    groups, then 64-row decode steps) with nothing else, i.e. the tok/s this engine's design
+    could reach if attention, norms, sampling and Python cost nothing.
 The roofline is the measured bf16 matmul rate (2048^3, torch, same threads) divided by
 2 x parameters: the tokens/s a perfectly compute-bound decoder would reach. Matmul rates are
 measured before and after the engine run and averaged, since the machine may be shared.
@@ -32,6 +35,7 @@ import resource
 import statistics
 import sys
 import time
+from typing import Any
 
 # benchmarks/ is on sys.path when run as a script
 from _docs import append_to_section, cpu_name, markdown_table, print_rows
@@ -57,6 +61,80 @@ def prompts(n: int) -> list[str]:
     return out
 
 
+def matmul_only_seconds(lean: Any, prompt_lengths: list[int], new_tokens: int, reps: int = 3) -> float:
+    """Seconds the engine's projections alone take for this run's shapes (median of ``reps``).
+
+    The lean forward's own pre-packed matmuls, at the shapes the engine runs: prefill in its
+    length groups (each padded to its longest prompt), then one 64-row step per new token. No
+    attention, norms, rotary, sampling or Python around them, so the tok/s it implies is a
+    ceiling for this engine's design on this machine: everything but its matmuls made free.
+    """
+    import torch
+
+    from tidekit.backends._lean import prefill_groups
+
+    first = lean.layers[0]
+    hidden = lean.norm_out.shape[0]
+    widths = {"qkv": hidden, "o": lean.n_heads * lean.head_dim, "gate_up": hidden, "down": first["intermediate"]}
+    shapes = [(len(g) * max(prompt_lengths[r] for r in g), len(g)) for g in prefill_groups(prompt_lengths)]
+    shapes += [(len(prompt_lengths), len(prompt_lengths))] * (new_tokens - 1)  # the first token comes from prefill
+    inputs = {m: {name: torch.randn(m, w, dtype=lean.dtype) for name, w in widths.items()} for m, _ in set(shapes)}
+
+    def projections() -> None:
+        for m, rows in shapes:
+            x = inputs[m]
+            for layer in lean.layers:
+                for name in widths:
+                    layer[name](x[name])
+            lean.lm_head(x["qkv"][:rows])
+
+    with torch.inference_mode():
+        projections()  # warm-up
+        times = []
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            projections()
+            times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def llama_cpp_tps(requests: list[Any], new_tokens: int, threads: int) -> float | str:
+    """tok/s of llama-cpp-python on the packaged GGUF, one request at a time, in a child process;
+    or why there is no figure ("not installed", "crashed: ...")."""
+    import importlib.util
+    import json
+    import subprocess
+
+    if importlib.util.find_spec("llama_cpp") is None:
+        return "not installed"
+    from tidekit.backends import smollm2_gguf
+
+    job = {"gguf": str(smollm2_gguf()), "threads": threads, "new_tokens": new_tokens,
+           "messages": [[m.model_dump() for m in r.messages] for r in requests]}
+    done = subprocess.run([sys.executable, __file__, "--llama-cpp-worker"], input=json.dumps(job),
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        why = f"signal {-done.returncode}" if done.returncode < 0 else f"exit {done.returncode}"
+        return f"crashed ({why}), no figure"
+    return float(done.stdout.strip().splitlines()[-1])
+
+
+def llama_cpp_worker() -> int:
+    """The child of :func:`llama_cpp_tps`: read the job from stdin, print tok/s."""
+    import json
+
+    from llama_cpp import Llama  # type: ignore[import-not-found]
+
+    job = json.loads(sys.stdin.read())
+    llm = Llama(model_path=job["gguf"], n_threads=job["threads"], n_ctx=1024, verbose=False)
+    tokens, t0 = 0, time.perf_counter()
+    for messages in job["messages"]:
+        out = llm.create_chat_completion(messages=messages, max_tokens=job["new_tokens"], temperature=0.0)
+        tokens += out["usage"]["completion_tokens"]
+    print(tokens / (time.perf_counter() - t0))
+    return 0
+
+
 def peak_rss_gib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
 
@@ -68,7 +146,10 @@ def main() -> int:
     parser.add_argument("--naive-prompts", type=int, default=4)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--no-append", action="store_true", help="do not append to docs/benchmarks.md")
+    parser.add_argument("--llama-cpp-worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.llama_cpp_worker:
+        return llama_cpp_worker()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from tidekit.backends._hf import tune_openmp_waits
 
@@ -140,24 +221,16 @@ def main() -> int:
     mean_context = mean_prompt + (args.new_tokens + 1) / 2
     step_bytes = 2 * n_params + args.prompts * mean_context * kv_bytes_per_token
     bandwidth_bound = args.prompts * gbps * 1e9 / step_bytes
+    # (e) the engine's matmuls alone, at the run's shapes: the ceiling of this engine's design
+    lean = getattr(backend, "lean", None)
+    ceiling_tps = (args.prompts * args.new_tokens / matmul_only_seconds(lean, [len(p) for p in prompt_ids],
+                                                                        args.new_tokens)
+                   if lean is not None else None)
     backend.close()
 
-    # (c) llama-cpp-python, if installed
-    llama_tps: float | None = None
-    try:
-        from llama_cpp import Llama  # type: ignore[import-not-found]
-    except ImportError:
-        Llama = None
-    if Llama is not None:
-        from tidekit.backends import smollm2_gguf
-
-        llm = Llama(model_path=str(smollm2_gguf()), n_threads=torch.get_num_threads(), n_ctx=1024, verbose=False)
-        tokens, t0 = 0, time.perf_counter()
-        for r in requests[: args.naive_prompts]:
-            out = llm.create_chat_completion(messages=[m.model_dump() for m in r.messages],
-                                             max_tokens=args.new_tokens, temperature=0.0)
-            tokens += out["usage"]["completion_tokens"]
-        llama_tps = tokens / (time.perf_counter() - t0)
+    # (c) llama-cpp-python, if installed: in a child process, so a crash there (it has segfaulted
+    # on this machine) or a clash of OpenMP runtimes cannot take the other figures with it
+    llama = llama_cpp_tps(requests[: args.naive_prompts], args.new_tokens, torch.get_num_threads())
 
     load_end = os.getloadavg()[0]
     rows = [
@@ -175,13 +248,17 @@ def main() -> int:
                                                                 f"{naive_s:.1f} s)"),
         (f"(b) engine, batch {args.prompts}, bf16", f"{engine_tps:.1f} tok/s ({engine_tokens} tokens, "
                                                       f"{engine_s:.1f} s)"),
-        ("(c) llama-cpp-python, one stream", f"{llama_tps:.1f} tok/s" if llama_tps else "not installed"),
+        ("(c) llama-cpp-python, one stream", f"{llama:.1f} tok/s" if isinstance(llama, float) else llama),
         (f"(d) plain batched generate, batch {args.prompts}, bf16", f"{batched_tps:.1f} tok/s ({batched_s:.1f} s), "
                                                                     f"{100 * batched_tps / roofline:.1f}% of roofline"),
+        ("(e) matmuls alone, engine shapes (ceiling)",
+         f"{ceiling_tps:,.0f} tok/s, {100 * ceiling_tps / roofline:.1f}% of roofline" if ceiling_tps
+         else "n/a (no lean forward)"),
         ("engine / naive", f"{engine_tps / naive_tps:.1f}x"),
         ("engine / plain batched generate", f"{engine_tps / batched_tps:.2f}x"),
         ("engine / roofline", f"{100 * engine_tps / roofline:.1f}%"),
         ("engine / bandwidth bound", f"{100 * engine_tps / bandwidth_bound:.1f}%"),
+        ("engine / matmuls-alone ceiling", f"{100 * engine_tps / ceiling_tps:.1f}%" if ceiling_tps else "n/a"),
         ("peak RSS after load / after engine", f"{rss_load:.2f} / {rss_engine:.2f} GiB"),
         ("load average (1 min) start / end", f"{load_start:.1f} / {load_end:.1f}"),
     ]

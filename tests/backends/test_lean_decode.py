@@ -13,7 +13,7 @@ import pytest
 
 from tidekit.backends import BackendConfig, load_backend
 from tidekit.backends._decode import RowSettings, _HFForward, decode_batch
-from tidekit.backends._lean import LeanDecoder, lean_decoder_for
+from tidekit.backends._lean import PREFILL_TOKENS, LeanDecoder, lean_decoder_for, prefill_groups
 from tidekit.data import Message
 
 torch = pytest.importorskip("torch")
@@ -123,3 +123,15 @@ def test_take_weights_frees_the_models_projection_weights() -> None:
     lean.allocate(2, 8)
     with torch.inference_mode():
         assert lean.prefill(prompts).shape == (2, 64)  # still decodes from its own copies
+
+
+def test_prefill_groups_cover_every_row_once_within_the_token_budget() -> None:
+    lengths = [30, 5, 900, 64, 64, 7, 3000, 12] * 8
+    groups = prefill_groups(lengths)
+    assert sorted(r for g in groups for r in g) == list(range(len(lengths)))
+    flat = [lengths[r] for g in groups for r in g]
+    assert flat == sorted(flat)  # ascending length, so padding stays small
+    for g in groups:
+        padded = len(g) * max(lengths[r] for r in g)
+        assert padded <= PREFILL_TOKENS or len(g) == 1  # a prompt longer than the budget goes alone
+    assert [len(g) for g in groups if max(lengths[r] for r in g) == 3000] == [1] * 8

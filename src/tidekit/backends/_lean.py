@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["SUPPORTED", "LeanDecoder", "lean_decoder_for"]
+__all__ = ["SUPPORTED", "LeanDecoder", "lean_decoder_for", "prefill_groups"]
 
 SUPPORTED = frozenset({"llama", "qwen2"})
 PREFILL_TOKENS = 2048  # padded tokens per prefill group: big enough for efficient matmuls
@@ -54,6 +54,21 @@ def lean_decoder_for(model: Any, take_weights: bool = False) -> LeanDecoder | No
     if next(model.parameters()).device.type != "cpu":
         return None
     return LeanDecoder(model, take_weights=take_weights)
+
+
+def prefill_groups(lengths: Sequence[int]) -> list[list[int]]:
+    """Row indices grouped for prefill: by ascending length, each group padded to its longest
+    prompt and holding at most :data:`PREFILL_TOKENS` padded tokens (or a single row)."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    groups: list[list[int]] = []
+    start = 0
+    while start < len(order):
+        stop = start + 1
+        while stop < len(order) and (stop + 1 - start) * lengths[order[stop]] <= PREFILL_TOKENS:
+            stop += 1
+        groups.append(order[start:stop])
+        start = stop
+    return groups
 
 
 class _Linear:
@@ -177,19 +192,12 @@ class LeanDecoder:
         if width > self.valid.shape[1] or len(prompts) != self.valid.shape[0]:
             raise ValueError(f"{len(prompts)} prompts of up to {width} tokens do not fit the cache allocated for "
                              f"{self.valid.shape[0]} rows x {self.valid.shape[1]} tokens")
-        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
         logits: list[torch.Tensor | None] = [None] * len(prompts)
-        start = 0
-        while start < len(order):
-            stop = start + 1
-            while stop < len(order) and (stop + 1 - start) * len(prompts[order[stop]]) <= PREFILL_TOKENS:
-                stop += 1
-            rows = order[start:stop]
+        for rows in prefill_groups([len(p) for p in prompts]):
             ids, mask = left_pad([prompts[r] for r in rows], pad_id=0)  # padding is masked: any id will do
             out = self._prefill_group(torch.tensor(rows), ids, mask, width)
             for j, r in enumerate(rows):
                 logits[r] = out[j]
-            start = stop
         self.length = width
         return torch.stack([x for x in logits if x is not None])
 
