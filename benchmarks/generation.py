@@ -1,6 +1,6 @@
 """Generation throughput on SmolLM2-135M: a naive loop vs the tidekit engine vs the roofline.
 
-Run (from the repository root; ~3-6 minutes on 2 cores)::
+Run (from the repository root; 1-6 minutes on 2 cores, by load)::
 
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/generation.py            # appends to docs/benchmarks.md
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/generation.py --no-append
