@@ -97,13 +97,13 @@ def test_cli_refusal_is_one_clean_message(tmp_path: Path, run_cli: Callable[...,
     assert both.code == 2 and "contradict" in both.err
 
 
-def test_tensorboard_without_the_package_names_the_install(tmp_path: Path) -> None:
-    import importlib.util
+def test_tensorboard_without_the_package_names_the_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
 
     from tidekit.errors import MissingDependencyError
 
-    if importlib.util.find_spec("tensorboard") is not None:
-        pytest.skip("tensorboard is installed here")
+    # whether or not it is installed here: a None entry makes importlib find no tensorboard
+    monkeypatch.setitem(sys.modules, "tensorboard", None)
     with pytest.raises(MissingDependencyError, match="pip install tensorboard"):
         finetune(tiny_config(tmp_path / "out", tensorboard=True))
     _no_training_happened(tmp_path / "out")

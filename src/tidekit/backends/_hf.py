@@ -215,15 +215,13 @@ class HFBackend:
         budget = self.config.kv_cache_gib * 2**30
         parts: list[list[tuple[int, list[int]]]] = []
         width = new = 0
-        for item in todo:
-            w, n = max(width, len(item[1])), max(new, requests[item[0]].params.max_new_tokens)
-            if parts and parts[-1] and (len(parts[-1]) + 1) * (w + n) * self.kv_bytes_per_token > budget:
-                parts.append([])
-                w, n = len(item[1]), requests[item[0]].params.max_new_tokens
-            if not parts:
-                parts.append([])
-            parts[-1].append(item)
-            width, new = w, n
+        for i, ids in todo:
+            w, n = len(ids), requests[i].params.max_new_tokens
+            if not parts or (len(parts[-1]) + 1) * (max(width, w) + max(new, n)) * self.kv_bytes_per_token > budget:
+                parts.append([])  # a new part, sized by this request alone
+                width = new = 0
+            parts[-1].append((i, ids))
+            width, new = max(width, w), max(new, n)
         return parts
 
     def stream(self, request: ChatRequest) -> Iterator[str]:
