@@ -39,13 +39,14 @@ def test_tolerant_reader_maps_key_variants(tmp_path: Path) -> None:
     p1, p2 = ds.personas
     assert (p1.id, p1.age, p1.gender, p1.trauma_type) == ("1", 34, "female", "assault")
     assert p1.behaviors == ["nightmares", "avoidance"]
-    assert p1.attributes == {"demographics": {}, "hobby": "chess"}  # unknown fields kept
+    assert p1.attributes == {"hobby": "chess"}  # unknown fields kept, emptied blocks dropped
     assert (p2.age, p2.gender) == (61, "male")
     by_id = {c.id: c for c in ds.conversations}
     assert by_id["1-01"].scenario_id == "nightmares" and by_id["1-01"].reference == "That sounds exhausting."
     assert by_id["1-02"].client_text == "I snapped at my kid." and by_id["1-02"].scenario_id == "anger"
     assert by_id["1-03"].reference == "That is a hard question." and len(by_id["1-03"].turns) == 1
-    assert by_id["c1"].persona_id == "2" and by_id["c1"].extra == {"rating": 5}
+    assert by_id["2-c1"].persona_id == "2" and by_id["2-c1"].extra == {"rating": 5}
+    assert by_id["2-c1"].provenance.model_dump()["key"] == "c1"  # the file's own key, kept
 
 
 @pytest.mark.parametrize("source", ["variants", "sample"])
