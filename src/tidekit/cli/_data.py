@@ -27,7 +27,7 @@ __all__ = ["COMMANDS"]
 
 @click.group("data", **example("tidekit data validate path/to/TIDE"))
 def data() -> None:
-    """Validate, convert and split datasets in the TIDE layout, JSONL or Parquet."""
+    """Validate, convert and split datasets: TIDE layout, JSONL, Parquet, Hugging Face datasets, chat messages."""
 
 
 def render_summary(summary: DatasetSummary, title: str = "Dataset summary") -> None:
@@ -73,8 +73,9 @@ def render_report(report: ValidationReport) -> None:
 def validate_cmd(path: Path, as_json: bool) -> int:
     """Check a dataset and report every problem at once (exit 1 if any error), else its summary.
 
-    PATH is a folder in the TIDE layout (metadata/, conversations/) or a tidekit record folder
-    (personas + conversations as .jsonl or .parquet).
+    PATH is a folder in the TIDE layout (metadata/, conversations/), a tidekit record folder
+    (personas + conversations as .jsonl or .parquet), a Hugging Face datasets save_to_disk folder, a
+    chat messages .jsonl file (or a folder with messages.jsonl), or a Hub id hf://OWNER/NAME.
     """
     report = validate_dataset(path)
     if as_json:
@@ -84,36 +85,88 @@ def validate_cmd(path: Path, as_json: bool) -> int:
     return 0 if report.ok else 1
 
 
-@data.command("convert", **example("tidekit data convert path/to/TIDE runs/tide-jsonl --to jsonl",
-                                   "tidekit data convert runs/tide-jsonl runs/tide-copy --to tide"))
+@data.command("convert", **example(
+    "tidekit data convert path/to/TIDE runs/tide-jsonl --to jsonl",
+    "tidekit data convert path/to/TIDE runs/tide-hf --to hf",
+    "tidekit data convert runs/split runs/chat --to messages --system-prompt 'You are a supportive listener.'",
+    "tidekit data convert runs/split runs/sft --to sft --model smollm2-135m",
+    "tidekit data convert hf://yenopoya/TIDE runs/tide-jsonl --to jsonl"))
 @click.argument("src", type=click.Path(path_type=Path))
 @click.argument("dst", type=click.Path(path_type=Path))
-@click.option("--to", "fmt", type=click.Choice(FORMATS), default="jsonl", show_default=True,
-              help="Layout to write.")
-def convert_cmd(src: Path, dst: Path, fmt: str) -> None:
-    """Convert the dataset in SRC to the folder DST in another layout (records kept identical)."""
-    from tidekit._manifest import RunRecorder
+@click.option("--to", "fmt", type=click.Choice((*FORMATS, "sft")), default="jsonl", show_default=True,
+              help="Layout to write: tide, jsonl, parquet, hf (a datasets save_to_disk folder), messages "
+                   "(chat JSONL), or sft (TRL prompt-completion JSONL per split, what 'tidekit finetune' trains on; "
+                   "write-only).")
+@click.option("--system-prompt", default=None,
+              help="messages: a system message to put first (default: none). sft: the system prompt of every "
+                   "example (default: the responder prompt 'tidekit generate' and 'tidekit finetune' use).")
+@click.option("--model", default=None,
+              help="sft: the model the examples are for; a chat template without a system role (e.g. Gemma-2) "
+                   "gets the system prompt folded into the first user message, as 'tidekit finetune' does "
+                   "[default: keep the system message].")
+@click.option("--targets", type=click.Choice(("all_supporter_turns", "reference_only")),
+              default="all_supporter_turns", show_default=True,
+              help="sft: which supporter text is a completion (as finetune's data.targets).")
+@click.option("--split-seed", type=int, default=0, show_default=True,
+              help="sft: seed of the persona-level split made when SRC has no splits (as finetune's "
+                   "data.split_seed).")
+def convert_cmd(src: Path, dst: Path, fmt: str, system_prompt: str | None, model: str | None, targets: str,
+                split_seed: int) -> None:
+    """Convert the dataset in SRC to the folder DST in another layout (records kept identical).
 
-    with RunRecorder(dst, command="data convert", config={"to": fmt},
-                     inputs={"src": str(src)}) as run:
+    SRC is any layout 'tidekit data validate' reads, a chat messages .jsonl file, or a Hugging Face
+    Hub dataset id hf://OWNER/NAME (downloaded; gated datasets need HF_TOKEN). --to hf writes one
+    row per conversation with persona fields as columns (a DatasetDict by split when SRC has splits);
+    --to messages writes DST/messages.jsonl; --to sft writes DST/train.jsonl, validation.jsonl and
+    test.jsonl.
+    """
+    from tidekit._manifest import RunRecorder
+    from tidekit.data import write_messages, write_sft
+
+    counts: dict[str, int] = {}
+    config = {"to": fmt, "system_prompt": system_prompt, "model": model, "targets": targets,
+              "split_seed": split_seed}
+    with RunRecorder(dst, command="data convert", config=config, inputs={"src": str(src)}) as run:
         with run.step("load"):
             dataset = load_dataset(src)
         with run.step("write"):
-            save_dataset(dataset, dst, fmt)  # type: ignore[arg-type]
+            if fmt == "sft":
+                counts = write_sft(dataset, dst, system_prompt, _system_role(model) if model else True, targets,
+                                   split_seed)
+                run.counts.update({f"{k}_examples": v for k, v in counts.items()})
+            elif fmt == "messages":
+                write_messages(dataset, dst, system_prompt)
+            else:
+                save_dataset(dataset, dst, fmt)  # type: ignore[arg-type]
         run.counts.update(personas=len(dataset.personas), conversations=len(dataset.conversations))
         run.extra["from_format"] = detect_format(src)
-    click.echo(f"wrote {len(dataset.personas)} personas and {len(dataset.conversations)} conversations "
-               f"to {dst} ({fmt})")
+    what = (", ".join(f"{n} {k} examples" for k, n in counts.items()) if fmt == "sft"
+            else f"{len(dataset.personas)} personas and {len(dataset.conversations)} conversations")
+    click.echo(f"wrote {what} to {dst} ({fmt})")
+
+
+def _system_role(model: str) -> bool:
+    """Whether ``model``'s chat template takes a system message: the rule 'tidekit finetune' applies."""
+    from tidekit.backends import MODELS
+
+    spec = MODELS.get(model)
+    if spec is not None:
+        return spec.system_role
+    from tidekit.finetune._train import _load_tokenizer
+
+    return bool(_load_tokenizer(model)[2])
 
 
 @data.command("split", **example("tidekit data split path/to/TIDE --out runs/split --seed 7",
-                                 "tidekit data split data/ --out split/ --ratios 0.7,0.15,0.15 --to parquet"))
+                                 "tidekit data split data/ --out split/ --ratios 0.7,0.15,0.15 --to parquet",
+                                 "tidekit data split path/to/TIDE --out runs/split --stratify-by gender --to hf"))
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option("--out", "out", type=click.Path(path_type=Path), required=True, help="Folder to write.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed (same seed, same split).")
 @click.option("--ratios", default="0.8,0.1,0.1", show_default=True, help="train,validation,test fractions.")
 @click.option("--stratify-by", default="auto", show_default=True,
-              help="Persona field to stratify on; 'auto' uses trauma_type when present, 'none' disables.")
+              help="Persona field to stratify on; 'auto' uses trauma_type when present, 'none' disables. "
+                   "A field no persona has is an error that lists the fields there are.")
 @click.option("--to", "fmt", type=click.Choice(FORMATS), default=None,
               help="Layout to write [default: the input's].")
 def split_cmd(path: Path, out: Path, seed: int, ratios: str, stratify_by: str, fmt: str | None) -> None:

@@ -3,13 +3,15 @@
 Typical use::
 
     from tidekit.data import load_dataset, split_dataset, save_dataset
-    ds = load_dataset("path/to/TIDE")            # any layout; DataError lists problems
+    ds = load_dataset("path/to/TIDE")            # any layout, or "hf://owner/name"; DataError lists problems
     result = split_dataset(ds, seed=7)            # persona-level, stratified
     save_dataset(result.dataset, "out", "parquet")
+    hf = to_hf(ds)                                # datasets.Dataset (DatasetDict by split); from_hf(hf) back
 """
 
 from pathlib import Path
 
+from tidekit.data._chat import MESSAGES_FILE, read_messages, write_messages, write_sft
 from tidekit.data._generations import (
     GENERATIONS_FILE,
     Condition,
@@ -19,12 +21,14 @@ from tidekit.data._generations import (
     system_name,
     write_generations,
 )
+from tidekit.data._hf import from_hf, to_hf
 from tidekit.data._load import (
     FORMATS,
     Format,
     check_dataset,
     detect_format,
     load_dataset,
+    resolve_source,
     save_dataset,
 )
 from tidekit.data._problems import Problem, Problems
@@ -46,6 +50,7 @@ from tidekit.data._validate import ValidationReport, validate_dataset
 __all__ = [
     "FORMATS",
     "GENERATIONS_FILE",
+    "MESSAGES_FILE",
     "SCHEMA_VERSION",
     "SPLITS",
     "Condition",
@@ -67,17 +72,23 @@ __all__ = [
     "ValidationReport",
     "check_dataset",
     "detect_format",
+    "from_hf",
     "load_dataset",
     "parse_ratios",
     "read_generations",
+    "read_messages",
+    "resolve_source",
     "sample_path",
     "save_dataset",
     "save_split",
     "split_dataset",
     "summarize",
     "system_name",
+    "to_hf",
     "validate_dataset",
     "write_generations",
+    "write_messages",
+    "write_sft",
 ]
 
 

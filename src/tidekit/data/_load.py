@@ -1,7 +1,9 @@
 """Load and save datasets in any supported layout, with whole-dataset consistency checks.
 
 Layouts: ``tide`` (the published folder layout), ``jsonl`` and ``parquet`` (tidekit's record
-folders). :func:`load_dataset` detects the layout; :func:`save_dataset` writes any of them.
+folders), ``hf`` (a Hugging Face ``datasets`` ``save_to_disk`` folder) and ``messages`` (chat
+JSONL, one conversation a line). :func:`load_dataset` detects the layout, and also takes a Hub
+dataset id ``hf://owner/name``; :func:`save_dataset` writes any of them.
 """
 
 from __future__ import annotations
@@ -10,37 +12,51 @@ from collections import Counter
 from pathlib import Path
 from typing import Literal
 
+from tidekit.data._chat import is_messages_file, messages_path, read_messages, write_messages
+from tidekit.data._hf import hub_folder, is_hf_folder, is_hub_id, read_hf, write_hf
 from tidekit.data._problems import Problems
 from tidekit.data._records import RecordFormat, read_records, record_files, write_records
 from tidekit.data._schema import Dataset
 from tidekit.data._tide import is_tide_folder, read_tide, write_tide
 from tidekit.errors import DataError
 
-__all__ = ["FORMATS", "Format", "check_dataset", "detect_format", "load_dataset", "save_dataset"]
+__all__ = ["FORMATS", "Format", "check_dataset", "detect_format", "load_dataset", "resolve_source", "save_dataset"]
 
-Format = Literal["tide", "jsonl", "parquet"]
-FORMATS: tuple[Format, ...] = ("tide", "jsonl", "parquet")
+Format = Literal["tide", "jsonl", "parquet", "hf", "messages"]
+FORMATS: tuple[Format, ...] = ("tide", "jsonl", "parquet", "hf", "messages")
+
+
+def resolve_source(path: str | Path) -> Path:
+    """The local path of a dataset: ``path`` itself, or the downloaded folder of ``hf://owner/name``."""
+    return hub_folder(path) if is_hub_id(path) else Path(path)
 
 
 def detect_format(path: str | Path) -> Format:
-    """Which layout the folder at ``path`` holds; DataError if none."""
-    path = Path(path)
+    """Which layout the folder (or messages file) at ``path`` holds; DataError if none."""
+    path = resolve_source(path)
     if not path.exists():
         raise DataError(f"{path}: no such file or folder")
     if path.is_file():
+        if is_messages_file(path):
+            return "messages"
         if path.name.startswith(("personas.", "conversations.")) and path.suffix in (".jsonl", ".parquet"):
             path = path.parent
         else:
-            raise DataError(f"{path}: a dataset is a folder (TIDE layout, or personas + conversations "
-                            "JSONL/Parquet files); give the folder")
+            raise DataError(f"{path}: a dataset is a folder (TIDE layout, personas + conversations JSONL/Parquet "
+                            "files, or a Hugging Face datasets folder) or a chat messages .jsonl file; give that")
     record_fmt: RecordFormat
     for record_fmt in ("jsonl", "parquet"):
         if any(p.is_file() for p in record_files(path, record_fmt)):
             return record_fmt
+    if is_hf_folder(path):
+        return "hf"
+    if messages_path(path) is not None:
+        return "messages"
     if is_tide_folder(path):
         return "tide"
     raise DataError(f"{path}: no dataset found: expected TIDE files (metadata/N_metadata.json, "
-                    "conversations/N_conversations.json) or personas/conversations .jsonl or .parquet")
+                    "conversations/N_conversations.json), personas/conversations .jsonl or .parquet, a Hugging "
+                    "Face datasets folder (dataset_info.json, state.json) or messages.jsonl")
 
 
 def _folder(path: Path) -> Path:
@@ -78,18 +94,25 @@ def check_dataset(dataset: Dataset, problems: Problems, where: str, orphans: boo
 
 def read_dataset(path: str | Path, problems: Problems) -> Dataset:
     """Read any layout, adding every problem (file-level and cross-record) to ``problems``."""
-    path = Path(path)
+    path = resolve_source(path)
     fmt = detect_format(path)
     folder = _folder(path)
-    dataset = read_tide(folder, problems) if fmt == "tide" else read_records(folder, fmt, problems)
+    if fmt == "tide":
+        dataset = read_tide(folder, problems)
+    elif fmt == "hf":
+        dataset = read_hf(folder, problems)
+    elif fmt == "messages":
+        dataset = read_messages(path, problems)
+    else:
+        dataset = read_records(folder, fmt, problems)
     # the TIDE reader pairs metadata and conversation files itself; after a record failed to
     # parse, its partner would look orphaned, so pairing is checked only on a clean read
-    check_dataset(dataset, problems, str(folder), orphans=fmt != "tide" and not problems.errors)
+    check_dataset(dataset, problems, str(path), orphans=fmt != "tide" and not problems.errors)
     return dataset
 
 
 def load_dataset(path: str | Path) -> Dataset:
-    """Load a dataset folder in any supported layout; DataError lists the problems if any."""
+    """Load a dataset folder in any supported layout (or ``hf://owner/name``); DataError lists the problems."""
     problems = Problems()
     dataset = read_dataset(path, problems)
     problems.raise_if_errors(path)
@@ -105,6 +128,10 @@ def save_dataset(dataset: Dataset, path: str | Path, fmt: Format = "jsonl") -> P
         raise DataError(f"{path} is a file; give a folder to write the dataset into")
     if fmt == "tide":
         write_tide(dataset, path)
+    elif fmt == "hf":
+        write_hf(dataset, path)
+    elif fmt == "messages":
+        write_messages(dataset, path)
     else:
         write_records(dataset, path, fmt)
     return path

@@ -24,7 +24,7 @@ from tidekit.data._load import Format, save_dataset
 from tidekit.data._schema import SPLITS, Dataset, Persona, Split
 from tidekit.errors import ConfigError
 
-__all__ = ["SplitResult", "parse_ratios", "save_split", "split_dataset"]
+__all__ = ["SplitResult", "parse_ratios", "save_split", "split_dataset", "stratify_fields"]
 
 
 class SplitResult(BaseModel):
@@ -56,6 +56,13 @@ def _facet(persona: Persona, name: str) -> str | None:
     return None if value is None else str(value)
 
 
+def stratify_fields(personas: Sequence[Persona]) -> list[str]:
+    """Persona facets a split can stratify on: typed fields and attributes with a scalar value somewhere."""
+    fields = [f for f in ("age", "age_group", "gender", "trauma_type") if any(getattr(p, f) is not None for p in personas)]
+    attrs = {k for p in personas for k, v in p.attributes.items() if isinstance(v, str | int | float | bool)}
+    return fields + sorted(attrs - set(fields))
+
+
 def _deal(n: int, ratios: Sequence[float]) -> list[Split]:
     assigned = [0, 0, 0]
     out: list[Split] = []
@@ -82,6 +89,9 @@ def split_dataset(
     personas = sorted(dataset.personas, key=lambda p: p.id)
     if stratify_by == "auto":
         stratify_by = "trauma_type" if personas and all(p.trauma_type for p in personas) else None
+    elif stratify_by is not None and stratify_by not in (available := stratify_fields(personas)):
+        raise ConfigError(f"--stratify-by {stratify_by!r}: no persona has that field. Fields there are: "
+                          f"{', '.join(available) or 'none'}; or use 'auto' or 'none'.")
     strata: dict[str, list[Persona]] = defaultdict(list)
     for p in personas:
         strata[(_facet(p, stratify_by) or "") if stratify_by else ""].append(p)

@@ -565,7 +565,8 @@ def read_tide(folder: str | Path, problems: Problems | None = None) -> Dataset:
                     continue
                 if conv.id in seen and seen[conv.id] != path:
                     # several files of one persona reuse a key: tell them apart by the file
-                    tag = _slug(path.stem.split("_", 1)[-1])
+                    tag = _slug(re.sub(r"^conversations?", "", path.stem.split("_", 1)[-1], flags=re.I)) \
+                        if "_" in path.stem else _slug(path.stem)
                     conv = conv.model_copy(update={"id": f"{n}-{tag}-{conv.id.removeprefix(f'{n}-')}"})
                 seen.setdefault(conv.id, path)
                 conv.provenance.source = conv.provenance.source or "tide"

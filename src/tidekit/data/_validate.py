@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from tidekit.data._load import Format, detect_format, read_dataset
+from tidekit.data._load import Format, detect_format, read_dataset, resolve_source
 from tidekit.data._problems import Problem, Problems
 from tidekit.data._summary import DatasetSummary, summarize
 from tidekit.errors import DataError
@@ -28,9 +28,10 @@ class ValidationReport(BaseModel):
 
 
 def validate_dataset(path: str | Path) -> ValidationReport:
-    """Check the dataset at ``path``; never raises for bad data, it reports it."""
+    """Check the dataset at ``path`` (or ``hf://owner/name``); never raises for bad data, it reports it."""
     problems = Problems()
     try:
+        path = resolve_source(path)  # an hf:// id is downloaded once, here
         fmt = detect_format(path)
     except DataError as exc:
         problems.add(path, str(exc).removeprefix(f"{path}: "))
