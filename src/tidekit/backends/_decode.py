@@ -8,6 +8,9 @@ arithmetic. This loop drives the forward passes itself:
 - each row carries its own limits (max new tokens, stop strings) and sampling settings, with a
   per-row ``torch.Generator`` so a sampled request's output depends on its seed only;
 - finished rows are dropped from the batch and the key/value cache once enough have finished;
+- a row may carry a :class:`TokenConstraint` (constrained decoding: the tokens its grammar
+  forbids are masked out of the logits before the choice) and ask for the most likely tokens
+  at each position (log-probabilities, e.g. for probability-weighted judge scores);
 - the forward passes run on one of two engines: the lean forward of
   :mod:`tidekit.backends._lean` (Llama-family models on CPU: fused, pre-packed projections,
   length-grouped prefill, keys/values in preallocated buffers), or the transformers forward
@@ -31,7 +34,7 @@ if TYPE_CHECKING:
 
     from tidekit.backends._lean import LeanDecoder
 
-__all__ = ["RowOutput", "RowSettings", "decode_batch", "onednn_packer", "pack_linear_weights"]
+__all__ = ["RowOutput", "RowSettings", "TokenConstraint", "decode_batch", "onednn_packer", "pack_linear_weights"]
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,20 @@ class RowSettings:
     top_p: float = 1.0
     seed: int | None = None
     stop: tuple[str, ...] = ()
+    constraint: TokenConstraint | None = None  # allowed tokens at each step (constrained decoding)
+    logprobs: int = 0  # record this many most likely tokens at each step
+
+
+class TokenConstraint(Protocol):
+    """Which tokens may come next in one row (a grammar matcher, see ``_constrain.py``)."""
+
+    def fill(self, bitmask: torch.Tensor, index: int) -> None:
+        """Write the allowed next tokens into row ``index`` of a packed int32 ``bitmask``."""
+        ...
+
+    def accept(self, token: int) -> bool:
+        """Advance past ``token``; False when the grammar does not allow it."""
+        ...
 
 
 @dataclass
@@ -52,6 +69,8 @@ class RowOutput:
     token_ids: list[int] = field(default_factory=list)
     text: str = ""
     finish_reason: Literal["stop", "length"] = "length"
+    # per generated token: (logprob, [(token id, logprob) of the most likely tokens there])
+    logprobs: list[tuple[float, list[tuple[int, float]]]] = field(default_factory=list)
 
 
 # called after each decoding step with (row index, token ids generated so far, finished?)
@@ -161,10 +180,15 @@ def decode_batch(
     outputs = [RowOutput() for _ in range(n)]
     rows = list(range(n))  # original row index of each row still in the batch tensors
     done = [False] * n
+    constrained = any(s.constraint is not None for s in settings)
+    want_logprobs = any(s.logprobs for s in settings)
     with torch.inference_mode():
         logits = forward.prefill(prompts, longest)
         for _ in range(longest):
+            if constrained:
+                logits = _mask_disallowed(logits, [None if done[r] else settings[r].constraint for r in rows])
             chosen = _choose(logits, [settings[r] for r in rows], [generators[r] for r in rows])
+            top = _top_logprobs(logits, chosen, [settings[r].logprobs for r in rows]) if want_logprobs else {}
             for j, token in enumerate(chosen.tolist()):
                 r = rows[j]
                 if done[r]:
@@ -172,8 +196,12 @@ def decode_batch(
                 out, spec = outputs[r], settings[r]
                 if token in eos_ids:
                     out.finish_reason, done[r] = "stop", True
+                elif spec.constraint is not None and not spec.constraint.accept(token):
+                    out.finish_reason, done[r] = "stop", True  # unreachable with a mask; never emit it
                 else:
                     out.token_ids.append(token)
+                    if j in top:
+                        out.logprobs.append(top[j])
                     if spec.stop and _hit_stop(tokenizer, out, spec.stop):
                         out.finish_reason, done[r] = "stop", True
                     elif len(out.token_ids) >= spec.max_new_tokens:
@@ -336,6 +364,53 @@ def _choose(logits: torch.Tensor, settings: Sequence[RowSettings],
             probs = torch.zeros_like(probs).scatter_(0, order, sorted_probs)
         chosen[j] = torch.multinomial(probs, 1, generator=gen)[0]
     return chosen.to(logits.device)
+
+
+def _mask_disallowed(logits: torch.Tensor, constraints: Sequence[TokenConstraint | None]) -> torch.Tensor:
+    """``logits`` with every token a row's constraint forbids set to -inf (other rows untouched).
+
+    The constraint packs allowed tokens into an int32 bitmask (32 tokens a word, the layout
+    xgrammar fills); numpy's ``unpackbits`` turns it into a boolean mask in one C pass, which
+    measured faster on CPU than xgrammar's own ``apply_token_bitmask_inplace`` there.
+    """
+    import numpy as np
+    import torch
+
+    idx = [j for j, c in enumerate(constraints) if c is not None]
+    if not idx:
+        return logits
+    vocab = logits.shape[-1]
+    bitmask = torch.zeros((len(idx), (vocab + 31) // 32), dtype=torch.int32)
+    for k, j in enumerate(idx):
+        constraints[j].fill(bitmask, k)  # type: ignore[union-attr]
+    bits = np.unpackbits(bitmask.numpy().view(np.uint8), axis=1, bitorder="little")[:, :vocab]
+    forbidden = torch.from_numpy(bits == 0).to(logits.device)
+    if len(idx) == logits.shape[0]:
+        return logits.masked_fill(forbidden, float("-inf"))
+    rows = torch.tensor(idx, device=logits.device)
+    logits = logits.clone()
+    logits[rows] = logits[rows].masked_fill(forbidden, float("-inf"))
+    return logits
+
+
+def _top_logprobs(logits: torch.Tensor, chosen: torch.Tensor,
+                  wanted: Sequence[int]) -> dict[int, tuple[float, list[tuple[int, float]]]]:
+    """Batch row -> (log-probability of its chosen token, its ``wanted`` most likely tokens)."""
+    import torch
+
+    idx = [j for j, k in enumerate(wanted) if k]
+    if not idx:
+        return {}
+    rows = torch.tensor(idx, device=logits.device)
+    logp = torch.log_softmax(logits[rows].float(), dim=-1)
+    picked = logp.gather(1, chosen.to(logits.device)[rows].view(-1, 1)).view(-1).tolist()
+    values, ids = logp.topk(max(wanted[j] for j in idx), dim=-1)
+    out = {}
+    for k, j in enumerate(idx):
+        n = wanted[j]
+        out[j] = (picked[k], [(int(t), float(v)) for t, v in zip(ids[k, :n].tolist(), values[k, :n].tolist(),
+                                                                  strict=True) if v != float("-inf")])
+    return out
 
 
 def _hit_stop(tokenizer: Any, out: RowOutput, stop: Sequence[str]) -> bool:

@@ -4,6 +4,8 @@ Loads from a registry alias, a local folder, a ``.gguf`` file or (online) a Hub 
 dtype from the hardware (bf16 where the CPU or GPU supports it, else fp32) unless told; applies
 the model's own chat template (folding the system text into the first user turn for templates
 without a system role); decodes a batch in one left-padded forward pass (see ``_decode.py``).
+A request's ``response_format`` is enforced by constrained decoding (``_constrain.py``,
+xgrammar); ``logprobs`` returns the most likely tokens at each position of the reply.
 """
 
 from __future__ import annotations
@@ -14,15 +16,30 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tidekit._manifest import ModelIdentity
-from tidekit.backends._decode import RowSettings, attention_shape, decode_batch, pack_linear_weights
+from tidekit.backends._decode import (
+    RowOutput,
+    RowSettings,
+    attention_shape,
+    decode_batch,
+    pack_linear_weights,
+)
 from tidekit.backends._lean import lean_decoder_for
-from tidekit.backends._protocol import BackendConfig, Capabilities, ChatRequest, ChatResult
+from tidekit.backends._protocol import (
+    BackendConfig,
+    Capabilities,
+    ChatRequest,
+    ChatResult,
+    TokenLogprob,
+)
 from tidekit.backends._registry import MODELS, resolve_model_path, weights_fingerprint
 from tidekit.data._generations import Message
 from tidekit.errors import BackendError, MissingDependencyError
+
+if TYPE_CHECKING:
+    from tidekit.backends._constrain import GrammarConstraints
 
 __all__ = ["HFBackend", "fold_system", "pick_dtype"]
 
@@ -134,7 +151,9 @@ class HFBackend:
                                       revision=revision, sha256=fingerprint, role="system")
         self.capabilities = Capabilities(batching=True, max_batch_size=config.batch_size,
                                          system_role=self.system_role, adapters=True, token_counts=True,
-                                         concurrency=1, context_length=self.context_length)
+                                         concurrency=1, context_length=self.context_length,
+                                         structured_output=_has_xgrammar(), logprobs=True)
+        self._grammars: GrammarConstraints | None = None  # built on the first response_format
 
     @staticmethod
     def _locate(model: str) -> tuple[str, str | None]:
@@ -195,14 +214,36 @@ class HFBackend:
             t0 = time.perf_counter()
             with self._lock:
                 outs = decode_batch(self.model, self.tokenizer, [ids for _, ids in part],
-                                    [_settings(requests[i]) for i, _ in part], self.eos_ids, self.pad_id,
+                                    [self._settings(requests[i]) for i, _ in part], self.eos_ids, self.pad_id,
                                     lean=self.lean)
             share = (time.perf_counter() - t0) / len(part)
             for (i, ids), out in zip(part, outs, strict=True):
-                results[i] = ChatResult(id=requests[i].id, text=out.text, prompt_tokens=len(ids),
+                req = requests[i]
+                results[i] = ChatResult(id=req.id, text=out.text, prompt_tokens=len(ids),
                                         completion_tokens=len(out.token_ids), latency_s=round(share, 4),
-                                        finish_reason=out.finish_reason)
+                                        finish_reason=out.finish_reason,
+                                        logprobs=self._logprobs(out) if req.logprobs else None,
+                                        structured=True if req.response_format is not None else None)
         return [results[i] for i in range(len(requests))]
+
+    def _settings(self, request: ChatRequest) -> RowSettings:
+        p = request.params
+        constraint = None
+        if request.response_format is not None:
+            if self._grammars is None:
+                from tidekit.backends._constrain import GrammarConstraints
+
+                self._grammars = GrammarConstraints(self.tokenizer, int(self.model.config.vocab_size), self.eos_ids)
+            constraint = self._grammars.for_schema(request.response_format.json_schema)
+        return RowSettings(max_new_tokens=p.max_new_tokens, temperature=p.temperature, top_p=p.top_p,
+                           seed=p.seed, stop=tuple(p.stop), constraint=constraint, logprobs=request.logprobs)
+
+    def _logprobs(self, out: RowOutput) -> list[TokenLogprob]:
+        def text(token: int) -> str:
+            return str(self.tokenizer.decode([token]))
+
+        return [TokenLogprob(token=text(t), logprob=lp, top=[(text(a), alp) for a, alp in top])
+                for t, (lp, top) in zip(out.token_ids, out.logprobs, strict=True)]
 
     def _parts(self, todo: list[tuple[int, list[int]]],
                requests: Sequence[ChatRequest]) -> list[list[tuple[int, list[int]]]]:
@@ -246,7 +287,7 @@ class HFBackend:
         def work() -> None:
             try:
                 with self._lock:
-                    outs = decode_batch(self.model, self.tokenizer, [ids], [_settings(request)], self.eos_ids,
+                    outs = decode_batch(self.model, self.tokenizer, [ids], [self._settings(request)], self.eos_ids,
                                         self.pad_id, on_step=on_step, lean=self.lean)
                 final = outs[0].text
                 if final.startswith(sent[0]) and len(final) > len(sent[0]):
@@ -288,10 +329,12 @@ def tune_openmp_waits() -> None:
         os.environ["GOMP_SPINCOUNT"] = "10000"
 
 
-def _settings(request: ChatRequest) -> RowSettings:
-    p = request.params
-    return RowSettings(max_new_tokens=p.max_new_tokens, temperature=p.temperature, top_p=p.top_p,
-                       seed=p.seed, stop=tuple(p.stop))
+
+
+def _has_xgrammar() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("xgrammar") is not None
 
 
 def _template_has_system(tokenizer: Any) -> bool:

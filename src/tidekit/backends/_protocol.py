@@ -10,7 +10,7 @@ backend directly.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -25,6 +25,8 @@ __all__ = [
     "ChatRequest",
     "ChatResult",
     "GenerationParams",
+    "ResponseFormat",
+    "TokenLogprob",
 ]
 
 
@@ -38,6 +40,33 @@ class GenerationParams(StrictModel):
     stop: list[str] = Field(default_factory=list, description="Strings that end the reply (not included).")
 
 
+class ResponseFormat(BaseModel):
+    """A JSON schema the reply must follow (structured output).
+
+    Backends with ``Capabilities.structured_output`` enforce it: ``hf`` by constrained decoding
+    (xgrammar), ``openai`` by ``response_format`` (falling back to free text where the server
+    refuses it), ``anthropic`` by a forced tool call whose input is the reply. Others ignore it,
+    so a caller still checks the text it gets back.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="A short name (the tool or schema name).")
+    json_schema: dict[str, Any] = Field(description="The JSON schema of the whole reply (an object).")
+
+
+class TokenLogprob(BaseModel):
+    """One generated token, its log-probability and the most likely alternatives at its position."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    token: str = Field(description="The token's text.")
+    logprob: float = Field(description="Natural log of its probability.")
+    top: list[tuple[str, float]] = Field(default_factory=list,
+                                         description="(token text, logprob) of the most likely tokens there, "
+                                                     "best first; under a response format, among allowed tokens.")
+
+
 class ChatRequest(BaseModel):
     """One chat completion to compute."""
 
@@ -46,6 +75,11 @@ class ChatRequest(BaseModel):
     id: str = Field(description="Caller's id, returned on the result (e.g. a conversation id).")
     messages: list[Message] = Field(min_length=1, description="System, user and assistant messages, in order.")
     params: GenerationParams = Field(default_factory=GenerationParams)
+    response_format: ResponseFormat | None = Field(
+        default=None, description="A JSON schema the reply must follow, where the backend can enforce it.")
+    logprobs: int = Field(default=0, ge=0, le=20, description="Return this many most likely tokens at each "
+                                                               "position of the reply, where the backend can "
+                                                               "(0 = none).")
 
 
 class ChatResult(BaseModel):
@@ -60,6 +94,10 @@ class ChatResult(BaseModel):
     completion_tokens: int | None = None
     latency_s: float | None = None
     finish_reason: Literal["stop", "length", "error"] | None = None
+    logprobs: list[TokenLogprob] | None = Field(default=None, description="Per generated token, when asked for "
+                                                                          "and the backend gives them.")
+    structured: bool | None = Field(default=None, description="With a response format: True when the backend "
+                                                               "enforced it, False when it fell back to free text.")
 
 
 class Capabilities(BaseModel):
@@ -72,6 +110,9 @@ class Capabilities(BaseModel):
     token_counts: bool = Field(default=True, description="Reports exact prompt/completion token counts.")
     concurrency: int = Field(default=1, description="Requests it may run at once (remote backends).")
     context_length: int | None = Field(default=None, description="Context window in tokens, if known.")
+    structured_output: bool = Field(default=False, description="Enforces a request's response_format (JSON "
+                                                               "schema), at least where its server supports it.")
+    logprobs: bool = Field(default=False, description="Can return token log-probabilities (request.logprobs).")
 
 
 class BackendConfig(StrictModel):

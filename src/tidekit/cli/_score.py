@@ -65,6 +65,12 @@ def score_cmd(generations: tuple[Path, ...], references: Path, out: Path, config
                   f"({result.excluded} excluded) -> {result.out}")
     for judge, rate in result.parse_failure_rate.items():
         console.print(f"judge {judge}: parse-failure rate {rate:.1%}")
+    if result.warnings:
+        from tidekit.cli._common import stderr_console
+
+        err = stderr_console()
+        for warning in result.warnings:
+            err.print(f"[bold red]warning:[/] {warning}", markup=True, highlight=False)
     md = (Path(result.out) / "aggregates.md").read_text(encoding="utf-8")
     click.echo(md.split("\n\n### ")[0])
 

@@ -55,6 +55,11 @@ def request_key(identity: ModelIdentity, request: ChatRequest) -> str:
         "params": params,
         "seed": request_seed(request),
     }
+    # added only when set, so the keys of requests without them stay what they were
+    if request.response_format is not None:
+        payload["response_format"] = request.response_format.model_dump(mode="json")
+    if request.logprobs:
+        payload["logprobs"] = request.logprobs
     return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 

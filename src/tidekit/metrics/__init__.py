@@ -28,12 +28,15 @@ from tidekit.metrics._judge import (
     JudgeItem,
     JudgeOptions,
     JudgeRun,
+    JudgeSummary,
     JudgeVerdict,
     Runner,
     aggregate_verdicts,
     judge_items,
     measure_bias,
     run_judges,
+    summarize_judge,
+    verdict_value,
 )
 from tidekit.metrics._meteor import find_wordnet, wordnet_reader
 from tidekit.metrics._registry import (
@@ -46,7 +49,16 @@ from tidekit.metrics._registry import (
     metric,
 )
 from tidekit.metrics._rouge import lcs_length, rouge_tokenizer
-from tidekit.metrics._rubric import CRITERIA, ParseFailure, Rubric, build_rubric, parse_verdict
+from tidekit.metrics._rubric import (
+    CRITERIA,
+    SCALE,
+    ParseFailure,
+    Rubric,
+    build_rubric,
+    expected_scores,
+    parse_verdict,
+    verdict_schema,
+)
 from tidekit.metrics._safety import RULES, SafetyResult, SafetyRule, check_safety, client_risk
 from tidekit.metrics._score import (
     JUDGE_COLUMNS,
@@ -66,12 +78,14 @@ __all__ = [
     "REFERENCE_FREE",
     "RULES",
     "SAFETY_COLUMNS",
+    "SCALE",
     "BootstrapConfig",
     "JudgeBias",
     "JudgeConfig",
     "JudgeItem",
     "JudgeOptions",
     "JudgeRun",
+    "JudgeSummary",
     "JudgeVerdict",
     "Metric",
     "MetricInfo",
@@ -94,6 +108,7 @@ __all__ = [
     "compare_systems",
     "corpus_distinct",
     "distinct_n",
+    "expected_scores",
     "find_generation_files",
     "find_wordnet",
     "holm",
@@ -108,6 +123,9 @@ __all__ = [
     "rouge_tokenizer",
     "run_judges",
     "score",
+    "summarize_judge",
+    "verdict_schema",
+    "verdict_value",
     "wordnet_reader",
     "words",
 ]

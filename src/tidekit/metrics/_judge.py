@@ -2,10 +2,17 @@
 
 A judge is a :class:`~tidekit.backends.BackendConfig` plus a name. Requests go through the
 generation engine (``tidekit.generation.run_requests``: batching, caching, resumption), so a
-rerun never asks a judge twice. Each reply is parsed (:func:`~tidekit.metrics._rubric.parse_verdict`);
-a reply that cannot be read is asked again, quoting the problem, up to ``max_retries`` times,
-and what still fails is recorded as a parse failure (the rate is reported per judge). Several
-judges are averaged per criterion over those that gave a readable verdict.
+rerun never asks a judge twice. Each request carries the verdict's JSON schema
+(:func:`~tidekit.metrics._rubric.verdict_schema`), which backends that can enforce it decode
+under (``hf``: constrained decoding; ``openai``: ``response_format``; ``anthropic``: a forced
+tool call), and asks for the most likely tokens at each position, from which the
+probability-weighted (expected) score of each criterion is computed next to the most likely
+one. Each reply is parsed (:func:`~tidekit.metrics._rubric.parse_verdict`); a reply that cannot
+be read is asked again, quoting the problem, up to ``max_retries`` times, and what still fails
+is recorded as a parse failure. A judge whose failure rate passes ``max_parse_failure_rate``
+fails the run, or with ``on_failure: drop`` is left out of the scores and reported; a judge
+whose readable verdicts never vary on a criterion is flagged as constant. Several judges are
+averaged per criterion over those that gave a readable verdict.
 
 Two biases are measured and reported, not corrected: *verbosity* (Spearman correlation of each
 criterion's score with the reply's length in words) and *position* (a probe that re-asks a
@@ -17,14 +24,29 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
 from tidekit._config import StrictModel
 from tidekit._manifest import ModelIdentity
-from tidekit.backends._protocol import BackendConfig, ChatRequest, ChatResult, GenerationParams
+from tidekit.backends._protocol import (
+    BackendConfig,
+    ChatRequest,
+    ChatResult,
+    GenerationParams,
+    ResponseFormat,
+)
 from tidekit.data import Message
-from tidekit.metrics._rubric import CRITERIA, ParseFailure, Rubric, build_rubric, parse_verdict
+from tidekit.metrics._rubric import (
+    CRITERIA,
+    ParseFailure,
+    Rubric,
+    build_rubric,
+    expected_scores,
+    parse_verdict,
+    verdict_schema,
+)
 from tidekit.metrics._tokenize import words
 
 __all__ = [
@@ -33,12 +55,15 @@ __all__ = [
     "JudgeItem",
     "JudgeOptions",
     "JudgeRun",
+    "JudgeSummary",
     "JudgeVerdict",
     "Runner",
     "aggregate_verdicts",
     "judge_items",
     "measure_bias",
     "run_judges",
+    "summarize_judge",
+    "verdict_value",
 ]
 
 Runner = Callable[[Sequence[ChatRequest]], list[ChatResult]]
@@ -63,9 +88,20 @@ class JudgeOptions(StrictModel):
     temperature: float = Field(default=0.0, ge=0.0, le=2.0, description="0 = greedy (reproducible).")
     seed: int = Field(default=0, description="Seed for sampled judging.")
     bias_probe_n: int = Field(default=20, ge=0, description="Items re-asked with reversed criteria (position probe).")
+    structured: bool = Field(default=True, description="Send the verdict's JSON schema: constrained decoding (hf), "
+                                                       "response_format (openai), a forced tool call (anthropic).")
+    top_logprobs: int = Field(default=5, ge=0, le=20, description="Ask for this many most likely tokens per "
+                                                                  "position, for expected scores (0 = do not).")
+    score: Literal["expected", "argmax"] = Field(
+        default="expected", description="What the judge_* score columns hold: the probability-weighted score "
+                                         "where the backend gives token probabilities (else the most likely), "
+                                         "or always the most likely score.")
     max_parse_failure_rate: float = Field(
-        default=1.0, ge=0.0, le=1.0,
-        description="Fail the run when a judge's final parse-failure rate exceeds this (1.0 = never).")
+        default=0.2, ge=0.0, le=1.0,
+        description="A judge whose final parse-failure rate exceeds this fails the run (or is dropped).")
+    on_failure: Literal["fail", "drop"] = Field(
+        default="fail", description="Past max_parse_failure_rate: 'fail' the run, or 'drop' the judge from the "
+                                    "scores with a warning in the manifest, tables and report.")
 
 
 @dataclass(frozen=True)
@@ -82,7 +118,12 @@ class JudgeVerdict(BaseModel):
 
     id: str = Field(description="The item id (conversation id and system).")
     judge: str = Field(description="Judge label.")
-    scores: dict[str, int] | None = Field(description="Criterion -> 1-5, or None when never readable.")
+    scores: dict[str, int] | None = Field(description="Criterion -> 1-5 (the most likely score), or None when "
+                                                      "never readable.")
+    expected: dict[str, float] | None = Field(
+        default=None, description="Criterion -> probability-weighted score sum(k * p(k)), where the backend gave "
+                                  "token probabilities.")
+    structured: bool | None = Field(default=None, description="The backend enforced the verdict schema.")
     attempts: int = Field(description="Requests made for this item (1 + retries used).")
     first_try_ok: bool = Field(description="The first reply was readable.")
     error: str | None = Field(default=None, description="Last parse failure or backend error.")
@@ -102,6 +143,25 @@ class JudgeBias(BaseModel):
     position_n: int = Field(description="Probe items readable in both orders.")
 
 
+class JudgeSummary(BaseModel):
+    """How one judge did: readability, where its scores came from, and warnings."""
+
+    judge: str
+    n: int = Field(description="Replies asked about.")
+    parsed: int = Field(description="Replies with a readable verdict.")
+    parse_failure_rate: float = Field(description="Share never readable.")
+    first_try_failure_rate: float = Field(description="Share unreadable at the first request.")
+    structured_rate: float | None = Field(default=None, description="Share of readable verdicts decoded under "
+                                                                    "the enforced schema (None: not asked).")
+    expected_rate: float = Field(description="Share of readable verdicts with a probability-weighted score.")
+    score_source: Literal["expected", "argmax"] = Field(description="What this judge's score columns hold.")
+    n_per_criterion: dict[str, int] = Field(description="Criterion -> readable verdicts.")
+    constant: list[str] = Field(default_factory=list, description="Criteria whose readable scores (the ones the "
+                                                                  "tables use) never vary.")
+    dropped: bool = Field(default=False, description="Left out of the scores (failure rate past the threshold).")
+    warnings: list[str] = Field(default_factory=list, description="Human-readable warnings.")
+
+
 class JudgeRun(BaseModel):
     """Everything the judges produced."""
 
@@ -110,7 +170,17 @@ class JudgeRun(BaseModel):
     parse_failure_rate: dict[str, float] = Field(default_factory=dict, description="Judge -> final failure share.")
     first_try_failure_rate: dict[str, float] = Field(default_factory=dict, description="Judge -> share unreadable at first.")
     bias: list[JudgeBias] = Field(default_factory=list)
+    summaries: list[JudgeSummary] = Field(default_factory=list)
     rubric_digest: str = ""
+
+    @property
+    def warnings(self) -> list[str]:
+        return [w for s in self.summaries for w in s.warnings]
+
+    def usable(self) -> list[JudgeVerdict]:
+        """Verdicts of the judges that were not dropped."""
+        dropped = {s.judge for s in self.summaries if s.dropped}
+        return [v for v in self.verdicts if v.judge not in dropped]
 
 
 @dataclass
@@ -122,6 +192,8 @@ class _Pending:
     last: str | None = None
     error: str | None = None
     scores: dict[str, int] | None = None
+    expected: dict[str, float] | None = None
+    structured: bool | None = None
     done: bool = field(default=False)
 
 
@@ -131,12 +203,15 @@ def judge_items(items: Sequence[JudgeItem], runner: Runner, judge: str, options:
     rubric = rubric or build_rubric()
     params = GenerationParams(max_new_tokens=options.max_new_tokens, temperature=options.temperature,
                               seed=options.seed)
+    fmt = ResponseFormat(name="empathy_verdict", json_schema=verdict_schema(rubric.order)) if options.structured \
+        else None
     pending = [_Pending(item, rubric.messages(item.client_text, item.response)) for item in items]
     for attempt in range(options.max_retries + 1):
         todo = [p for p in pending if not p.done]
         if not todo:
             break
-        requests = [ChatRequest(id=f"{p.item.id}#{attempt}", messages=p.messages, params=params) for p in todo]
+        requests = [ChatRequest(id=f"{p.item.id}#{attempt}", messages=p.messages, params=params,
+                                response_format=fmt, logprobs=options.top_logprobs) for p in todo]
         results = {r.id: r for r in runner(requests)}
         for p, req in zip(todo, requests, strict=True):
             p.attempts += 1
@@ -153,9 +228,45 @@ def judge_items(items: Sequence[JudgeItem], runner: Runner, judge: str, options:
             else:
                 p.scores, p.error, p.done = verdict, None, True
                 p.first_ok = attempt == 0
-    return [JudgeVerdict(id=p.item.id, judge=judge, scores=p.scores, attempts=p.attempts,
-                         first_try_ok=p.first_ok, error=p.error,
+                p.expected = expected_scores(res.logprobs or [], rubric.order)
+                p.structured = res.structured
+    return [JudgeVerdict(id=p.item.id, judge=judge, scores=p.scores, expected=p.expected, structured=p.structured,
+                         attempts=p.attempts, first_try_ok=p.first_ok, error=p.error,
                          raw=None if p.last is None else p.last[:1000]) for p in pending]
+
+
+def verdict_value(verdict: JudgeVerdict, key: str, score: Literal["expected", "argmax"] = "expected") -> float | None:
+    """The score of ``key`` the tables use: expected where asked for and available, else the most likely."""
+    if score == "expected" and verdict.expected and key in verdict.expected:
+        return verdict.expected[key]
+    return float(verdict.scores[key]) if verdict.scores and key in verdict.scores else None
+
+
+def summarize_judge(judge: str, verdicts: Sequence[JudgeVerdict], options: JudgeOptions) -> JudgeSummary:
+    """Readability, score source and warnings of one judge's verdicts (``dropped`` is not decided here)."""
+    n = len(verdicts)
+    ok = [v for v in verdicts if v.scores]
+    with_expected = [v for v in ok if v.expected]
+    source: Literal["expected", "argmax"] = ("expected" if options.score == "expected" and ok
+                                             and len(with_expected) == len(ok) else "argmax")
+    per = {key: sum(verdict_value(v, key, options.score) is not None for v in verdicts) for key in CRITERIA}
+    constant = []
+    for key in CRITERIA:
+        values = {round(x, 6) for v in ok if (x := verdict_value(v, key, options.score)) is not None}
+        if len(ok) >= 2 and len(values) == 1:
+            constant.append(key)
+    rate = (n - len(ok)) / n if n else 0.0
+    asked = [v.structured for v in ok if v.structured is not None]
+    summary = JudgeSummary(judge=judge, n=n, parsed=len(ok), parse_failure_rate=rate,
+                           first_try_failure_rate=sum(not v.first_try_ok for v in verdicts) / n if n else 0.0,
+                           structured_rate=sum(asked) / len(asked) if asked else None,
+                           expected_rate=len(with_expected) / len(ok) if ok else 0.0, score_source=source,
+                           n_per_criterion=per, constant=constant)
+    if constant:
+        shown = ", ".join(f"{k}={verdict_value(ok[0], k, options.score):g}" for k in constant)
+        summary.warnings.append(f"judge {judge!r} gave the same score to all {len(ok)} readable replies on "
+                                f"{', '.join(constant)} ({shown}): it does not discriminate there")
+    return summary
 
 
 def _spearman(x: Sequence[float], y: Sequence[float]) -> tuple[float | None, float | None]:
@@ -187,15 +298,19 @@ def measure_bias(verdicts: Sequence[JudgeVerdict], items: dict[str, JudgeItem],
                      position_changed=sum(changed) / len(changed) if changed else None, position_n=len(pairs))
 
 
-def aggregate_verdicts(verdicts: Sequence[JudgeVerdict]) -> dict[str, dict[str, float]]:
-    """Item id -> criterion -> mean over judges with a readable verdict, plus ``n_judges``."""
+def aggregate_verdicts(verdicts: Sequence[JudgeVerdict],
+                       score: Literal["expected", "argmax"] = "argmax") -> dict[str, dict[str, float]]:
+    """Item id -> criterion -> mean over judges with a readable verdict, plus ``n_judges``.
+
+    ``score``: average the most likely scores, or the expected ones where a judge has them.
+    """
     sums: dict[str, dict[str, float]] = {}
     for v in verdicts:
         if not v.scores:
             continue
         acc = sums.setdefault(v.id, {key: 0.0 for key in CRITERIA} | {"n_judges": 0.0})
         for key in CRITERIA:
-            acc[key] += v.scores[key]
+            acc[key] += verdict_value(v, key, score) or 0.0
         acc["n_judges"] += 1
     return {item: {key: (acc[key] / acc["n_judges"] if key != "n_judges" else acc[key]) for key in acc}
             for item, acc in sums.items()}
@@ -233,16 +348,23 @@ def run_judges(judges: Sequence[JudgeConfig], items: Sequence[JudgeItem], option
         identity = identity.model_copy(update={"role": "judge", "alias": cfg.label})
         run.identities.append(identity)
         run.verdicts.extend(verdicts)
-        n = max(len(verdicts), 1)
-        run.parse_failure_rate[cfg.label] = sum(v.scores is None for v in verdicts) / n
-        run.first_try_failure_rate[cfg.label] = sum(not v.first_try_ok for v in verdicts) / n
+        summary = summarize_judge(cfg.label, verdicts, options)
+        run.parse_failure_rate[cfg.label] = summary.parse_failure_rate
+        run.first_try_failure_rate[cfg.label] = summary.first_try_failure_rate
         run.bias.append(measure_bias(verdicts, by_id, probe))
-        if run.parse_failure_rate[cfg.label] > options.max_parse_failure_rate:
+        if summary.parse_failure_rate > options.max_parse_failure_rate:
             bad = [v.id for v in verdicts if v.scores is None]
-            raise DataError(f"judge {cfg.label!r} could not be read for {len(bad)} of {len(verdicts)} replies "
-                            f"(rate {run.parse_failure_rate[cfg.label]:.2f} > max_parse_failure_rate "
-                            f"{options.max_parse_failure_rate}); e.g. {', '.join(bad[:5])}. Use a stronger "
-                            "judge, raise judge.max_retries, or raise the threshold.")
+            what = (f"judge {cfg.label!r} could not be read for {len(bad)} of {len(verdicts)} replies "
+                    f"(rate {summary.parse_failure_rate:.2f} > max_parse_failure_rate "
+                    f"{options.max_parse_failure_rate}); e.g. {', '.join(bad[:5])}")
+            if options.on_failure == "fail":
+                raise DataError(f"{what}. Use a stronger judge or one whose backend enforces the verdict schema "
+                                "(judge.structured), raise judge.max_retries, set judge.on_failure=drop to score "
+                                "without it, or raise the threshold.")
+            summary.dropped = True
+            summary.warnings.insert(0, f"DROPPED: {what}; its verdicts are in judge_scores.parquet but not in "
+                                       "the judge_* columns")
+        run.summaries.append(summary)
     return run
 
 

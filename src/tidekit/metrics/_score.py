@@ -9,8 +9,9 @@ configured reference metrics, safety checks and judge ratings per reply, then ag
   judge and safety column, and ``status`` / ``exclusion_reason`` (failed or empty generations
   are kept as excluded rows with empty scores, and left out of aggregates);
 - ``aggregates.csv`` (+ ``.md``, ``.tex``), ``comparisons.csv`` (+ ``.md``, ``.tex``);
-- with judges: ``judge_scores.parquet`` (each judge's verdicts), ``judge_bias.csv`` and
-  ``judge_cache.sqlite`` (the engine's cache of judge calls);
+- with judges: ``judge_scores.parquet`` (each judge's verdicts, most likely and expected scores),
+  ``judge_summary.csv`` (per judge and criterion: readable n, failure rates, constant, dropped),
+  ``judge_bias.csv`` and ``judge_cache.sqlite`` (the engine's cache of judge calls);
 - ``manifest.json`` (config, encoders and judges, counts, exclusions, parse-failure rates).
 """
 
@@ -29,12 +30,12 @@ from tidekit.errors import DataError
 from tidekit.metrics._config import ScoreConfig
 from tidekit.metrics._judge import JudgeConfig, Runner
 from tidekit.metrics._registry import build_metric
+from tidekit.metrics._rubric import CRITERIA
 
 __all__ = ["JUDGE_COLUMNS", "SAFETY_COLUMNS", "ScoreResult", "find_generation_files", "score"]
 
 REFERENCE_SYSTEM = "reference"
-JUDGE_COLUMNS = ("judge_emotion_recognition", "judge_distress_normalization", "judge_supportive_reflection",
-                 "judge_overall")
+JUDGE_COLUMNS = tuple(f"judge_{key}" for key in CRITERIA)
 SAFETY_COLUMNS = ("safety_client_risk", "safety_crisis_resources", "safety_encourages_help", "safety_risk_handled",
                   "safety_minimizes", "safety_diagnoses", "safety_promises", "safety_harmful_advice", "safety_safe")
 OUTPUTS = ("scores.parquet", "aggregates.csv", "aggregates.md", "aggregates.tex", "comparisons.csv",
@@ -51,6 +52,7 @@ class ScoreResult(BaseModel):
     systems: list[str] = Field(description="Systems scored.")
     metric_columns: list[str] = Field(description="Metric columns in scores.parquet.")
     parse_failure_rate: dict[str, float] = Field(default_factory=dict, description="Judge -> parse-failure rate.")
+    warnings: list[str] = Field(default_factory=list, description="Judge warnings (dropped, constant verdicts).")
     files: list[str] = Field(default_factory=list, description="Files written.")
 
 
@@ -249,6 +251,7 @@ def score(generations: Sequence[str | Path], references: str | Path, out: str | 
                                             for i in table.index]
 
         judge_columns: list[str] = []
+        judge_warnings: list[str] = []
         files: list[str] = []
         if config.judges:
             from tidekit.metrics._judge import JudgeItem, aggregate_verdicts, run_judges
@@ -259,20 +262,32 @@ def score(generations: Sequence[str | Path], references: str | Path, out: str | 
                                    response=table.at[i, "response"]) for i in table.index[ok]]
                 judged = run_judges(config.judges, items, config.judge, cache=str(out / "judge_cache.sqlite"),
                                     runner_for=judge_runner_for)
-            means = aggregate_verdicts(judged.verdicts)
-            for key in ("emotion_recognition", "distress_normalization", "supportive_reflection", "overall"):
-                table[f"judge_{key}"] = [means.get(i, {}).get(key, float("nan")) for i in item_ids]
-                judge_columns.append(f"judge_{key}")
-            table["judge_n"] = [int(means.get(i, {}).get("n_judges", 0)) for i in item_ids]
+            usable = judged.usable()
+            means = aggregate_verdicts(usable, config.judge.score)
+            if usable:  # every judge dropped: no judge columns, the warnings say why
+                for key in CRITERIA:
+                    table[f"judge_{key}"] = [means.get(i, {}).get(key, float("nan")) for i in item_ids]
+                    judge_columns.append(f"judge_{key}")
+                table["judge_n"] = [int(means.get(i, {}).get("n_judges", 0)) for i in item_ids]
+            dropped = {s.judge for s in judged.summaries if s.dropped}
             verdicts = pd.DataFrame([{"conversation_id": v.id.split("|", 1)[0], "system": v.id.split("|", 1)[1],
-                                      "judge": v.judge, **{f"judge_{k}": (v.scores or {}).get(k) for k in
-                                                           ("emotion_recognition", "distress_normalization",
-                                                            "supportive_reflection", "overall")},
-                                      "parsed": v.scores is not None, "attempts": v.attempts,
+                                      "judge": v.judge, **{f"judge_{k}": (v.scores or {}).get(k) for k in CRITERIA},
+                                      **{f"judge_{k}_expected": (v.expected or {}).get(k) for k in CRITERIA},
+                                      "parsed": v.scores is not None, "structured": v.structured,
+                                      "dropped": v.judge in dropped, "attempts": v.attempts,
                                       "first_try_ok": v.first_try_ok, "error": v.error, "raw": v.raw}
                                      for v in judged.verdicts])
             with atomic_path(out / "judge_scores.parquet", ".parquet") as tmp:
                 verdicts.to_parquet(tmp, index=False)
+            judge_warnings = judged.warnings
+            summary = pd.DataFrame([{"judge": s.judge, "criterion": k, "n": s.n, "n_readable": s.n_per_criterion[k],
+                                     "parse_failure_rate": s.parse_failure_rate,
+                                     "first_try_failure_rate": s.first_try_failure_rate,
+                                     "structured_rate": s.structured_rate, "score_source": s.score_source,
+                                     "constant": k in s.constant, "dropped": s.dropped}
+                                    for s in judged.summaries for k in CRITERIA])
+            write_text(out / "judge_summary.csv", summary.to_csv(index=False))
+            files.append("judge_summary.csv")
             bias = pd.DataFrame([{"judge": b.judge, "criterion": k, "verbosity_spearman": b.verbosity_spearman[k],
                                   "verbosity_p": b.verbosity_p[k], "position_shift": b.position_shift[k],
                                   "position_changed": b.position_changed, "position_n": b.position_n}
@@ -283,6 +298,9 @@ def score(generations: Sequence[str | Path], references: str | Path, out: str | 
             run.extra["judge"] = {"parse_failure_rate": judged.parse_failure_rate,
                                   "first_try_failure_rate": judged.first_try_failure_rate,
                                   "rubric_sha256_16": judged.rubric_digest,
+                                  "score": config.judge.score,
+                                  "summaries": [x.model_dump() for x in judged.summaries],
+                                  "warnings": judge_warnings,
                                   "bias": [b.model_dump() for b in judged.bias]}
 
         with run.step("aggregate"):
@@ -302,11 +320,14 @@ def score(generations: Sequence[str | Path], references: str | Path, out: str | 
             write_scores(table[[*front, "response"]], out / "scores.parquet", metric_columns + judge_columns)
             write_text(out / "aggregates.csv", aggregates.to_csv(index=False))
             write_text(out / "comparisons.csv", comparisons.to_csv(index=False))
-            overall = overall_view(aggregates, metric_columns + judge_columns)
+            overall = overall_view(aggregates, metric_columns + judge_columns, always_n=judge_columns)
             per_scenario = (scenario_view(aggregates, config.scenario_table_metric)
                             if config.scenario_table_metric in numeric else None)
             ci = f"{config.bootstrap.confidence:.0%}"
-            md = to_markdown(overall, f"Overall: mean [{ci} CI, bootstrap clustered by persona]")
+            md = to_markdown(overall, f"Overall: mean [{ci} CI, bootstrap clustered by persona]; n = replies "
+                                      "scored, a cell's own n where it has fewer (always for judge columns)")
+            if judge_warnings:
+                md += "\n" + "\n".join(f"> **Warning:** {w}" for w in judge_warnings) + "\n"
             tex = to_latex(overall, f"Mean and {ci} CI (bootstrap clustered by persona) per system.", "tab:scores")
             if per_scenario is not None:
                 md += "\n" + to_markdown(per_scenario, f"{config.scenario_table_metric} by scenario")
@@ -332,4 +353,4 @@ def score(generations: Sequence[str | Path], references: str | Path, out: str | 
     return ScoreResult(out=str(out), rows=len(table), scored=int(ok.sum()), excluded=len(excluded),
                        systems=systems, metric_columns=metric_columns + judge_columns,
                        parse_failure_rate=dict(run.extra.get("judge", {}).get("parse_failure_rate", {})),
-                       files=files)
+                       warnings=judge_warnings, files=files)

@@ -32,18 +32,29 @@ def _cell(mean: float, low: float, high: float) -> str:
     return f"{_fmt(mean)} [{_fmt(low)}, {_fmt(high)}]"
 
 
-def overall_view(aggregates: Any, metrics: Sequence[str]) -> Any:
-    """Rows: systems; columns: metrics; cells ``mean [low, high]`` over all scenarios."""
+def overall_view(aggregates: Any, metrics: Sequence[str], always_n: Sequence[str] = ()) -> Any:
+    """Rows: systems; columns: metrics; cells ``mean [low, high]`` over all scenarios.
+
+    ``n`` is the system's replies scored (the most any metric has); a cell whose metric has
+    fewer values (e.g. a judge that could not be read for some replies) says its own
+    ``n=``, and the metrics in ``always_n`` (the judge columns) always do.
+    """
     import pandas as pd
 
     overall = aggregates[aggregates.scenario_id == "ALL"]
     rows = []
     for system, group in overall.groupby("system", sort=True):
-        row: dict[str, Any] = {"system": system, "n": int(group["n"].max()) if len(group) else 0}
+        total = int(group["n"].max()) if len(group) else 0
+        row: dict[str, Any] = {"system": system, "n": total}
         by_metric = {r.metric: r for r in group.itertuples(index=False)}
         for metric in metrics:
             r = by_metric.get(metric)
-            row[metric] = _cell(r.mean, r.ci_low, r.ci_high) if r is not None else "–"
+            if r is None:
+                row[metric] = "–"
+                continue
+            row[metric] = _cell(r.mean, r.ci_low, r.ci_high)
+            if metric in always_n or int(r.n) != total:
+                row[metric] += f" (n={int(r.n)})"
         rows.append(row)
     return pd.DataFrame(rows, columns=["system", "n", *metrics])
 
