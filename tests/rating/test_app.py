@@ -105,7 +105,7 @@ def test_whole_journey_and_the_export_holds_exactly_what_was_submitted(study: tu
 def test_returning_rater_resumes_where_they_stopped(study: tuple[RatingStore, str]) -> None:
     store, _ = study
     first = client_for(store)
-    consent(first, "?PROLIFIC_PID=abcdef0123456789abcdef01")
+    consent(first, "?PROLIFIC_PID=abcdef0123456789abcdef01&SESSION_ID=S9")
     demographics(first)
     page = first.get("/rate")
     first.post("/rate", data={"csrf": field(page.text, "csrf"), "assignment_id": field(page.text, "assignment_id"),
@@ -113,9 +113,9 @@ def test_returning_rater_resumes_where_they_stopped(study: tuple[RatingStore, st
     second_item = field(first.get("/rate").text, "assignment_id")
     # same browser: straight back to the next item
     assert first.get("/").headers["location"] == "/rate"
-    # another device, same Prolific id: consents again, continues at item 2
+    # another device, same Prolific id and Prolific session: consents again, continues at item 2
     other = client_for(store)
-    resp = consent(other, "?PROLIFIC_PID=abcdef0123456789abcdef01")
+    resp = consent(other, "?PROLIFIC_PID=abcdef0123456789abcdef01&SESSION_ID=S9")
     assert resp.headers["location"] == "/rate"
     page = other.get("/rate")
     assert field(page.text, "assignment_id") == second_item and "Item 2 of 7" in page.text

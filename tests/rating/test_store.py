@@ -23,7 +23,7 @@ from tidekit.rating import (
     study_status,
 )
 from tidekit.rating import _schema as schema
-from tidekit.rating._store import NotYourItem, StudyFull, create_engine
+from tidekit.rating._store import AlreadyStarted, NotYourItem, StudyFull, create_engine
 
 SCORES = {"empathy": 5, "emotion_recognition": 4, "distress_normalization": 6, "supportive_reflection": 3}
 
@@ -87,7 +87,7 @@ def test_double_submission_stores_one_rating_and_foreign_items_are_refused(
     db, _ = make_study(db_url)
     store = RatingStore.open(db)
     try:
-        _, tok_a, _ = store.register_rater(pid="PIDA")
+        _, tok_a, _ = store.register_rater(pid="PIDA", prolific_session="SA")
         _, tok_b, _ = store.register_rater()
         a, b = store.rater_for_session(tok_a), store.rater_for_session(tok_b)
         assert a is not None and b is not None and a.bundle_id != b.bundle_id
@@ -104,11 +104,17 @@ def test_double_submission_stores_one_rating_and_foreign_items_are_refused(
         assert store.progress(a) == 1
         with pytest.raises(NotYourItem):
             store.submit_rating(b, item.assignment_id, SCORES)
-        # the same Prolific participant resumes (new session token, same rater)
-        rid, tok_a2, resumed = store.register_rater(pid="PIDA")
-        assert resumed and rid == a.id and store.rater_for_session(tok_a) is None
-        again = store.rater_for_session(tok_a2)
-        assert again is not None and store.next_item(again) != item
+        # the same Prolific participant resumes on another device only with the matching Prolific
+        # session: a new 'resume' session, the consenting one stays signed in and alone may withdraw
+        with pytest.raises(AlreadyStarted):
+            store.register_rater(pid="PIDA")
+        with pytest.raises(AlreadyStarted):
+            store.register_rater(pid="PIDA", prolific_session="OTHER")
+        rid, tok_a2, resumed = store.register_rater(pid="PIDA", prolific_session="SA")
+        assert resumed and rid == a.id and tok_a2 != tok_a
+        again, first = store.rater_for_session(tok_a2), store.rater_for_session(tok_a)
+        assert again is not None and store.next_item(again) != item and not again.consented_here
+        assert first is not None and first.consented_here
     finally:
         store.close()
 
@@ -191,19 +197,21 @@ def test_export_has_the_contract_columns_and_no_identifiers(
     assert csv.rows == 21 and pd.read_csv(csv.path).shape == frame.shape
 
 
-def test_concurrent_registrations_with_one_token_make_one_rater(
+def test_concurrent_registrations_from_one_browser_make_one_rater(
         db_url: str, make_study: Callable[..., tuple[str, str]]) -> None:
     db, _ = make_study(db_url)
     store = RatingStore.open(db)
     try:
-        ids: list[str] = []
-        threads = [threading.Thread(target=lambda: ids.append(store.register_rater(pid="P1", token="same-token")[0]))
-                   for _ in range(6)]
+        results: list[tuple[str, str, bool]] = []
+        threads = [threading.Thread(target=lambda: results.append(store.register_rater(
+            pid="P1", prolific_session="S1", pre="same-pre-cookie", client="192.0.2.1"))) for _ in range(6)]
         for th in threads:
             th.start()
         for th in threads:
             th.join()
-        assert len(ids) == 6 and len(set(ids)) == 1
+        assert len(results) == 6 and len({r[0] for r in results}) == 1
+        assert len({r[1] for r in results}) == 6  # each answer got its own fresh session token
+        assert all(store.rater_for_session(r[1]) is not None for r in results)
         assert study_status(store).bundles_claimed == 1
     finally:
         store.close()

@@ -2,35 +2,63 @@
 
 Journey: ``/`` information and consent (nothing is stored before "I agree") -> ``/demographics``
 -> ``/instructions`` -> ``/rate`` (one item a page, progress shown) -> ``/done`` (completion
-code, Prolific return link). ``/withdraw`` deletes the rater's data at any point. A returning
-rater resumes at their first unrated item (by session cookie, or by Prolific id after consenting
-again). ``/admin`` shows progress to whoever holds the admin token.
+code, Prolific return link). ``/withdraw`` deletes the rater's data at any point, from the
+browser that consented. A returning rater resumes at their first unrated item (by session
+cookie, or on another device by Prolific id *with* the matching Prolific ``SESSION_ID``; the id
+alone is refused, so knowing someone's id does not give their session). ``/admin`` shows
+progress to whoever holds the admin token.
 
 Every form carries a CSRF token bound to the visitor's cookie; every field is validated on the
-server (ranges, the item belongs to this rater); Jinja2 escapes all text; cookies are HttpOnly
-and SameSite=Lax; submissions, joins and admin log-ins are rate limited. Pages forbid scripts and
-framing (Content-Security-Policy) and send no referrer, so the Prolific id in the URL stays here.
+server (ASCII numbers in range, text without control characters, the item belongs to this
+rater; anything but a plain URL-encoded form is refused); Jinja2 escapes all text; cookies are
+HttpOnly and SameSite=Lax (``__Host-`` and Secure with ``secure_cookies``); session tokens are
+random and new at consent; submissions, joins, admin log-ins and Bearer guesses are rate
+limited; one client address holds at most a few unfinished slots, and abandoned ones are freed.
+Every response carries security headers (no scripts, no framing, no referrer, so the Prolific
+id in the URL stays here); request bodies are capped before they are read.
+
+SQLite writes run on one writer thread, so a write waiting for another process's lock never
+stalls the event loop (reads run inline: in WAL mode they do not wait for writers). A database
+error is a "not saved, try again" page (503) and a log line without the statement's values.
 """
 
 # No ``from __future__ import annotations`` here: FastAPI reads the route signatures at runtime,
 # and ``Request`` is imported inside create_app (FastAPI is a heavy import).
 
+import asyncio
+import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from pathlib import Path
 from typing import Any, TypeVar
 
 from tidekit.rating._config import DEMOGRAPHICS, ServeConfig
+from tidekit.rating._http import Guard, security_headers
 from tidekit.rating._security import (
     RateLimiter,
     check_token,
+    clean_text,
+    client_address,
     keyed_hash,
     new_token,
+    parse_networks,
+    parse_small_int,
     sha256_hex,
     valid_external_id,
+    valid_prolific_pid,
 )
-from tidekit.rating._store import FACTORS, ItemView, NotYourItem, RaterView, RatingStore, StudyFull
+from tidekit.rating._store import (
+    FACTORS,
+    AlreadyStarted,
+    ItemView,
+    NotYourItem,
+    RaterView,
+    RatingStore,
+    StudyFull,
+    TooManyUnfinished,
+)
 
 __all__ = ["create_app", "serve"]
 
@@ -38,7 +66,10 @@ SESSION_COOKIE = "tk_session"
 PRE_COOKIE = "tk_pre"
 ADMIN_COOKIE = "tk_admin"
 MAX_COMMENT = 2000
+MAX_ID = 2**31 - 1  # assignment ids are 32-bit integers on PostgreSQL
 PROLIFIC_PARAMS = ("PROLIFIC_PID", "STUDY_ID", "SESSION_ID")
+FORM_TYPE = "application/x-www-form-urlencoded"
+log = logging.getLogger("tidekit.rating")
 _HERE = Path(__file__).parent
 T = TypeVar("T")
 
@@ -51,14 +82,14 @@ QUESTIONS = (
 )
 assert tuple(q[0] for q in QUESTIONS[1:]) == FACTORS
 
-_HEADERS = {
-    "Content-Security-Policy": ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
-                                "frame-ancestors 'none'; base-uri 'none'"),
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-store",
-}
+
+
+class BadForm(Exception):
+    """A request body that is not a plain form of text fields."""
+
+    def __init__(self, status: int, text: str) -> None:
+        super().__init__(text)
+        self.status = status
 
 
 @cache
@@ -75,6 +106,7 @@ def create_app(db: str | Path | RatingStore, config: ServeConfig | None = None, 
 
     ``root_path`` is the URL prefix when served under a sub-path by a proxy (e.g. ``/study``).
     """
+    import sqlalchemy as sa
     from fastapi import FastAPI, Request
     from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
     from fastapi.staticfiles import StaticFiles
@@ -82,41 +114,58 @@ def create_app(db: str | Path | RatingStore, config: ServeConfig | None = None, 
     from starlette.concurrency import run_in_threadpool
 
     cfg = config or ServeConfig()
-    store = db if isinstance(db, RatingStore) else RatingStore.open(db)
+    store = db if isinstance(db, RatingStore) else RatingStore.open(db, busy_timeout_s=cfg.write_wait_s)
     info = store.info
     study = info.config
     submit_limit = RateLimiter(cfg.submit_rate, cfg.submit_burst)
     join_limit = RateLimiter(cfg.join_rate, cfg.join_burst)
-    admin_limit = RateLimiter(0.2, 5)
-    admin_cookie_value = keyed_hash(info.secret, "admin", info.admin_token_hash)
+    admin_limit = RateLimiter(0.2, 5)  # admin log-ins and wrong Bearer tokens, per client address
+    proxies = parse_networks(cfg.trusted_proxies)
+    release_after_s = cfg.slot_timeout_min * 60 or None
+    secure = cfg.secure_cookies
+    cookie_path = "/" if secure else (root_path or "/")  # __Host- cookies must have Path=/
 
+    def cookie_name(base: str) -> str:
+        return "__Host-" + base if secure else base
+
+    session_cookie, pre_cookie, admin_cookie = (cookie_name(n) for n in (SESSION_COOKIE, PRE_COOKIE, ADMIN_COOKIE))
+
+    # SQLite: reads run on the event loop (a fraction of a millisecond; WAL readers never wait
+    # for a writer); writes go to one writer thread (SQLite serialises writers anyway), so a
+    # write waiting for another process's lock (busy_timeout) leaves the loop free.
+    # PostgreSQL: every call waits on the network, so all run in worker threads.
     inline_db = store.engine.dialect.name == "sqlite"
+    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tidekit-sqlite-writer") if inline_db else None
 
     async def call_db(fn: Callable[..., T], *args: Any) -> T:
-        # SQLite calls take a fraction of a millisecond and SQLite serialises writers anyway, so
-        # they run on the event loop (a thread hop would cost more than the query); PostgreSQL
-        # calls wait on the network and run in worker threads
         if inline_db:
             return fn(*args)
+        return await run_in_threadpool(fn, *args)
+
+    async def write_db(fn: Callable[..., T], *args: Any) -> T:
+        if writer is not None:
+            return await asyncio.get_running_loop().run_in_executor(writer, fn, *args)
         return await run_in_threadpool(fn, *args)
 
     app = FastAPI(title="tidekit rating", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.store = store
     app.mount("/static", StaticFiles(directory=str(_HERE / "static")), name="static")
+    app.add_middleware(Guard, headers=security_headers(https=secure), max_body=cfg.max_body_kib * 1024)
 
     # -- helpers --------------------------------------------------------------------------
     def csrf_for(binding: str) -> str:
         return keyed_hash(info.secret, "csrf", binding)
 
     def client_ip(request: Request) -> str:
-        if cfg.trust_proxy and (fwd := request.headers.get("x-forwarded-for")):
-            return fwd.split(",")[0].strip()
-        return request.client.host if request.client else "unknown"
+        peer = request.client.host if request.client else None
+        if not cfg.trust_proxy:
+            return peer or "unknown"
+        return client_address(peer, request.headers.get("x-forwarded-for"), proxies)
 
     def page(name: str, status: int = 200, **ctx: Any) -> HTMLResponse:
         base = {"title": study.title, "consent": study.consent, "root": root_path, "withdraw_link": False}
         html = _templates().get_template(name).render(**(base | ctx))
-        return HTMLResponse(html, status_code=status, headers=_HEADERS)
+        return HTMLResponse(html, status_code=status)
 
     def message(heading: str, *paragraphs: str, status: int = 200, link: dict[str, str] | None = None,
                 withdraw_link: bool = False) -> HTMLResponse:
@@ -124,11 +173,13 @@ def create_app(db: str | Path | RatingStore, config: ServeConfig | None = None, 
                     withdraw_link=withdraw_link)
 
     def redirect(path: str) -> RedirectResponse:
-        return RedirectResponse(root_path + path, status_code=303, headers=_HEADERS)
+        return RedirectResponse(root_path + path, status_code=303)
 
     def set_cookie(resp: Response, name: str, value: str, max_age: int) -> None:
-        resp.set_cookie(name, value, max_age=max_age, httponly=True, samesite="lax", secure=cfg.secure_cookies,
-                        path=root_path or "/")
+        resp.set_cookie(name, value, max_age=max_age, httponly=True, samesite="lax", secure=secure, path=cookie_path)
+
+    def delete_cookie(resp: Response, name: str) -> None:
+        resp.delete_cookie(name, path=cookie_path, secure=secure, httponly=True, samesite="lax")
 
     def forbidden(text: str = "This form has expired or did not come from this site. Go back, reload the page and try again.") -> HTMLResponse:
         return message("Request refused", text, status=403, link={"href": root_path + "/", "text": "Back to the study"})
@@ -139,73 +190,134 @@ def create_app(db: str | Path | RatingStore, config: ServeConfig | None = None, 
         resp.headers["Retry-After"] = str(max(1, round(wait)))
         return resp
 
+    def return_to_prolific() -> str:
+        return "If you came from Prolific, please return the study there."
+
+    async def read_form(request: Request) -> dict[str, str]:
+        """The body as text fields (NUL bytes dropped); raises BadForm for anything else."""
+        if request.headers.get("content-type", "").split(";")[0].strip().lower() != FORM_TYPE:
+            raise BadForm(415, "This page only accepts answers sent from its own form.")
+        form = await request.form()
+        out: dict[str, str] = {}
+        for key, value in form.multi_items():
+            if not isinstance(value, str):
+                raise BadForm(400, "This page only accepts text answers.")
+            out.setdefault(key, value.replace("\x00", ""))
+        return out
+
     async def current(request: Request) -> RaterView | None:
-        return await call_db(store.rater_for_session, request.cookies.get(SESSION_COOKIE))
+        return await call_db(store.rater_for_session, request.cookies.get(session_cookie))
 
     def stage(rater: RaterView) -> str:
         if not rater.has_demographics:
             return "/demographics"
         return "/done" if rater.completed else "/rate"
 
-    def csrf_ok(request: Request, form: Any, binding: str | None) -> bool:
+    def csrf_ok(form: dict[str, str], binding: str | None) -> bool:
         return binding is not None and check_token(form.get("csrf"), csrf_for(binding))
 
-    def is_admin(request: Request) -> bool:
+    async def is_admin(request: Request) -> bool | float:
+        """True for a valid admin session or Bearer token; a wrong Bearer token counts against the
+        address's admin limit, and while that is spent the seconds to wait are returned."""
         auth = request.headers.get("authorization", "")
         if auth.lower().startswith("bearer "):
-            return check_token(sha256_hex(auth[7:].strip()), info.admin_token_hash)
-        return check_token(request.cookies.get(ADMIN_COOKIE), admin_cookie_value)
+            ip = client_ip(request)
+            wait = admin_limit.blocked(ip)
+            if wait:
+                return wait
+            if check_token(sha256_hex(auth[7:].strip()), info.admin_token_hash):
+                return True
+            admin_limit.allow(ip)
+            return False
+        return await call_db(store.admin_session_valid, request.cookies.get(admin_cookie))
+
+    @app.exception_handler(BadForm)
+    async def bad_form(request: Request, exc: BadForm) -> Response:
+        return message("Request refused", str(exc), status=exc.status,
+                       link={"href": root_path + "/", "text": "Back to the study"})
+
+    @app.exception_handler(sa.exc.DBAPIError)
+    async def database_error(request: Request, exc: sa.exc.DBAPIError) -> Response:
+        # the statement's values (a comment, a token hash) stay out of the log: engines hide
+        # parameters, and only the error class and its first line are written, with no query string
+        first_line = str(exc.orig).splitlines()[0][:200] if exc.orig is not None else ""
+        log.warning("database error on %s %s: %s: %s", request.method, request.url.path,
+                    type(exc.orig).__name__, first_line)
+        resp = message("Your answer was not saved", "The study's database is busy or unavailable for a moment, "
+                       "so what you just sent was not saved. Wait a few seconds, then go back and submit again: "
+                       "your earlier answers are safe.", status=503)
+        resp.headers["Retry-After"] = "5"
+        return resp
 
     # -- the rater journey --------------------------------------------------------------------
     @app.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    async def healthz() -> Response:
+        ok, detail = await run_in_threadpool(store.health, 0.3)
+        return JSONResponse({"status": "ok" if ok else "unavailable", "database": detail},
+                            status_code=200 if ok else 503)
 
     @app.get("/")
     async def consent_page(request: Request) -> Response:
         rater = await current(request)
         if rater is not None:
             return redirect(stage(rater))
-        pre = request.cookies.get(PRE_COOKIE) or new_token(24)
+        pre = request.cookies.get(pre_cookie) or new_token(24)
         prolific = {k: valid_external_id(request.query_params.get(k)) for k in PROLIFIC_PARAMS}
         resp = page("consent.html", csrf=csrf_for(pre), prolific=prolific, per_rater=info.per_rater,
                     points=study.scale.points, error=None)
-        set_cookie(resp, PRE_COOKIE, pre, max_age=86400)
+        set_cookie(resp, pre_cookie, pre, max_age=86400)
         return resp
 
     @app.post("/consent")
     async def consent(request: Request) -> Response:
-        form = await request.form()
-        pre = request.cookies.get(PRE_COOKIE)
-        if not csrf_ok(request, form, pre):
+        form = await read_form(request)
+        pre = request.cookies.get(pre_cookie)
+        if not csrf_ok(form, pre):
             return forbidden("Your browser must accept cookies from this site to take part. Reload the "
                              "first page and try again.")
+        assert pre is not None
         if form.get("decision") != "agree":
             return message("Thank you", "You chose not to take part. Nothing about you was stored.",
-                           "If you came from Prolific, please return the study there.")
-        prolific = {k: valid_external_id(str(form.get(k) or "")) for k in PROLIFIC_PARAMS}
+                           return_to_prolific())
+        prolific = {k: valid_external_id(form.get(k) or "") for k in PROLIFIC_PARAMS}
+        if cfg.require_prolific and not valid_prolific_pid(prolific["PROLIFIC_PID"]):
+            return message("Please start from Prolific", "This study takes part through Prolific. Open it from "
+                           "the study's page on Prolific, so that your participation can be recorded and paid. "
+                           "Nothing about you was stored.", status=403)
         if form.get("confirm") != "yes":
-            assert pre is not None
             return page("consent.html", status=400, csrf=csrf_for(pre), prolific=prolific,
                         per_rater=info.per_rater, points=study.scale.points,
                         error="Please tick the box to confirm that you agree, or choose 'I do not agree'.")
-        wait = join_limit.allow(client_ip(request))
+        ip = client_ip(request)
+        wait = join_limit.allow(ip)
         if wait:
             return too_many(wait)
         try:
-            assert pre is not None
-            _, token, _ = await call_db(  # the session token derives from this browser's nonce
-                store.register_rater, prolific["PROLIFIC_PID"], prolific["STUDY_ID"], prolific["SESSION_ID"],
-                False, keyed_hash(info.secret, "session", pre))
+            _, token, _ = await write_db(lambda: store.register_rater(
+                prolific["PROLIFIC_PID"], prolific["STUDY_ID"], prolific["SESSION_ID"], False, None,
+                pre=pre, client=ip, max_unfinished=cfg.max_unfinished_per_client, release_after_s=release_after_s))
         except StudyFull:
             return message("This study is full", "Every place in this study has been taken, so no more "
                            "answers are needed. Nothing about you was stored. Thank you for your interest.",
-                           "If you came from Prolific, please return the study there.")
+                           return_to_prolific())
+        except AlreadyStarted:
+            return message("You have already started this study", "This Prolific ID has already started the "
+                           "study in another browser. Please continue in that browser, or open the study again "
+                           "from your Prolific page on this device. Nothing new was stored.",
+                           "If neither works, contact the researchers"
+                           + (f" ({study.consent.contact})" if study.consent.contact else "") + ".", status=409)
+        except TooManyUnfinished:
+            busy = message("Too many unfinished sessions", "Several people on your network have started this "
+                           "study and not finished yet, so no new place can be opened from here just now. Please "
+                           "finish a session you started, or try again later. Nothing about you was stored.",
+                           status=429)
+            busy.headers["Retry-After"] = "600"
+            return busy
         rater = await call_db(store.rater_for_session, token)
         assert rater is not None
         resp = redirect(stage(rater))
-        set_cookie(resp, SESSION_COOKIE, token, max_age=30 * 86400)
-        resp.delete_cookie(PRE_COOKIE, path=root_path or "/")
+        set_cookie(resp, session_cookie, token, max_age=30 * 86400)
+        delete_cookie(resp, pre_cookie)
         return resp
 
     @app.get("/demographics")
@@ -213,7 +325,7 @@ def create_app(db: str | Path | RatingStore, config: ServeConfig | None = None, 
         rater = await current(request)
         if rater is None:
             return redirect("/")
-        token = request.cookies[SESSION_COOKIE]
+        token = request.cookies[session_cookie]
         return page("demographics.html", csrf=csrf_for(token), questions=DEMOGRAPHICS, answers={}, errors=[],
                     withdraw_link=True)
 
@@ -222,17 +334,17 @@ def create_app(db: str | Path | RatingStore, config: ServeConfig | None = None, 
         rater = await current(request)
         if rater is None:
             return redirect("/")
-        token = request.cookies[SESSION_COOKIE]
-        form = await request.form()
-        if not csrf_ok(request, form, token):
+        token = request.cookies[session_cookie]
+        form = await read_form(request)
+        if not csrf_ok(form, token):
             return forbidden()
-        answers = {k: str(form.get(k) or "") for k in DEMOGRAPHICS}
+        answers = {k: form.get(k) or "" for k in DEMOGRAPHICS}
         errors = [question for k, (question, options) in DEMOGRAPHICS.items()
                   if answers[k] not in {v for v, _ in options}]
         if errors:
             return page("demographics.html", status=400, csrf=csrf_for(token), questions=DEMOGRAPHICS,
                         answers=answers, errors=errors, withdraw_link=True)
-        await call_db(store.save_demographics, rater.id, answers)
+        await write_db(store.save_demographics, rater.id, answers)
         return redirect("/instructions")
 
     @app.get("/instructions")
@@ -247,7 +359,7 @@ def create_app(db: str | Path | RatingStore, config: ServeConfig | None = None, 
         ts = f"{time.time():.3f}"
         return f"{ts}.{keyed_hash(info.secret, 'shown', f'{token}|{assignment_id}|{ts}')[:32]}"
 
-    def shown_at(token: str, assignment_id: str, ticket: str) -> float | None:
+    def shown_at(token: str, assignment_id: int, ticket: str) -> float | None:
         ts, _, sig = ticket.rpartition(".")
         ok = check_token(sig, keyed_hash(info.secret, "shown", f"{token}|{assignment_id}|{ts}")[:32])
         return float(ts) if ok else None
@@ -268,7 +380,7 @@ def create_app(db: str | Path | RatingStore, config: ServeConfig | None = None, 
 
     @app.get("/rate")
     async def rate_get(request: Request) -> Response:
-        token = request.cookies.get(SESSION_COOKIE) or ""
+        token = request.cookies.get(session_cookie) or ""
         state = await call_db(store.rating_page, token)
         if state is None:
             return redirect("/")
@@ -278,7 +390,7 @@ def create_app(db: str | Path | RatingStore, config: ServeConfig | None = None, 
 
     def submit(token: str, assignment_id: int, scores: dict[str, int], comment: str,
                shown: float | None) -> str:
-        # one trip to the worker thread: who is this, then store the rating (one transaction)
+        # one trip to the writer thread: who is this, then store the rating (one transaction)
         rater = store.rater_for_session(token)
         if rater is None:
             return "no-session"
@@ -295,21 +407,23 @@ def create_app(db: str | Path | RatingStore, config: ServeConfig | None = None, 
 
     @app.post("/rate")
     async def rate_post(request: Request) -> Response:
-        token = request.cookies.get(SESSION_COOKIE) or ""
-        form = await request.form()
-        if not token or not csrf_ok(request, form, token):
+        token = request.cookies.get(session_cookie) or ""
+        form = await read_form(request)
+        if not token or not csrf_ok(form, token):
             return forbidden()
-        values = {k: str(form.get(k) or "") for k in (*(q[0] for q in QUESTIONS), "comment", "assignment_id")}
-        if not values["assignment_id"].isdigit():
+        values = {k: form.get(k) or "" for k in (*(q[0] for q in QUESTIONS), "comment", "assignment_id")}
+        assignment_id = parse_small_int(values["assignment_id"], 0, MAX_ID)
+        if assignment_id is None:
             return forbidden("This answer does not belong to an item of yours.")
         errors, scores = [], {}
         for field, question, _ in QUESTIONS:
-            raw = values[field]
-            if raw.isdigit() and 1 <= int(raw) <= study.scale.points:
-                scores[field] = int(raw)
+            score = parse_small_int(values[field], 1, study.scale.points)
+            if score is not None:
+                scores[field] = score
             else:
+                values[field] = ""  # not shown back as if it were a choice
                 errors.append(f"{question.split(':')[0]}: choose a number from 1 to {study.scale.points}.")
-        comment = values["comment"].replace("\r\n", "\n").strip()
+        comment = clean_text(values["comment"])
         if len(comment) > MAX_COMMENT:
             errors.append(f"The comment is longer than {MAX_COMMENT} characters; please shorten it.")
         if errors:
@@ -317,8 +431,8 @@ def create_app(db: str | Path | RatingStore, config: ServeConfig | None = None, 
             if state is None:
                 return redirect("/")
             return rate_page(token, state, status=400, errors=errors, values=values)
-        shown = shown_at(token, values["assignment_id"], str(form.get("shown") or ""))
-        outcome = await call_db(submit, token, int(values["assignment_id"]), scores, comment, shown)
+        shown = shown_at(token, assignment_id, form.get("shown") or "")
+        outcome = await write_db(submit, token, assignment_id, scores, comment, shown)
         if outcome == "no-session":
             return message("Session expired", "We could not find your session. Go back to the first page "
                            "to continue where you stopped.", status=401,
@@ -341,74 +455,96 @@ def create_app(db: str | Path | RatingStore, config: ServeConfig | None = None, 
         url = study.completion_url.format(code=info.completion_code) if rater.from_prolific else None
         return page("done.html", code=info.completion_code, prolific_url=url)
 
+    def withdraw_elsewhere() -> HTMLResponse:
+        contact = f" ({study.consent.contact})" if study.consent.contact else ""
+        return message("Withdraw from the browser where you agreed",
+                       "To protect your answers, they can only be deleted from the browser where you agreed to "
+                       "take part. Open the study there and use the withdraw link at the bottom of the page, or "
+                       f"ask the researchers{contact} to delete them.", return_to_prolific(), status=403,
+                       link={"href": root_path + "/", "text": "Go back to the study"})
+
     @app.get("/withdraw")
     async def withdraw_page(request: Request) -> Response:
         rater = await current(request)
         if rater is None:
             return message("Nothing to withdraw", "No answers from this browser are stored.")
-        return page("withdraw.html", csrf=csrf_for(request.cookies[SESSION_COOKIE]))
+        if not rater.consented_here:
+            resp = withdraw_elsewhere()
+            resp.status_code = 200
+            return resp
+        return page("withdraw.html", csrf=csrf_for(request.cookies[session_cookie]))
 
     @app.post("/withdraw")
     async def withdraw(request: Request) -> Response:
         rater = await current(request)
-        form = await request.form()
+        form = await read_form(request)
         if rater is None:
             return message("Nothing to withdraw", "No answers from this browser are stored.")
-        if not csrf_ok(request, form, request.cookies[SESSION_COOKIE]):
+        if not csrf_ok(form, request.cookies[session_cookie]):
             return forbidden()
-        await call_db(store.withdraw, rater.id)
+        if not rater.consented_here:
+            return withdraw_elsewhere()
+        await write_db(store.withdraw, rater.id)
         resp = message("You have withdrawn", "Every answer you gave has been deleted. Thank you for your time.",
-                       "If you came from Prolific, please return the study there.")
-        resp.delete_cookie(SESSION_COOKIE, path=root_path or "/")
+                       return_to_prolific())
+        delete_cookie(resp, session_cookie)
         return resp
 
     # -- admin ------------------------------------------------------------------------------
     def admin_login_page(request: Request, status: int, error: str | None = None) -> Response:
-        pre = request.cookies.get(PRE_COOKIE) or new_token(24)
+        pre = request.cookies.get(pre_cookie) or new_token(24)
         resp = page("admin_login.html", status=status, csrf=csrf_for(pre), error=error)
-        set_cookie(resp, PRE_COOKIE, pre, max_age=3600)
+        set_cookie(resp, pre_cookie, pre, max_age=3600)
         return resp
+
+    async def status_now() -> Any:
+        from tidekit.rating._status import study_status
+
+        return await run_in_threadpool(study_status, store, cfg.slot_timeout_min or 30.0)
 
     @app.get("/admin")
     async def admin(request: Request) -> Response:
-        if not is_admin(request):
-            return admin_login_page(request, status=401)
-        from tidekit.rating._status import study_status
-
-        status = await run_in_threadpool(study_status, store)
-        binding = request.cookies.get(ADMIN_COOKIE) or ""
-        return page("admin.html", s=status, csrf=csrf_for(binding))
+        allowed = await is_admin(request)
+        if allowed is not True:
+            return too_many(allowed) if allowed else admin_login_page(request, status=401)
+        binding = request.cookies.get(admin_cookie) or ""
+        return page("admin.html", s=await status_now(), csrf=csrf_for(binding))
 
     @app.get("/admin/status.json")
     async def admin_json(request: Request) -> Response:
-        if not is_admin(request):
-            return JSONResponse({"error": "admin token required"}, status_code=401, headers=_HEADERS)
-        from tidekit.rating._status import study_status
-
-        status = await run_in_threadpool(study_status, store)
-        return JSONResponse(status.model_dump(mode="json"), headers=_HEADERS)
+        allowed = await is_admin(request)
+        if allowed is not True:
+            if allowed:
+                return JSONResponse({"error": "too many wrong tokens; wait"}, status_code=429,
+                                    headers={"Retry-After": str(max(1, round(allowed)))})
+            return JSONResponse({"error": "admin token required"}, status_code=401)
+        return JSONResponse((await status_now()).model_dump(mode="json"))
 
     @app.post("/admin/login")
     async def admin_login(request: Request) -> Response:
-        form = await request.form()
-        if not csrf_ok(request, form, request.cookies.get(PRE_COOKIE)):
+        form = await read_form(request)
+        if not csrf_ok(form, request.cookies.get(pre_cookie)):
             return forbidden()
         wait = admin_limit.allow(client_ip(request))
         if wait:
             return too_many(wait)
-        if not check_token(sha256_hex(str(form.get("token") or "")), info.admin_token_hash):
+        if not check_token(sha256_hex(form.get("token") or ""), info.admin_token_hash):
             return admin_login_page(request, status=401, error="That token is not right.")
+        session = await write_db(store.new_admin_session, cfg.admin_session_hours)
         resp = redirect("/admin")
-        set_cookie(resp, ADMIN_COOKIE, admin_cookie_value, max_age=8 * 3600)
+        set_cookie(resp, admin_cookie, session, max_age=round(cfg.admin_session_hours * 3600))
+        delete_cookie(resp, pre_cookie)
         return resp
 
     @app.post("/admin/logout")
     async def admin_logout(request: Request) -> Response:
-        form = await request.form()
-        if not is_admin(request) or not csrf_ok(request, form, request.cookies.get(ADMIN_COOKIE)):
+        form = await read_form(request)
+        session = request.cookies.get(admin_cookie)
+        if await is_admin(request) is not True or not session or not csrf_ok(form, session):
             return forbidden()
+        await write_db(store.end_admin_session, session)
         resp = redirect("/admin")
-        resp.delete_cookie(ADMIN_COOKIE, path=root_path or "/")
+        delete_cookie(resp, admin_cookie)
         return resp
 
     return app
@@ -423,12 +559,13 @@ def serve(
     log_level: str = "warning",
 ) -> None:
     """Run the app with uvicorn until interrupted. Access logs stay off: request URLs carry the
-    Prolific id, which must not land in log files."""
+    Prolific id, which must not land in log files. ``X-Forwarded-For`` is read by the app itself
+    (``trust_proxy``, ``trusted_proxies``), so uvicorn's own proxy-header handling stays off."""
     import uvicorn
 
     app = create_app(db, config, root_path=root_path)
     try:
-        uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False,
-                    proxy_headers=bool(config and config.trust_proxy), server_header=False)
+        uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False, proxy_headers=False,
+                    server_header=False)
     finally:
         app.state.store.close()

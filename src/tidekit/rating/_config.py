@@ -105,5 +105,19 @@ class ServeConfig(StrictModel):
     submit_burst: int = Field(default=10, ge=1, description="Submissions a rater may make in a burst before the rate applies.")
     join_rate: float = Field(default=0.5, gt=0, description="New consents per second per client IP (raters joining).")
     join_burst: int = Field(default=30, ge=1, description="Burst of new consents per client IP.")
-    secure_cookies: bool = Field(default=False, description="Mark cookies Secure (set when served over HTTPS, e.g. behind a TLS proxy).")
-    trust_proxy: bool = Field(default=False, description="Take the client IP from X-Forwarded-For (only behind your own proxy).")
+    secure_cookies: bool = Field(default=False, description="Serve over HTTPS only (behind a TLS proxy): cookies become Secure '__Host-' cookies and responses carry Strict-Transport-Security.")
+    trust_proxy: bool = Field(default=False, description="Take the client IP from X-Forwarded-For when the request comes from one of trusted_proxies (only behind your own proxy).")
+    trusted_proxies: list[str] = Field(default_factory=lambda: ["127.0.0.1", "::1"], description="Addresses or networks of your proxies (with trust_proxy): the client is the right-most X-Forwarded-For entry not in this list.")
+    require_prolific: bool = Field(default=False, description="Only let in raters whose link carries a valid PROLIFIC_PID (24 hex characters); others see a page asking them to start from Prolific.")
+    max_unfinished_per_client: int = Field(default=3, ge=1, description="Unfinished rater slots one client address may hold at once (people behind one network share an address).")
+    slot_timeout_min: float = Field(default=30.0, ge=0, description="Release a slot whose rater consented but rated nothing for this many minutes, when the study is otherwise full (0 = never). Slots with ratings are freed only by 'tidekit rate release'.")
+    max_body_kib: int = Field(default=64, ge=4, le=10240, description="Largest request body accepted, in KiB (a rating form with a full comment is under 25 KiB); larger ones get 413 before they are read.")
+    write_wait_s: float = Field(default=20.0, gt=0, le=300, description="SQLite: how long a write waits for another process's lock before the rater sees a 'busy, not saved, try again' page (503).")
+    admin_session_hours: float = Field(default=8.0, gt=0, le=168, description="How long an admin sign-in lasts; signing out ends it at once.")
+
+    @model_validator(mode="after")
+    def _check_proxies(self) -> ServeConfig:
+        from tidekit.rating._security import parse_networks
+
+        parse_networks(self.trusted_proxies)  # raises ValueError naming the bad entry
+        return self

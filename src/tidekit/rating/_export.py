@@ -4,6 +4,10 @@ The columns (:data:`EXPORT_COLUMNS`) are the contract the analysis stage reads. 
 the study's random pseudonym; Prolific ids, session tokens and their hashes never leave the
 database. ``attention_passed`` is per rater: True when none of the attention checks the rater
 answered was failed (a check passes when all four scores equal the requested answer).
+
+CSV cells are text that spreadsheet programs may run: a cell starting with ``=``, ``+``, ``-``,
+``@``, a tab or a carriage return (a rater's comment, say) is written with a leading ``'`` so it
+opens as text, not a formula (OWASP's advice on CSV injection). Parquet keeps values unchanged.
 """
 
 from __future__ import annotations
@@ -39,6 +43,20 @@ class ExportSummary(BaseModel):
     raters: int = Field(description="Distinct raters.")
     attention_failed_raters: int = Field(description="Raters who failed at least one attention check.")
     simulated_rows: int = Field(description="Rows from simulated raters.")
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise_formulas(frame: Any) -> Any:
+    """A copy of ``frame`` whose text cells that a spreadsheet would read as a formula start with "'"."""
+    import pandas as pd
+
+    out = frame.copy()
+    for col in out.columns:
+        if out[col].dtype == object or pd.api.types.is_string_dtype(out[col]):
+            out[col] = out[col].map(lambda v: "'" + v if isinstance(v, str) and v.startswith(_FORMULA_START) else v)
+    return out
 
 
 def _iso(ts: float | None) -> str | None:
@@ -88,7 +106,7 @@ def export_ratings(db: str | Path, out: str | Path, fmt: Literal["csv", "parquet
                 frame = rating_frame(store)
             with run.step("write"), atomic_path(out, suffix=out.suffix) as tmp:
                 if fmt == "csv":
-                    frame.to_csv(tmp, index=False)
+                    neutralise_formulas(frame).to_csv(tmp, index=False)
                 else:
                     frame.to_parquet(tmp, index=False)
             failed = frame.loc[~frame["attention_passed"], "rater_id"].nunique()

@@ -95,6 +95,31 @@ def _m0003_drop_assignment_shown_at(conn: sa.Connection) -> None:
     conn.execute(sa.text("ALTER TABLE assignments DROP COLUMN shown_at"))
 
 
+@migration
+def _m0004_sessions_slots_admin(conn: sa.Connection) -> None:
+    # sessions: a rater may hold several (the consenting browser, a resumed device); only a
+    # 'consent' session may withdraw. raters.session_hash stays as the first consent session.
+    # client_hash caps unfinished slots per client address; pre_hash makes a double-clicked
+    # "I agree" one rater. admin_sessions: random admin sign-ins that expire and can be revoked.
+    md = sa.MetaData()
+    raters = sa.Table("raters", md, autoload_with=conn)
+    sessions = sa.Table("sessions", md, sa.Column("token_hash", sa.String(64), primary_key=True),
+                        sa.Column("rater_id", sa.String(40), sa.ForeignKey("raters.id"), nullable=False),
+                        sa.Column("kind", sa.String(16), nullable=False),
+                        sa.Column("created_at", sa.Double, nullable=False))
+    sa.Index("ix_sessions_rater", sessions.c.rater_id)
+    sa.Table("admin_sessions", md, sa.Column("token_hash", sa.String(64), primary_key=True),
+             sa.Column("created_at", sa.Double, nullable=False), sa.Column("expires_at", sa.Double, nullable=False))
+    md.create_all(conn, tables=[md.tables["sessions"], md.tables["admin_sessions"]])
+    conn.execute(sessions.insert().from_select(
+        ["token_hash", "rater_id", "kind", "created_at"],
+        sa.select(raters.c.session_hash, raters.c.id, sa.literal("consent"), raters.c.consented_at)))
+    for name in ("client_hash", "pre_hash"):
+        conn.execute(sa.text(f"ALTER TABLE raters ADD COLUMN {name} VARCHAR(64)"))
+    conn.execute(sa.text("CREATE INDEX ix_raters_client ON raters (client_hash)"))
+    conn.execute(sa.text("CREATE INDEX ix_raters_pre ON raters (pre_hash)"))
+
+
 def applied_migrations(conn: sa.Connection) -> list[str]:
     """Names of the migrations already applied, in order."""
     if not sa.inspect(conn).has_table(_ledger.name):

@@ -11,6 +11,10 @@ module describes the schema at the newest migration, and a test checks the two a
 - ``raters``: pseudonymous raters (random id; the Prolific id only as a salted hash) with their
   demographics. Withdrawal deletes the row and the rater's ratings, and frees the bundle.
 - ``ratings``: one submitted rating per assignment (a unique key makes resubmission a no-op).
+- ``sessions``: a rater's browser sessions (token hashes): ``consent`` for the browser that
+  agreed (the only kind that may withdraw), ``resume`` for a device resumed with the matching
+  Prolific session.
+- ``admin_sessions``: admin sign-ins (token hashes) with a server-side expiry.
 
 Times are UTC seconds since the epoch (a portable float on SQLite and PostgreSQL).
 """
@@ -20,6 +24,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 __all__ = [
+    "admin_sessions",
     "assignments",
     "bundles",
     "items",
@@ -27,6 +32,7 @@ __all__ = [
     "metadata",
     "raters",
     "ratings",
+    "sessions",
     "systems",
 ]
 
@@ -94,6 +100,23 @@ raters = sa.Table(
     sa.Column("demographics_at", sa.Double),
     sa.Column("completed_at", sa.Double),
     sa.Column("simulated", sa.Boolean, nullable=False),
+    sa.Column("client_hash", sa.String(64)),  # HMAC of the client address while unfinished
+    sa.Column("pre_hash", sa.String(64)),  # SHA-256 of the pre-consent cookie (double clicks)
+)
+
+sessions = sa.Table(
+    "sessions", metadata,
+    sa.Column("token_hash", sa.String(64), primary_key=True),
+    sa.Column("rater_id", sa.String(40), sa.ForeignKey("raters.id"), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("created_at", sa.Double, nullable=False),
+)
+
+admin_sessions = sa.Table(
+    "admin_sessions", metadata,
+    sa.Column("token_hash", sa.String(64), primary_key=True),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("expires_at", sa.Double, nullable=False),
 )
 
 ratings = sa.Table(
@@ -116,3 +139,7 @@ ratings = sa.Table(
 sa.Index("ix_assignments_bundle", assignments.c.bundle_id, assignments.c.position)
 sa.Index("ix_ratings_rater", ratings.c.rater_id)
 sa.Index("ix_ratings_item", ratings.c.item_id)
+# added by migration 0004_sessions_slots_admin
+sa.Index("ix_sessions_rater", sessions.c.rater_id)
+sa.Index("ix_raters_client", raters.c.client_hash)
+sa.Index("ix_raters_pre", raters.c.pre_hash)

@@ -8,12 +8,17 @@
   match its own cookie is refused. Cookies are HttpOnly and SameSite=Lax.
 - Rate limits are token buckets in the server's memory (per rater for submissions, per client
   IP for joining and admin log-ins); a restart resets them, which only ever loosens them.
+- Behind a proxy the client address is the right-most ``X-Forwarded-For`` entry that is not one
+  of the trusted proxies: a client can prepend anything to the header, but not forge what the
+  proxy appends.
+- Form numbers are ASCII digits only and bounded (``str.isdigit`` accepts "²" and "٥").
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import re
 import secrets
 import threading
@@ -22,13 +27,23 @@ import time
 __all__ = [
     "RateLimiter",
     "check_token",
+    "clean_text",
+    "client_address",
     "keyed_hash",
     "new_token",
+    "parse_networks",
+    "parse_small_int",
     "sha256_hex",
     "valid_external_id",
+    "valid_prolific_pid",
 ]
 
 _EXTERNAL_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_PROLIFIC_PID = re.compile(r"^[0-9a-fA-F]{24}$")
+_ASCII_DIGITS = re.compile(r"[0-9]{1,10}")
+# C0 control characters other than tab and newline (NUL cannot be stored in PostgreSQL text)
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 def new_token(nbytes: int = 24) -> str:
@@ -55,6 +70,57 @@ def valid_external_id(value: str | None) -> str | None:
     return value if value and _EXTERNAL_ID.match(value) else None
 
 
+def valid_prolific_pid(value: str | None) -> str | None:
+    """A Prolific participant id (24 hexadecimal characters), or None."""
+    return value if value and _PROLIFIC_PID.match(value) else None
+
+
+def parse_small_int(raw: str, low: int, high: int) -> int | None:
+    """``raw`` as an int in [low, high] if it is 1-10 ASCII digits, else None."""
+    if not _ASCII_DIGITS.fullmatch(raw):
+        return None
+    value = int(raw)
+    return value if low <= value <= high else None
+
+
+def clean_text(text: str) -> str:
+    """Free text as stored: CRLF to LF, control characters (NUL included) removed, trimmed."""
+    return _CONTROL.sub("", text.replace("\r\n", "\n")).strip()
+
+
+def parse_networks(specs: list[str]) -> list[Network]:
+    """Addresses or CIDR networks (``10.0.0.0/8``); raises ValueError naming a bad entry."""
+    out = []
+    for spec in specs:
+        try:
+            out.append(ipaddress.ip_network(spec.strip(), strict=False))
+        except ValueError:
+            raise ValueError(f"{spec!r} is not an IP address or network (e.g. 127.0.0.1 or 10.0.0.0/8)") from None
+    return out
+
+
+def _trusted(address: str, networks: list[Network]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in net for net in networks)
+
+
+def client_address(peer: str | None, forwarded_for: str | None, proxies: list[Network]) -> str:
+    """Who sent the request. ``peer`` is the TCP peer; only when it is a trusted proxy is
+    ``X-Forwarded-For`` read, from the right, skipping trusted proxies: the first other entry
+    is the address the proxy saw (entries to its left are whatever the client sent)."""
+    peer = peer or "unknown"
+    if not forwarded_for or not _trusted(peer, proxies):
+        return peer
+    hops = [h.strip() for h in forwarded_for.split(",") if h.strip()]
+    for hop in reversed(hops):
+        if not _trusted(hop, proxies):
+            return hop
+    return hops[0] if hops else peer
+
+
 class RateLimiter:
     """Token buckets keyed by a string: ``rate`` tokens a second, at most ``burst`` saved up."""
 
@@ -62,6 +128,14 @@ class RateLimiter:
         self.rate, self.burst, self.max_keys = rate, float(burst), max_keys
         self._buckets: dict[str, tuple[float, float]] = {}
         self._lock = threading.Lock()
+
+    def blocked(self, key: str) -> float:
+        """The seconds until ``key`` may proceed (0.0 if now), without counting a call."""
+        now = time.monotonic()
+        with self._lock:
+            tokens, last = self._buckets.get(key, (self.burst, now))
+        tokens = min(self.burst, tokens + (now - last) * self.rate)
+        return 0.0 if tokens >= 1.0 else (1.0 - tokens) / self.rate
 
     def allow(self, key: str) -> float:
         """0.0 if the call may proceed (and is counted), else the seconds until it may."""

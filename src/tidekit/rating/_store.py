@@ -5,11 +5,18 @@ acknowledged: a rating is answered only after its transaction commits. SQLite ru
 with ``synchronous=NORMAL`` (durable across process crashes; set ``TIDEKIT_SQLITE_SYNC=FULL``
 to survive power loss too) and takes its write lock at ``BEGIN IMMEDIATE`` so concurrent writers
 queue on ``busy_timeout`` instead of failing. A rating's assignment is a unique key, so a double
-submission stores one rating.
+submission stores one rating. Engines hide bound parameters from error messages, so a failed
+statement never writes a rater's comment into a log.
+
+Sessions: a rater is found by the hash of a random session token. A returning Prolific
+participant on another device gets a second session only with the Prolific id *and* the
+matching Prolific ``SESSION_ID`` (the id alone is guessable and is refused); only the session
+that consented may withdraw.
 """
 
 from __future__ import annotations
 
+import hmac
 import json
 import os
 import time
@@ -31,12 +38,14 @@ from tidekit.rating._security import keyed_hash, new_token, sha256_hex
 
 __all__ = [
     "FACTORS",
+    "AlreadyStarted",
     "ItemView",
     "NotYourItem",
     "RaterView",
     "RatingStore",
     "StudyFull",
     "StudyInfo",
+    "TooManyUnfinished",
     "normalize_url",
 ]
 
@@ -50,6 +59,17 @@ class StudyFull(Exception):
 
 class NotYourItem(Exception):
     """The assignment does not exist or belongs to another rater."""
+
+
+class AlreadyStarted(Exception):
+    """This Prolific id already has a rater, and the request cannot prove it is that person."""
+
+
+class TooManyUnfinished(Exception):
+    """This client address already holds the most unfinished slots it may."""
+
+
+DOUBLE_CLICK_S = 30.0  # a repeated "I agree" from the same browser and address within this is one rater
 
 
 @dataclass(frozen=True)
@@ -75,6 +95,7 @@ class RaterView:
     completed: bool
     from_prolific: bool
     simulated: bool
+    consented_here: bool = True  # this session is the one that consented (may withdraw)
 
 
 @dataclass(frozen=True)
@@ -105,8 +126,8 @@ def normalize_url(db: str | Path) -> str:
                       "supported; use a file path, sqlite:///FILE or postgresql://USER@HOST:PORT/DB")
 
 
-def _sqlite_engine(url: str) -> sa.Engine:
-    engine = sa.create_engine(url, pool_size=8, max_overflow=24, pool_timeout=60)
+def _sqlite_engine(url: str, busy_timeout_s: float) -> sa.Engine:
+    engine = sa.create_engine(url, pool_size=8, max_overflow=24, pool_timeout=60, hide_parameters=True)
     sync = os.environ.get("TIDEKIT_SQLITE_SYNC", "NORMAL").upper()
     if sync not in ("NORMAL", "FULL", "EXTRA"):
         raise ConfigError(f"TIDEKIT_SQLITE_SYNC={sync!r}: use NORMAL, FULL or EXTRA")
@@ -117,7 +138,7 @@ def _sqlite_engine(url: str) -> sa.Engine:
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute(f"PRAGMA synchronous={sync}")
-        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute(f"PRAGMA busy_timeout={round(busy_timeout_s * 1000)}")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.close()
 
@@ -131,8 +152,9 @@ def _sqlite_engine(url: str) -> sa.Engine:
     return engine
 
 
-def create_engine(db: str | Path, must_exist: bool = True) -> sa.Engine:
-    """An engine for ``db``; a missing SQLite file is an error unless ``must_exist`` is False."""
+def create_engine(db: str | Path, must_exist: bool = True, busy_timeout_s: float = 30.0) -> sa.Engine:
+    """An engine for ``db``; a missing SQLite file is an error unless ``must_exist`` is False.
+    ``busy_timeout_s``: how long a SQLite write waits for another connection's lock."""
     url = normalize_url(db)
     if url.startswith("sqlite"):
         path = sa.make_url(url).database
@@ -142,24 +164,25 @@ def create_engine(db: str | Path, must_exist: bool = True) -> sa.Engine:
             raise DataError(f"no rating database at {path}; create the study first with "
                             "'tidekit rate create CONFIG --dataset ... --generations ... --db ...'")
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        return _sqlite_engine(url)
+        return _sqlite_engine(url, busy_timeout_s)
     try:
         import psycopg  # noqa: F401
     except ImportError:
         raise MissingDependencyError("The PostgreSQL rating store", "psycopg[binary]",
                                      "pip install 'tidekit[postgres]'") from None
-    return sa.create_engine(url, pool_size=10, max_overflow=40, pool_pre_ping=True)
+    return sa.create_engine(url, pool_size=10, max_overflow=40, pool_pre_ping=True, hide_parameters=True)
 
 
 # The hot-path statements, built once: building a SQLAlchemy statement costs more than running
 # it on SQLite, and these run on every page view and submission.
 def _hot_statements() -> dict[str, Any]:
-    a, i, rt, r = t.assignments.c, t.items.c, t.ratings, t.raters.c
+    a, i, rt, r, sess = t.assignments.c, t.items.c, t.ratings, t.raters.c, t.sessions.c
     done = (sa.select(sa.func.count()).select_from(rt).where(rt.c.rater_id == sa.bindparam("rater_id"))
             .scalar_subquery().label("done"))
     return {
-        "rater": sa.select(r.id, r.bundle_id, r.demographics_at, r.completed_at, r.pid_hash, r.simulated)
-        .where(r.session_hash == sa.bindparam("session_hash")),
+        "rater": sa.select(r.id, r.bundle_id, r.demographics_at, r.completed_at, r.pid_hash, r.simulated, sess.kind)
+        .select_from(t.sessions.join(t.raters, r.id == sess.rater_id))
+        .where(sess.token_hash == sa.bindparam("session_hash")),
         "next_item": sa.select(a.id, a.item_id, a.position, i.context, i.response, i.is_attention_check,
                                i.expected, i.system_code, done)
         .join(t.items, i.id == a.item_id)
@@ -169,7 +192,7 @@ def _hot_statements() -> dict[str, Any]:
         "owned": sa.select(a.item_id).where(a.id == sa.bindparam("assignment_id"),
                                             a.bundle_id == sa.bindparam("bundle_id")),
         "complete": t.raters.update().where(r.id == sa.bindparam("rater_id"), r.completed_at.is_(None))
-        .values(completed_at=sa.bindparam("now")),
+        .values(completed_at=sa.bindparam("now"), client_hash=None),  # finished: the address is forgotten
     }
 
 
@@ -191,11 +214,14 @@ class RatingStore:
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
         self._info: StudyInfo | None = None
+        self.path = Path(engine.url.database) if engine.dialect.name == "sqlite" and engine.url.database else None
+        self._identity = self._file_identity()
 
     @classmethod
-    def open(cls, db: str | Path, create: bool = False) -> RatingStore:
-        """Open (and migrate) the database at ``db``; ``create`` allows a new SQLite file."""
-        engine = create_engine(db, must_exist=not create)
+    def open(cls, db: str | Path, create: bool = False, busy_timeout_s: float = 30.0) -> RatingStore:
+        """Open (and migrate) the database at ``db``; ``create`` allows a new SQLite file;
+        ``busy_timeout_s`` bounds how long a SQLite write waits for another process's lock."""
+        engine = create_engine(db, must_exist=not create, busy_timeout_s=busy_timeout_s)
         try:
             migrate(engine)
         except sa.exc.OperationalError as exc:
@@ -296,42 +322,72 @@ class RatingStore:
         prolific_session: str | None = None,
         simulated: bool = False,
         token: str | None = None,
+        *,
+        pre: str | None = None,
+        client: str | None = None,
+        max_unfinished: int | None = None,
+        release_after_s: float | None = None,
     ) -> tuple[str, str, bool]:
-        """After consent: a new rater with the next free bundle, or the returning rater with
-        this Prolific id or this session ``token``. Returns (rater id, session token, resumed).
-        Raises StudyFull.
+        """After consent: a new rater with the next free bundle, or the returning rater. Returns
+        (rater id, session token, resumed); the token is new every time (rotated at consent).
 
-        The app derives ``token`` from the browser's pre-consent cookie, so a double-clicked
-        "I agree" yields one rater, not two; concurrent registrations that collide on a unique
-        key are retried once and then find the rater the other one made.
+        A returning rater is found by (1) the same pre-consent cookie ``pre`` from the same
+        ``client`` address within a few seconds (a double-clicked "I agree": one rater, a second
+        session), or (2) the Prolific id ``pid`` with the same Prolific ``prolific_session`` (the
+        participant on another device: a 'resume' session, which may not withdraw). A Prolific id
+        that exists without that proof raises AlreadyStarted. ``max_unfinished`` caps the
+        unfinished slots of one ``client`` address (TooManyUnfinished); ``release_after_s``
+        frees slots that consented but rated nothing for that long when no bundle is free.
+        Raises StudyFull. Concurrent registrations that collide on a unique key are retried once.
         """
         for attempt in range(2):
             try:
-                return self._register(pid, prolific_study, prolific_session, simulated, token or new_token(32))
+                return self._register(pid, prolific_study, prolific_session, simulated, token or new_token(32),
+                                      pre, client, max_unfinished, release_after_s)
             except sa.exc.IntegrityError:
                 if attempt:
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _register(self, pid: str | None, prolific_study: str | None, prolific_session: str | None,
-                  simulated: bool, token: str) -> tuple[str, str, bool]:
+                  simulated: bool, token: str, pre: str | None, client: str | None,
+                  max_unfinished: int | None, release_after_s: float | None) -> tuple[str, str, bool]:
         info = self.info
         now = time.time()
+        r = t.raters.c
         session_hash = sha256_hex(token)
         pid_hash = keyed_hash(info.salt, "prolific_pid", pid) if pid else None
+        psession_hash = keyed_hash(info.salt, "prolific_session", prolific_session) if prolific_session else None
+        client_hash = keyed_hash(info.salt, "client", client) if client else None
+        pre_hash = sha256_hex(pre) if pre else None
         with self.write() as conn:
-            same = conn.execute(sa.select(t.raters.c.id).where(t.raters.c.session_hash == session_hash)).first()
-            if same is not None:
-                return same.id, token, True
-            if pid_hash is not None:
-                row = conn.execute(sa.select(t.raters.c.id).where(t.raters.c.pid_hash == pid_hash)).first()
-                if row is not None:  # the same participant on another device: move the session
-                    conn.execute(t.raters.update().where(t.raters.c.id == row.id).values(session_hash=session_hash))
+            if pre_hash is not None:
+                row = conn.execute(sa.select(r.id).where(r.pre_hash == pre_hash,
+                                                         r.consented_at > now - DOUBLE_CLICK_S,
+                                                         r.client_hash.is_(None) if client_hash is None
+                                                         else r.client_hash == client_hash)).first()
+                if row is not None:
+                    self._add_session(conn, row.id, session_hash, "consent", now)
                     return row.id, token, True
+            if pid_hash is not None:
+                row = conn.execute(sa.select(r.id, r.prolific_session_hash).where(r.pid_hash == pid_hash)).first()
+                if row is not None:
+                    if psession_hash is None or not row.prolific_session_hash or not hmac.compare_digest(
+                            psession_hash, row.prolific_session_hash):
+                        raise AlreadyStarted()
+                    self._add_session(conn, row.id, session_hash, "resume", now)
+                    return row.id, token, True
+            if client_hash is not None and max_unfinished is not None:
+                held = conn.execute(sa.select(sa.func.count()).select_from(t.raters).where(
+                    r.client_hash == client_hash, r.completed_at.is_(None))).scalar_one()
+                if held >= max_unfinished:
+                    raise TooManyUnfinished()
             rater_id = "R" + new_token(9).replace("-", "x").replace("_", "y")
             for _ in range(20):
                 free = conn.execute(sa.select(t.bundles.c.id).where(t.bundles.c.rater_id.is_(None))
                                     .order_by(t.bundles.c.id).limit(1)).first()
+                if free is None and release_after_s and self._release(conn, now - release_after_s, False, now, 1):
+                    continue
                 if free is None:
                     raise StudyFull()
                 claimed = conn.execute(t.bundles.update()
@@ -342,12 +398,16 @@ class RatingStore:
             else:  # pragma: no cover - only under extreme contention on PostgreSQL
                 raise StudyFull()
             conn.execute(t.raters.insert().values(
-                id=rater_id, session_hash=session_hash, pid_hash=pid_hash,
-                prolific_study_id=prolific_study,
-                prolific_session_hash=keyed_hash(info.salt, "prolific_session", prolific_session)
-                if prolific_session else None,
-                bundle_id=free.id, consented_at=now, simulated=simulated))
+                id=rater_id, session_hash=session_hash, pid_hash=pid_hash, prolific_study_id=prolific_study,
+                prolific_session_hash=psession_hash, bundle_id=free.id, consented_at=now, simulated=simulated,
+                client_hash=client_hash, pre_hash=pre_hash))
+            self._add_session(conn, rater_id, session_hash, "consent", now)
         return rater_id, token, False
+
+    @staticmethod
+    def _add_session(conn: sa.Connection, rater_id: str, session_hash: str, kind: str, now: float) -> None:
+        conn.execute(t.sessions.insert().values(token_hash=session_hash, rater_id=rater_id, kind=kind,
+                                                created_at=now))
 
     @staticmethod
     def _rater(conn: sa.Connection, token: str) -> RaterView | None:
@@ -356,7 +416,7 @@ class RatingStore:
             return None
         return RaterView(id=row.id, bundle_id=row.bundle_id, has_demographics=row.demographics_at is not None,
                          completed=row.completed_at is not None, from_prolific=row.pid_hash is not None,
-                         simulated=bool(row.simulated))
+                         simulated=bool(row.simulated), consented_here=row.kind == "consent")
 
     def rater_for_session(self, token: str | None) -> RaterView | None:
         """The rater whose session token this is (the database holds only its hash)."""
@@ -373,19 +433,134 @@ class RatingStore:
                          .values(**values, demographics_at=time.time()))
 
     def withdraw(self, rater_id: str) -> bool:
-        """Delete the rater, their ratings and demographics, and free their bundle."""
+        """Delete the rater, their sessions, ratings and demographics, and free their bundle."""
         with self.write() as conn:
-            row = conn.execute(sa.select(t.raters.c.bundle_id).where(t.raters.c.id == rater_id)).first()
-            if row is None:
+            if not self._delete_raters(conn, [rater_id]):
                 return False
-            conn.execute(t.ratings.delete().where(t.ratings.c.rater_id == rater_id))
-            conn.execute(t.raters.delete().where(t.raters.c.id == rater_id))
-            conn.execute(t.bundles.update().where(t.bundles.c.id == row.bundle_id)
-                         .values(rater_id=None, claimed_at=None))
-            n = conn.execute(sa.select(t.meta.c.value).where(t.meta.c.key == "withdrawals")).scalar_one()
-            conn.execute(t.meta.update().where(t.meta.c.key == "withdrawals")
-                         .values(value=json.dumps(int(json.loads(n)) + 1)))
+            self._bump(conn, "withdrawals", 1)
         return True
+
+    @staticmethod
+    def _delete_raters(conn: sa.Connection, rater_ids: list[str]) -> int:
+        if not rater_ids:
+            return 0
+        bundles = [row.bundle_id for row in conn.execute(
+            sa.select(t.raters.c.bundle_id).where(t.raters.c.id.in_(rater_ids)))]
+        conn.execute(t.ratings.delete().where(t.ratings.c.rater_id.in_(rater_ids)))
+        conn.execute(t.sessions.delete().where(t.sessions.c.rater_id.in_(rater_ids)))
+        conn.execute(t.raters.delete().where(t.raters.c.id.in_(rater_ids)))
+        conn.execute(t.bundles.update().where(t.bundles.c.id.in_(bundles)).values(rater_id=None, claimed_at=None))
+        return len(bundles)
+
+    @staticmethod
+    def _bump(conn: sa.Connection, key: str, by: int) -> None:
+        """Add ``by`` to the counter ``key`` in meta (made at 0 if missing)."""
+        row = conn.execute(sa.select(t.meta.c.value).where(t.meta.c.key == key)).first()
+        if row is None:
+            conn.execute(t.meta.insert().values(key=key, value=json.dumps(by)))
+        else:
+            conn.execute(t.meta.update().where(t.meta.c.key == key)
+                         .values(value=json.dumps(int(json.loads(row.value)) + by)))
+
+    # -- slots ------------------------------------------------------------------------------
+    @staticmethod
+    def _idle_slots(conn: sa.Connection, before: float, with_ratings: bool, limit: int | None = None) -> list[str]:
+        """Unfinished raters whose last progress (consent, demographics, a rating) is before
+        ``before``; only those with no rating unless ``with_ratings``."""
+        r, rt = t.raters.c, t.ratings.c
+        last_rating = sa.select(sa.func.max(rt.submitted_at)).where(rt.rater_id == r.id).scalar_subquery()
+        last = sa.func.coalesce(last_rating, r.demographics_at, r.consented_at)
+        query = sa.select(r.id).where(r.completed_at.is_(None), last < before).order_by(r.consented_at)
+        if not with_ratings:
+            query = query.where(~sa.exists().where(rt.rater_id == r.id))
+        if limit is not None:
+            query = query.limit(limit)
+        return [row.id for row in conn.execute(query)]
+
+    def _release(self, conn: sa.Connection, before: float, with_ratings: bool, now: float,
+                 limit: int | None = None) -> list[str]:
+        ids = self._idle_slots(conn, before, with_ratings, limit)
+        if ids:
+            self._delete_raters(conn, ids)
+            self._bump(conn, "released", len(ids))
+        return ids
+
+    def release_slots(self, idle_s: float, with_ratings: bool = False, dry_run: bool = False,
+                      now: float | None = None) -> list[str]:
+        """Free the slots of unfinished raters with no progress for ``idle_s`` seconds: their
+        sessions (and, with ``with_ratings``, their partial ratings) are deleted and the bundle
+        goes to the next rater. Returns the rater ids released (or that would be, ``dry_run``)."""
+        now = time.time() if now is None else now
+        with self.write() as conn:
+            if dry_run:
+                return self._idle_slots(conn, now - idle_s, with_ratings)
+            return self._release(conn, now - idle_s, with_ratings, now)
+
+    # -- admin sessions ----------------------------------------------------------------------
+    def new_admin_session(self, hours: float) -> str:
+        """A random admin session token valid for ``hours`` (expired ones are purged)."""
+        token, now = new_token(32), time.time()
+        with self.write() as conn:
+            conn.execute(t.admin_sessions.delete().where(t.admin_sessions.c.expires_at < now))
+            conn.execute(t.admin_sessions.insert().values(token_hash=sha256_hex(token), created_at=now,
+                                                          expires_at=now + hours * 3600))
+        return token
+
+    def admin_session_valid(self, token: str | None) -> bool:
+        if not token:
+            return False
+        with self.read() as conn:
+            row = conn.execute(sa.select(t.admin_sessions.c.expires_at)
+                               .where(t.admin_sessions.c.token_hash == sha256_hex(token))).first()
+        return row is not None and row.expires_at > time.time()
+
+    def end_admin_session(self, token: str) -> None:
+        with self.write() as conn:
+            conn.execute(t.admin_sessions.delete().where(t.admin_sessions.c.token_hash == sha256_hex(token)))
+
+    # -- health ------------------------------------------------------------------------------
+    def _file_identity(self) -> tuple[int, int] | None:
+        if self.path is None:
+            return None
+        try:
+            st = self.path.stat()
+        except OSError:
+            return None
+        return st.st_dev, st.st_ino
+
+    def health(self, wait_s: float = 0.3) -> tuple[bool, str]:
+        """Whether the database can take a write now, and why not. SQLite: the file is still the
+        one opened (not deleted or replaced), has a write permission bit, and a write lock can be
+        taken within ``wait_s`` (released at once, nothing written). PostgreSQL: the server
+        answers and is not read-only. Blocks for at most about ``wait_s``: run it off the loop."""
+        if self.path is None:
+            try:
+                with self.engine.connect() as conn, conn.begin():
+                    conn.exec_driver_sql(f"SET LOCAL statement_timeout = {max(1, round(wait_s * 1000))}")
+                    read_only = conn.exec_driver_sql("SHOW transaction_read_only").scalar_one()
+            except sa.exc.DBAPIError as exc:
+                return False, f"unreachable ({type(exc.orig).__name__})"
+            return (False, "read-only") if read_only == "on" else (True, "writable")
+        identity = self._file_identity()
+        if identity is None or identity != self._identity:
+            return False, "missing or replaced (the file the server opened is gone)"
+        if not os.stat(self.path).st_mode & 0o222 or not os.access(self.path, os.W_OK):
+            return False, "read-only (the file has no write permission)"
+        import sqlite3
+
+        try:
+            probe = sqlite3.connect(self.path, timeout=wait_s, isolation_level=None)
+            try:
+                probe.execute("BEGIN IMMEDIATE")
+                probe.execute("ROLLBACK")
+            finally:
+                probe.close()
+        except sqlite3.OperationalError as exc:
+            text = str(exc)
+            if "locked" in text or "busy" in text:
+                return False, f"busy (another connection has held the write lock for over {wait_s:.1f} s)"
+            return False, "read-only" if "readonly" in text else "not writable"
+        return True, "writable"
 
     # -- items and ratings --------------------------------------------------------------------
     def progress(self, rater: RaterView) -> int:
@@ -492,6 +667,9 @@ class RatingStore:
                                             t.raters.c.demographics_at, t.raters.c.consented_at)).all()
             per_rater: dict[str, int] = dict(conn.execute(sa.select(t.ratings.c.rater_id, sa.func.count())
                                           .group_by(t.ratings.c.rater_id)).all())
+            last_rating: dict[str, float] = dict(conn.execute(
+                sa.select(t.ratings.c.rater_id, sa.func.max(t.ratings.c.submitted_at))
+                .group_by(t.ratings.c.rater_id)).all())
             per_item: dict[str, int] = dict(conn.execute(sa.select(t.items.c.item_id, sa.func.count(t.ratings.c.id))
                                          .select_from(t.items.outerjoin(t.ratings,
                                                                         t.ratings.c.item_id == t.items.c.id))
@@ -504,4 +682,5 @@ class RatingStore:
                                                     for f in SCORE_FIELDS)))
                                     .group_by(t.ratings.c.rater_id)).all()
         return {"bundles": bundles[0], "claimed": bundles[1], "raters": raters, "per_rater": per_rater,
-                "per_item": per_item, "failures": dict(failures), "withdrawals": int(m.get("withdrawals", 0))}
+                "per_item": per_item, "failures": dict(failures), "withdrawals": int(m.get("withdrawals", 0)),
+                "released": int(m.get("released", 0)), "last_rating": last_rating}
