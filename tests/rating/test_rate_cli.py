@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -45,3 +46,38 @@ def test_errors_are_clean(run_cli: Callable[..., Any], tmp_path: Path) -> None:
     assert bad.code == 2 and "colour" in bad.err and "ratings_per_item" in bad.err
     fmt = run_cli("rate", "export", "--db", tmp_path / "r.db", "--out", tmp_path / "x.txt")
     assert fmt.code != 0 and "Traceback" not in fmt.err
+
+
+def test_release_frees_idle_slots_and_keeps_ratings_unless_asked(
+        run_cli: Callable[..., Any], tmp_path: Path, make_study: Callable[..., tuple[str, str]]) -> None:
+    from tidekit.rating import RatingStore
+
+    db, _ = make_study(str(tmp_path / "ratings.db"))
+    store = RatingStore.open(db)
+    try:
+        idle, _, _ = store.register_rater()
+        _, tok, _ = store.register_rater()
+        rater = store.rater_for_session(tok)
+        assert rater is not None
+        store.save_demographics(rater.id, dict.fromkeys(
+            ("age_group", "gender", "education", "race_ethnicity", "mh_support_experience"), "prefer_not_to_say"))
+        item = store.next_item(rater)
+        assert item is not None
+        store.submit_rating(rater, item.assignment_id, dict.fromkeys(
+            ("empathy", "emotion_recognition", "distress_normalization", "supportive_reflection"), 4))
+        fresh, _, _ = store.register_rater()
+    finally:
+        store.close()
+    time.sleep(1.3)
+    dry = run_cli("rate", "release", "--db", db, "--idle-min", "0.02", "--dry-run", "--json")
+    assert dry.code == 0 and json.loads(dry.out)["released"] == [idle, fresh], dry.err
+    out = run_cli("rate", "release", "--db", db, "--idle-min", "0.02")
+    assert out.code == 0 and "freed 2 slot(s)" in out.out and "ratings kept" in out.out
+    status = json.loads(run_cli("rate", "status", "--db", db, "--json").out)
+    assert status["slots_released"] == 2 and status["bundles_claimed"] == 1 and status["ratings"] == 1
+    assert "1 unfinished" in run_cli("rate", "status", "--db", db).out
+    both = run_cli("rate", "release", "--db", db, "--idle-min", "0.02", "--with-ratings", "--json")
+    assert len(json.loads(both.out)["released"]) == 1
+    status = json.loads(run_cli("rate", "status", "--db", db, "--json").out)
+    assert status["ratings"] == 0 and status["slots_free"] == status["bundles"] and status["slots_released"] == 3
+    assert run_cli("rate", "release", "--db", tmp_path / "none.db").code == 1

@@ -116,6 +116,39 @@ def status_cmd(db: str, as_json: bool) -> None:
                   f"items have k={s.ratings_per_item} (min {s.item_ratings_min}, max {s.item_ratings_max})")
     console.print(f"raters: {s.raters_completed} completed, {s.raters_active} in progress, {s.raters_withdrawn} "
                   f"withdrew, {s.raters_failed_attention} failed attention; slots {s.bundles_claimed}/{s.bundles}")
+    console.print(f"slots: {s.slots_free} free, {s.slots_unfinished} unfinished, {s.slots_idle} idle for "
+                  f"{s.idle_after_min:g}+ min ({s.slots_idle_without_ratings} without ratings), "
+                  f"{s.slots_released} released so far")
+
+
+@rate.command("release", **example("tidekit rate release --db runs/ratings.db --idle-min 30",
+                                   "tidekit rate release --db runs/ratings.db --idle-min 120 --with-ratings --dry-run"))
+@click.option("--db", required=True, help=_DB_HELP)
+@click.option("--idle-min", type=click.FloatRange(min=0), default=30.0, show_default=True,
+              help="Free unfinished slots with no progress (consent, demographics, a rating) for this many minutes.")
+@click.option("--with-ratings", is_flag=True,
+              help="Also free slots that hold ratings; those partial ratings are deleted (the server never does this).")
+@click.option("--dry-run", is_flag=True, help="Only list the slots that would be freed.")
+@click.option("--json", "as_json", is_flag=True, help="Print the released rater ids as JSON.")
+def release_cmd(db: str, idle_min: float, with_ratings: bool, dry_run: bool, as_json: bool) -> None:
+    """Free abandoned rater slots so new raters can take them. A released rater's session ends
+    (if they come back they start again); without --with-ratings, slots that hold ratings are
+    kept. The server frees idle slots without ratings by itself when the study is full
+    (slot_timeout_min); use this to do it by hand, e.g. after a Prolific time-out."""
+    from tidekit.rating import RatingStore
+
+    store = RatingStore.open(db)
+    try:
+        released = store.release_slots(idle_min * 60, with_ratings=with_ratings, dry_run=dry_run)
+    finally:
+        store.close()
+    if as_json:
+        echo_json({"released": released, "dry_run": dry_run})
+        return
+    verb = "would free" if dry_run else "freed"
+    stdout_console().print(f"{verb} {len(released)} slot(s) idle for {idle_min:g}+ min"
+                           + ("" if with_ratings else " (slots holding ratings kept)")
+                           + (": " + ", ".join(released) if released else ""))
 
 
 @rate.command("simulate", **example("tidekit rate simulate --db runs/ratings.db --seed 1",
