@@ -33,12 +33,12 @@ def planted() -> Any:
 def test_planted_age_by_style_interaction_is_found(planted: Any) -> None:
     rater = planted.find(family="demographic-interaction/rater-contrast", term="age_group x condition "
                          "(fine_tuned - zero_shot)")[0]
-    assert rater.level == "rater" and rater.finding
+    assert rater.level == "rater" and rater.role == "sensitivity" and not rater.finding
     assert rater.p_adjusted < 0.01
     contrasts = rater.extra["group_contrasts"]  # older raters gain more from validate-first replies
     assert contrasts["55+"] > contrasts["35-54"] > contrasts["18-34"]
     anova = planted.find(family="demographic-interaction/rater-anova", term="age_group x condition")[0]
-    assert anova.p_adjusted < 0.01
+    assert anova.p_adjusted < 0.01 and anova.finding and anova.role == "primary"  # the default primary test
     lmm = planted.find(family="demographic-interaction/lmm", term="age_group x condition")[0]
     assert lmm.p_adjusted < 0.01 and "(1|rater:condition)" in (lmm.model or "")
 
@@ -47,8 +47,23 @@ def test_no_gender_effect_is_found(planted: Any) -> None:
     gender = [t for t in planted.tests if t.finding and t.term.startswith("gender") and t.p is not None]
     assert gender, "gender was tested"
     assert all(t.p_adjusted > 0.05 for t in gender), [(t.family, t.term, t.p_adjusted) for t in gender]
-    naive = [t for t in planted.tests if not t.finding]
-    assert naive and all(t.label and "not a finding" in t.label for t in naive)
+    naive = [t for t in planted.tests if t.role == "descriptive"]
+    assert naive and all(t.label and "not a finding" in t.label and not t.finding for t in naive)
+
+
+def test_every_finding_has_an_effect_size_with_a_ci_and_a_scale(planted: Any) -> None:
+    findings = [t for t in planted.tests if t.finding and t.analysis != "metric_human"]
+    assert {t.analysis for t in findings} >= {"system", "condition", "demographic"}
+    for t in findings:
+        assert t.estimate is not None and t.ci_low is not None and t.ci_high is not None, (t.family, t.term)
+        assert t.ci_low <= t.estimate <= t.ci_high and t.estimate_kind, (t.family, t.term)
+    assert {t.scale for t in planted.tests} >= {"interval", "rank", "nominal"}
+    assert all(t.scale is not None for t in planted.tests)
+    # one question, one primary test: the others of the same question are never findings
+    for analysis in ("system", "condition"):
+        roles = {t.family: t.role for t in planted.tests if t.analysis == analysis}
+        assert roles[f"{analysis}/lmm-omnibus"] == "primary"
+        assert roles[f"{analysis}/wilcoxon-conversation"] == "sensitivity"
 
 
 def test_false_positive_rate_is_near_alpha_and_pooling_is_not() -> None:

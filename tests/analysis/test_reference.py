@@ -80,6 +80,56 @@ def test_lmm_matches_lme4_and_lmertest(crossed: pd.DataFrame) -> None:
     assert agef["p"] == pytest.approx(0.18057, abs=1e-5)
 
 
+def test_system_lmm_with_conversation_and_reply_effects_matches_lmertest() -> None:
+    # tests/analysis/data/systems.csv: 24 raters x 15 of 60 replies (20 conversations x 3 systems),
+    # simulated with tidekit.analysis._calibration.simulate_design (seed 13). R 4.2.2, lme4 1.1.31,
+    # lmerTest 3.1.3:
+    #   d$system <- factor(d$system, levels=c("zero_shot","fine_tuned","reference"))
+    #   m <- lmer(y ~ system + (1|rater) + (1|conversation) + (1|item) + (1|rater:system), d)
+    #   summary(m)$coefficients; as.data.frame(VarCorr(m)); REMLcrit(m)
+    #   anova(m, ddf="Satterthwaite"); contest(m, c(0, -1, 1), ddf="Satterthwaite")
+    from tidekit.analysis._models import fit_mixed
+
+    d = pd.read_csv(DATA / "systems.csv").rename(columns={"y": "rating"})
+    mm = fit_mixed(d, ["system"], reference={"system": "zero_shot"}, rater_by="system", conversation=True)
+    assert mm.formula == "rating ~ system + (1|rater) + (1|conversation) + (1|item) + (1|rater:system)"
+    f = mm.fit
+    ref = {  # estimate, SE, Satterthwaite df
+        "(Intercept)": (4.2925160745, 0.2258981122, 60.12315658),
+        "system[fine_tuned]": (0.1513627914, 0.2306619623, 40.94673574),
+        "system[reference]": (-0.2194406939, 0.2302716524, 40.68345666),
+    }
+    for name, (est, se, df) in ref.items():
+        i = f.names.index(name)
+        e, s, nu = f.contrast(np.eye(len(f.beta))[i])
+        assert e == pytest.approx(est, abs=1e-6) and s == pytest.approx(se, rel=1e-4)
+        assert nu == pytest.approx(df, rel=1e-3)
+    variances = {"rater_by": 0.09234825009, "item": 0.26413351051, "rater": 0.49146879541,
+                 "conversation": 0.07654313799}
+    for g, v in variances.items():
+        assert f.variances[g] == pytest.approx(v, rel=1e-3, abs=1e-5)
+    assert f.sigma2 == pytest.approx(0.96625221942, rel=1e-5)
+    assert f.deviance == pytest.approx(1141.871621, abs=1e-4)
+    omni = f.f_test(mm.term_matrix("system"))
+    assert omni["F"] == pytest.approx(1.31601, rel=1e-4) and omni["df2"] == pytest.approx(40.721133, rel=1e-3)
+    assert omni["p"] == pytest.approx(0.27937, abs=1e-4)
+    c = f.t_test(mm.vector({"system[reference]": 1.0, "system[fine_tuned]": -1.0}))
+    assert c["t"] ** 2 == pytest.approx(2.601900819, rel=1e-4) and c["df"] == pytest.approx(40.53632251, rel=1e-3)
+    assert c["p"] == pytest.approx(0.1144948575, abs=1e-5)
+
+
+def test_f_denominator_df_follows_lmertest_rule() -> None:
+    # lmerTest:::get_Fstat_ddf: one t -> its df; equal dfs -> their mean; any df <= 2 -> 2;
+    # else 2E / (E - q), E = sum(nu / (nu - 2)). By hand: nu = (10, 20): E = 1.25 + 1.1111 = 2.3611,
+    # 2E / (E - 2) = 13.0769...
+    from tidekit.analysis._lmm import fstat_ddf
+
+    assert fstat_ddf(np.array([7.5])) == 7.5
+    assert fstat_ddf(np.array([12.0, 12.0, 12.0])) == 12.0
+    assert fstat_ddf(np.array([1.5, 30.0])) == 2.0
+    assert fstat_ddf(np.array([10.0, 20.0])) == pytest.approx(2 * (1.25 + 20 / 18) / (1.25 + 20 / 18 - 2))
+
+
 def test_lmm_interaction_f_matches_lmertest(crossed: pd.DataFrame) -> None:
     # R: m2 <- lmer(y ~ age*system + (1|rater) + (1|item)); anova(m2, ddf="Satterthwaite")
     #    age:system  NumDF 4  DenDF 394.8409217  F 1.80412  Pr(>F) 0.12720

@@ -26,6 +26,13 @@ if TYPE_CHECKING:
 __all__ = ["NOTES", "analyze", "apply_corrections", "write_tables"]
 
 NOTES = [
+    "One question, one primary test: only tests with role=primary are findings (finding=true); the other tests "
+    "of the same question are sensitivity analyses shown beside them, and rating-level or rater-paired tests "
+    "are descriptive. System and condition comparisons: an LMM with crossed random intercepts for rater, "
+    "conversation and reply (plus rater-by-system where the design identifies it), Satterthwaite df; pairwise "
+    "contrasts are Holm-corrected and gated by the omnibus F.",
+    "Each test's 'scale' field says how it treats the 1-7 scale: interval (LMMs, ANOVAs, mean differences), "
+    "rank (Wilcoxon, Mann-Whitney, Kruskal-Wallis, Kendall), ordinal (proportional odds) or nominal.",
     "Rater attributes (age, gender, education, ...) are tested at the rater level (one mean or contrast per "
     "rater) and with mixed models that have random intercepts for rater and item; these are the findings. "
     "Rating-level tests, where shown, are labelled and marked finding=false: they treat correlated ratings "
@@ -41,7 +48,13 @@ NOTES = [
 
 
 def apply_corrections(tests: list[TestResult], method: str) -> None:
-    """Fill ``p_adjusted`` and ``correction`` within each family, in place."""
+    """Fill ``p_adjusted`` and ``correction`` within each family, in place.
+
+    A test whose ``extra["gate"]`` names another family (pairwise contrasts gated by their
+    omnibus F) gets ``max(own adjusted p, gate's adjusted p)``: the closed-testing form, so a
+    contrast is significant only when the omnibus is, and the question's family-wise error
+    stays at alpha.
+    """
     families: dict[str, list[TestResult]] = defaultdict(list)
     for t in tests:
         families[t.family].append(t)
@@ -53,6 +66,12 @@ def apply_corrections(tests: list[TestResult], method: str) -> None:
             t.p_adjusted = padj
             t.correction = (f"{name} over {m} tests in family '{family}'" if m > 1
                             else "none (one test in its family)") if padj is not None else None
+    for t in tests:
+        gate = t.extra.get("gate")
+        gates = [g.p_adjusted for g in families.get(gate, []) if g.p_adjusted is not None] if gate else []
+        if t.p_adjusted is not None and gates:
+            t.p_adjusted = max(t.p_adjusted, max(gates))
+            t.correction = f"{t.correction}; gated by '{gate}' (closed testing)"
 
 
 @dataclass
@@ -74,25 +93,27 @@ def _run_step(kind: str, arg: str | None) -> dict[str, Any]:
     """Run one analysis step on the shared data; returns its partial results and wall time."""
     from tidekit.analysis._agreement import agreement
     from tidekit.analysis._compare import compare_factor, condition_by_scenario, factor_means
-    from tidekit.analysis._demographics import attribute_effects
+    from tidekit.analysis._demographics import attribute_effects, skip_on_failure
     from tidekit.analysis._metric_human import metric_human
     from tidekit.analysis._power import power_by_simulation
 
     assert _SHARED is not None
     sh, t0 = _SHARED, time.perf_counter()
     df, config = sh.df, sh.config
-    out: dict[str, Any] = {}
+    out: dict[str, Any] = {"tests": [], "skipped": []}
     if kind == "means":
         out["means"] = [m for f in ("system", "condition", "model", "scenario")
                         if f in df and df[f].notna().any() for m in factor_means(df, f, config)]
     elif kind == "compare":
         assert arg is not None
         if arg in df:
-            out["tests"], out["skipped"] = compare_factor(df, arg, config)
+            with skip_on_failure(f"{arg} comparison", out["skipped"]):
+                out["tests"], out["skipped"] = compare_factor(df, arg, config)
         else:
             out["skipped"] = [f"{arg} comparison skipped: no {arg} column"]
     elif kind == "scenario":
-        out["tests"], out["skipped"] = condition_by_scenario(df, config)
+        with skip_on_failure("condition-by-scenario LMM", out["skipped"]):
+            out["tests"], out["skipped"] = condition_by_scenario(df, config)
     elif kind == "demographic":
         assert arg is not None
         out["tests"], out["means"], out["skipped"] = attribute_effects(df, sh.raters, arg, sh.within, config)
@@ -189,7 +210,13 @@ def analyze(ratings: str | Path | pd.DataFrame, out: str | Path | None = None,
     inputs = {"ratings": source}
     result = AnalysisResult(config=config.model_dump(mode="json"), inputs=inputs, rating=config.columns.rating,
                             scale=(config.scale_min, config.scale_max), summary=prep.summary,
-                            exclusions=prep.exclusions, skipped=list(prep.skipped), notes=list(NOTES))
+                            exclusions=prep.exclusions, skipped=list(prep.skipped), notes=list(NOTES),
+                            primary=_primary_names(config, prep.attributes),
+                            integer_ratings=bool((df["rating"] == df["rating"].round()).all()))
+    if not result.integer_ratings:
+        result.notes.append("Some ratings are not whole scale points: every test analyses them as they are "
+                            "(agreement and the ordinal model use the distinct values as ordered categories); "
+                            "nothing is rounded.")
     if result.summary.simulated:
         result.notes.insert(0, f"SIMULATED RATINGS: {result.summary.simulated_fraction:.0%} of the ratings are "
                                "simulated, not collected from people.")
@@ -231,6 +258,14 @@ def analyze(ratings: str | Path | pd.DataFrame, out: str | Path | None = None,
     if out is not None:
         write_analysis(result, out, config)
     return result
+
+
+def _primary_names(config: AnalysisConfig, attributes: list[str]) -> dict[str, str]:
+    p = config.primary
+    out = {"system": p.system, "condition": p.condition, "condition_by_scenario": p.condition_by_scenario}
+    out.update({f"demographic:{a}": p.main_test(a) for a in attributes})
+    out["demographic_interaction"] = p.demographic_interaction
+    return out
 
 
 def write_tables(result: AnalysisResult, folder: str | Path) -> list[Path]:

@@ -1,13 +1,17 @@
 """System and condition comparisons: mixed models, paired nonparametric tests, and means.
 
 For a factor (system or condition) the analysis reports
-- an LMM with random intercepts for rater and item: the omnibus F test and every pairwise
-  contrast with a Satterthwaite t interval (condition is adjusted for model when both vary);
-- paired nonparametric tests on unit means (each rater's, or each conversation's, mean per
-  level): Wilcoxon signed-rank per pair with the matched-pairs rank-biserial correlation, and
-  Friedman across all levels for units that saw every level;
+- the primary test by default: an LMM with crossed random intercepts for rater, conversation
+  and item (reply), plus rater-by-factor where the design identifies it; the omnibus F test and
+  every pairwise contrast with a Satterthwaite t interval, Holm within the pairwise family and
+  gated by the omnibus F (closed testing); condition is adjusted for model when both vary;
+- a robustness check paired by conversation (the unit every system answered): Wilcoxon
+  signed-rank per pair on conversation means with the matched-pairs rank-biserial correlation,
+  and Friedman across all levels;
 - optionally a proportional-odds model with rater- and item-clustered errors (``_ordinal``);
 - per-scenario condition effects ("gains vary by scenario") from a condition x scenario LMM.
+Which of these is primary is ``config.primary``; the others never add findings. A rater-paired
+Wilcoxon is available only as a labelled descriptive test (``rater_paired_descriptive``).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from scipy import stats
 from tidekit.analysis._config import AnalysisConfig
 from tidekit.analysis._effects import matched_rank_biserial, mean_ci
 from tidekit.analysis._models import fit_mixed, pairwise_contrasts
-from tidekit.analysis._results import GroupMean, TestResult
+from tidekit.analysis._results import GroupMean, TestResult, largest_contrast
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -59,60 +63,100 @@ def factor_means(df: pd.DataFrame, factor: str, config: AnalysisConfig, rating: 
 
 
 def compare_factor(df: pd.DataFrame, factor: str, config: AnalysisConfig) -> tuple[list[TestResult], list[str]]:
-    """All tests comparing the levels of ``factor``; returns (tests, skipped reasons)."""
+    """All tests comparing the levels of ``factor``; returns (tests, skipped reasons).
+
+    The primary test (``config.primary.<factor>``) gives the findings; the others are shown
+    beside it as sensitivity analyses. Tests the design cannot support are skipped with the
+    reason, and the rest still run.
+    """
     sub = df.dropna(subset=[factor])
     levels = sorted(sub[factor].unique())
     if len(levels) < 2:
         return [], [f"{factor} comparison skipped: one level only ({', '.join(map(str, levels)) or 'none'})"]
+    primary = getattr(config.primary, factor)
     tests: list[TestResult] = []
+    skipped: list[str] = []
     ref = reference_level(sub, factor, config)
-    factors = [factor]
-    if factor == "condition" and "model" in sub and sub["model"].nunique() > 1:
-        factors.append("model")
-    mm = fit_mixed(sub, factors, reference={factor: ref}, max_dense_levels=config.max_dense_levels)
-    n_r, n_i = int(sub["rater"].nunique()), int(sub["item"].nunique())
-    common = {"analysis": factor, "level": "rating", "model": mm.formula, "n": len(sub), "n_ratings": len(sub),
-              "n_raters": n_r, "n_items": n_i, "flags": list(mm.notes)}
-    omni = mm.fit.f_test(mm.term_matrix(factor))
-    tests.append(TestResult(family=f"{factor}/lmm-omnibus", test="LMM F test (Satterthwaite df)", term=factor,
-                            statistic=omni["F"], statistic_name="F", df=omni["df1"], df2=omni["df2"],
-                            p=omni["p"], **common))
-    for b, a, L in pairwise_contrasts(mm, factor):
-        r = mm.fit.t_test(L, 1 - config.alpha)
-        tests.append(TestResult(
-            family=f"{factor}/lmm-pairwise", test="LMM Wald t (Satterthwaite df)", term=f"{b} - {a}",
-            estimate=r["estimate"], estimate_kind="difference in mean rating (scale points)",
-            ci_low=r["ci_low"], ci_high=r["ci_high"], ci_level=1 - config.alpha, ci_method="t, Satterthwaite df",
-            statistic=r["t"], statistic_name="t", df=r["df"], p=r["p"], **common))
-    tests.extend(_paired_tests(sub, factor, levels, config))
+    n_r = int(sub["rater"].nunique())
+    if n_r < 2:
+        skipped.append(f"{factor} LMM skipped: {n_r} rater (random rater intercepts need at least 2)")
+    else:
+        tests.extend(_lmm_tests(sub, factor, ref, config, role="primary" if primary == "lmm" else "sensitivity"))
+    paired, why = _paired_tests(sub, factor, levels, config, "conversation",
+                                role="primary" if primary == "conversation-wilcoxon" else "sensitivity")
+    tests.extend(paired)
+    skipped.extend(why)
+    if config.rater_paired_descriptive:
+        tests.extend(_paired_tests(sub, factor, levels, config, "rater", role="descriptive")[0])
     if config.ordinal == "clustered":
         from tidekit.analysis._ordinal import ordinal_comparison
 
-        tests.extend(ordinal_comparison(sub, factor, ref, config))
-    return tests, []
+        ordinal = ordinal_comparison(sub, factor, ref, config,
+                                     role="primary" if primary == "ordinal" else "sensitivity")
+        if not ordinal:
+            skipped.append(f"{factor} ordinal model skipped: fewer than 3 distinct ratings or aliased levels")
+        tests.extend(ordinal)
+    return tests, skipped
 
 
-def _paired_tests(df: pd.DataFrame, factor: str, levels: list[str], config: AnalysisConfig) -> list[TestResult]:
-    unit = "rater" if config.pair_by == "rater" else "conversation"
-    if unit not in df:
-        return []
+def _lmm_tests(sub: pd.DataFrame, factor: str, ref: str, config: AnalysisConfig, role: str) -> list[TestResult]:
+    """The LMM ``rating ~ factor [+ model] + (1|rater) + (1|conversation) + (1|item) [+ (1|rater:factor)]``:
+    omnibus F and every pairwise contrast, gated by the omnibus (closed testing)."""
+    factors = [factor]
+    if factor == "condition" and "model" in sub and sub["model"].nunique() > 1:
+        factors.append("model")
+    mm = fit_mixed(sub, factors, reference={factor: ref}, max_dense_levels=config.max_dense_levels,
+                   rater_by=factor if config.rater_by_factor_effect else None, conversation=True)
+    n_r, n_i = int(sub["rater"].nunique()), int(sub["item"].nunique())
+    common = {"analysis": factor, "level": "rating", "model": mm.formula, "n": len(sub), "n_ratings": len(sub),
+              "n_raters": n_r, "n_items": n_i, "flags": list(mm.notes), "role": role}
+    pairs = []
+    omni = mm.fit.f_test(mm.term_matrix(factor))
+    for b, a, L in pairwise_contrasts(mm, factor):
+        r = mm.fit.t_test(L, 1 - config.alpha)
+        pairs.append(TestResult(
+            family=f"{factor}/lmm-pairwise", test="LMM Wald t (Satterthwaite df)", term=f"{b} - {a}",
+            estimate=r["estimate"], estimate_kind="difference in mean rating (scale points)",
+            ci_low=r["ci_low"], ci_high=r["ci_high"], ci_level=1 - config.alpha, ci_method="t, Satterthwaite df",
+            statistic=r["t"], statistic_name="t", df=r["df"], p=r["p"],
+            **{**common, "extra": {"gate": f"{factor}/lmm-omnibus", "se": r["se"]}}))
+    omnibus = TestResult(family=f"{factor}/lmm-omnibus", test="LMM F test (Satterthwaite df)", term=factor,
+                         statistic=omni["F"], statistic_name="F", df=omni["df1"], df2=omni["df2"], p=omni["p"],
+                         **largest_contrast(pairs, len(pairs) == 1), **common)
+    return [omnibus, *pairs]
+
+
+def _paired_tests(df: pd.DataFrame, factor: str, levels: list[str], config: AnalysisConfig, unit: str,
+                  role: str) -> tuple[list[TestResult], list[str]]:
+    """Wilcoxon signed-rank per pair of levels (and Friedman over all) on ``unit`` means.
+
+    Paired by conversation, the unit every system answered, this is a valid robustness check of
+    the LMM. Paired by rater it is descriptive only: a rater's mean per system depends on the
+    particular replies the rater saw, so the test treats replies as fixed and over-rejects.
+    """
+    if unit not in df or df[unit].isna().all():
+        return [], [f"{factor} Wilcoxon paired by {unit} skipped: no {unit} column"]
     wide = df.groupby([unit, factor], observed=True)["rating"].mean().unstack(factor)
     counts = df.groupby([unit, factor], observed=True)["rating"].size().unstack(factor)
-    tests = []
+    tests: list[TestResult] = []
+    skipped: list[str] = []
     level = 1 - config.alpha
+    label = (None if role != "descriptive" else
+             "paired by rater: treats the particular replies as fixed (over-rejects when replies vary); "
+             "descriptive only, never a finding")
     for a, b in combinations(levels, 2):
         both = wide[[a, b]].dropna()
-        if len(both) < 2:
-            continue
         d = (both[b] - both[a]).to_numpy()
-        if np.all(d == 0):
+        if len(both) < 2 or np.all(d == 0):
+            skipped.append(f"{factor} Wilcoxon {b} - {a} paired by {unit} skipped: "
+                           + (f"{len(both)} {unit}(s) rated under both" if len(both) < 2 else "no differences"))
             continue
         w = stats.wilcoxon(both[b], both[a], zero_method="wilcox")
         m, lo, hi = mean_ci(d, level)
         flags = [f"only {len(both)} {unit}s rated both"] if len(both) < config.min_cell_raters else []
         tests.append(TestResult(
-            family=f"{factor}/wilcoxon", analysis=factor, test=f"Wilcoxon signed-rank, paired by {unit}",
-            term=f"{b} - {a}", level=unit, estimate=m,
+            family=f"{factor}/wilcoxon-{unit}", analysis=factor, test=f"Wilcoxon signed-rank, paired by {unit}",
+            term=f"{b} - {a}", level=unit, estimate=m, role=role, label=label,
             estimate_kind=f"mean paired difference of {unit} means (scale points)", ci_low=lo, ci_high=hi,
             ci_level=level, ci_method="paired t", statistic=float(w.statistic), statistic_name="W",
             p=float(w.pvalue), effect_size=matched_rank_biserial(d), effect_size_name="matched_rank_biserial",
@@ -124,13 +168,13 @@ def _paired_tests(df: pd.DataFrame, factor: str, levels: list[str], config: Anal
             fr = stats.friedmanchisquare(*[complete[lv] for lv in levels])
             k = len(levels)
             tests.append(TestResult(
-                family=f"{factor}/friedman", analysis=factor, test=f"Friedman, blocked by {unit}", term=factor,
-                level=unit, statistic=float(fr.statistic), statistic_name="chi2", df=k - 1,
+                family=f"{factor}/friedman-{unit}", analysis=factor, test=f"Friedman, blocked by {unit}", term=factor,
+                level=unit, statistic=float(fr.statistic), statistic_name="chi2", df=k - 1, role=role, label=label,
                 p=float(fr.pvalue), effect_size=float(fr.statistic / (len(complete) * (k - 1))),
                 effect_size_name="kendalls_w", n=len(complete),
                 flags=[f"{len(wide) - len(complete)} {unit}(s) without every level left out"]
                 if len(complete) < len(wide) else []))
-    return tests
+    return tests, skipped
 
 
 def condition_by_scenario(df: pd.DataFrame, config: AnalysisConfig) -> tuple[list[TestResult], list[str]]:
@@ -145,16 +189,15 @@ def condition_by_scenario(df: pd.DataFrame, config: AnalysisConfig) -> tuple[lis
     if "model" in sub and sub["model"].nunique() > 1:
         factors.append("model")
     mm = fit_mixed(sub, factors, [("condition", "scenario")], reference={"condition": ref_c},
-                   max_dense_levels=config.max_dense_levels)
+                   max_dense_levels=config.max_dense_levels, conversation=True,
+                   rater_by="condition" if config.rater_by_factor_effect else None)
     common = {"analysis": "condition_by_scenario", "level": "rating", "model": mm.formula, "n": len(sub),
               "n_ratings": len(sub), "n_raters": int(sub["rater"].nunique()),
               "n_items": int(sub["item"].nunique()), "flags": list(mm.notes)}
     tests = []
     inter = mm.fit.f_test(mm.term_matrix("condition:scenario"))
-    tests.append(TestResult(family="condition_by_scenario/interaction", test="LMM F test (Satterthwaite df)",
-                            term="condition x scenario", statistic=inter["F"], statistic_name="F",
-                            df=inter["df1"], df2=inter["df2"], p=inter["p"], **common))
     scen_levels = mm.design.levels["scenario"]
+    gains: list[tuple[str, str, np.ndarray, float]] = []  # (condition, scenario, L, estimate)
     for cond in mm.design.levels["condition"][1:]:
         for s in scen_levels:
             coefs = {f"condition[{cond}]": 1.0}
@@ -164,6 +207,7 @@ def condition_by_scenario(df: pd.DataFrame, config: AnalysisConfig) -> tuple[lis
             if L is None:
                 continue
             r = mm.fit.t_test(L, 1 - config.alpha)
+            gains.append((cond, s, L, r["estimate"]))
             n_s = int((sub["scenario"] == s).sum())
             tests.append(TestResult(
                 family=f"condition_by_scenario/{cond}", test="LMM Wald t (Satterthwaite df)",
@@ -173,4 +217,18 @@ def condition_by_scenario(df: pd.DataFrame, config: AnalysisConfig) -> tuple[lis
                 statistic=r["t"], statistic_name="t", df=r["df"], p=r["p"],
                 extra={"scenario": s, "condition": cond, "baseline": ref_c, "ratings_in_scenario": n_s},
                 **common))
+    est: dict = {}
+    spread = [(max(g, key=lambda x: x[3]), min(g, key=lambda x: x[3]))
+              for c in {g[0] for g in gains} if len(g := [x for x in gains if x[0] == c]) > 1]
+    if spread:  # the interaction's size: the largest difference between two scenarios' gains
+        hi, lo = max(spread, key=lambda p: p[0][3] - p[1][3])
+        r = mm.fit.t_test(hi[2] - lo[2], 1 - config.alpha)
+        est = {"estimate": r["estimate"], "ci_low": r["ci_low"], "ci_high": r["ci_high"],
+               "ci_level": 1 - config.alpha,
+               "ci_method": "t, Satterthwaite df, for that pair (not adjusted for choosing it)",
+               "estimate_kind": f"largest difference between scenarios in the {hi[0]} - {ref_c} gain: "
+                                f"{hi[1]} minus {lo[1]} (points)"}
+    tests.insert(0, TestResult(family="condition_by_scenario/interaction", test="LMM F test (Satterthwaite df)",
+                               term="condition x scenario", statistic=inter["F"], statistic_name="F",
+                               df=inter["df1"], df2=inter["df2"], p=inter["p"], **est, **common))
     return tests, []

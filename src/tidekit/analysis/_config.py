@@ -19,6 +19,7 @@ __all__ = [
     "AnalysisConfig",
     "Columns",
     "PowerConfig",
+    "PrimaryTests",
 ]
 
 # Rater attribute columns written by ``tidekit rate export``; used when ``by`` is not given.
@@ -56,6 +57,40 @@ class Columns(StrictModel):
     extra_ratings: list[str] = Field(default_factory=lambda: list(DEFAULT_EXTRA_RATINGS),
                                      description="Further rating columns on the same scale: agreement and "
                                                  "descriptives are reported for them too (missing ones skipped).")
+
+
+FactorTest = Literal["lmm", "conversation-wilcoxon", "ordinal"]
+MainTest = Literal["rater-level", "lmm", "ordinal", "trend"]
+InteractionTest = Literal["rater-anova", "rater-contrast", "lmm", "preference"]
+
+
+class PrimaryTests(StrictModel):
+    """Which test answers each question. Only the primary test's results are findings; every
+    other test of the same question is shown beside it as a sensitivity analysis
+    (``role: sensitivity``, ``finding: false``) and never adds a finding."""
+
+    system: FactorTest = Field(
+        default="lmm", description="Systems differ: 'lmm' (crossed random intercepts for rater, conversation "
+                                   "and reply, Satterthwaite df), 'conversation-wilcoxon' (signed-rank on "
+                                   "conversation means) or 'ordinal' (proportional odds, clustered SEs).")
+    condition: FactorTest = Field(default="lmm", description="Conditions differ (zero_shot, fine_tuned, "
+                                                             "reference); same choices as 'system'.")
+    condition_by_scenario: Literal["lmm"] = Field(
+        default="lmm", description="The condition effect varies by scenario: the condition x scenario LMM.")
+    demographic: MainTest = Field(
+        default="rater-level", description="Main effect of a rater attribute: 'rater-level' (Mann-Whitney / "
+                                           "Kruskal-Wallis on rater means, Dunn post-hoc), 'lmm', 'ordinal' or "
+                                           "'trend' (ordered attributes only: Kendall's tau-b of level rank and "
+                                           "rater mean, i.e. a Jonckheere-Terpstra-type test).")
+    demographic_interaction: InteractionTest = Field(
+        default="rater-anova", description="Attribute x within-rater factor: 'rater-anova' (mixed ANOVA on "
+                                           "rater-by-level means), 'rater-contrast' (tests on each rater's "
+                                           "contrast), 'lmm' or 'preference' (chi-square of preferred level).")
+    attributes: dict[str, MainTest] = Field(
+        default_factory=dict, description="Per-attribute override of 'demographic', e.g. {age_group: trend}.")
+
+    def main_test(self, attribute: str) -> MainTest:
+        return self.attributes.get(attribute, self.demographic)
 
 
 class PowerConfig(StrictModel):
@@ -108,9 +143,19 @@ class AnalysisConfig(StrictModel):
     reference_system: str | None = Field(default=None,
                                          description="Baseline system for contrasts; None: the alphabetically "
                                                      "first.")
-    pair_by: Literal["rater", "conversation"] = Field(
-        default="rater", description="Unit of the paired nonparametric system tests: each rater's mean per "
-                                     "system, or each conversation's mean per system.")
+    primary: PrimaryTests = Field(default_factory=PrimaryTests,
+                                  description="The primary (finding) test of each question; the rest are "
+                                              "sensitivity analyses.")
+    ordered: dict[str, list[str]] = Field(
+        default_factory=dict, description="Level order of ordered rater attributes, lowest first (for trend "
+                                          "tests), e.g. {education: [secondary_or_less, some_college, "
+                                          "bachelors, graduate]}. The rating app's age_group and education "
+                                          "are ordered by default, and levels that all start with a number "
+                                          "(age bands) are ordered by it.")
+    rater_paired_descriptive: bool = Field(
+        default=False, description="Also show a Wilcoxon test paired by rater (each rater's mean per system): "
+                                   "labelled descriptive, never a finding, because it treats the particular "
+                                   "replies as fixed and over-rejects when replies vary.")
     rater_by_factor_effect: bool = Field(
         default=True, description="Add a rater-by-factor random intercept to interaction models when it is "
                                   "identifiable and small enough (rater-specific preferences would "
@@ -138,4 +183,13 @@ class AnalysisConfig(StrictModel):
     def _check_scale(self) -> AnalysisConfig:
         if self.scale_max <= self.scale_min:
             raise ValueError(f"scale_max ({self.scale_max}) must be above scale_min ({self.scale_min})")
+        wants_ordinal = "ordinal" in {self.primary.system, self.primary.condition, self.primary.demographic,
+                                      *self.primary.attributes.values()}
+        if wants_ordinal and self.ordinal == "none":
+            raise ValueError("a primary test is 'ordinal' but ordinal=none turns the ordinal model off; "
+                             "set ordinal=clustered")
+        unknown = sorted(set(self.primary.attributes) - set(self.by or DEFAULT_ATTRIBUTES))
+        if self.by is not None and unknown:
+            raise ValueError(f"primary.attributes names {', '.join(unknown)}, which is not in 'by' "
+                             f"({', '.join(self.by)})")
         return self

@@ -24,8 +24,10 @@ __all__ = [
     "cliffs_delta",
     "cramers_v",
     "epsilon_squared",
+    "largest_difference",
     "matched_rank_biserial",
     "mean_ci",
+    "ordered_trend",
     "rank_biserial",
     "spearman_ci",
     "welch_diff_ci",
@@ -135,3 +137,40 @@ def adjust(pvalues: Sequence[float | None], method: str) -> list[float | None]:
     for j, i in enumerate(idx):
         out[i] = float(result[j])
     return out
+
+
+def largest_difference(groups: dict[str, np.ndarray], level: float = 0.95
+                       ) -> tuple[str, str, float, float | None, float | None]:
+    """(b, a, mean(b) - mean(a), Welch CI) for the two groups whose means differ most (b the higher).
+
+    The estimate of an omnibus test across several groups; its interval is that pair's Welch
+    interval, not adjusted for having chosen the pair (the pairwise rows give every pair).
+    """
+    means = {k: float(np.mean(v)) for k, v in groups.items() if len(v)}
+    hi_k, lo_k = max(means, key=lambda k: means[k]), min(means, key=lambda k: means[k])
+    d, lo, hi = welch_diff_ci(np.asarray(groups[hi_k], float), np.asarray(groups[lo_k], float), level)
+    return hi_k, lo_k, d, lo, hi
+
+
+def ordered_trend(values: list[np.ndarray], level: float = 0.95) -> dict[str, float | None]:
+    """Trend of a rater-level value across ordered groups (lowest first).
+
+    Kendall's tau-b between each unit's group rank and its value (the Jonckheere-Terpstra
+    statistic with a tie correction; scipy's p-value), and the least-squares slope per level step
+    with a t interval (n - 2 df), as the effect in rating points.
+    """
+    x = np.concatenate([np.full(len(v), i, float) for i, v in enumerate(values)])
+    y = np.concatenate([np.asarray(v, float) for v in values])
+    tau = stats.kendalltau(x, y, variant="b")
+    n = len(y)
+    xc = x - x.mean()
+    sxx = float(xc @ xc)
+    slope = float(xc @ (y - y.mean()) / sxx) if sxx > 0 else float("nan")
+    lo = hi = None
+    if n > 2 and sxx > 0:
+        resid = y - y.mean() - slope * xc
+        se = float(np.sqrt(resid @ resid / (n - 2) / sxx))
+        q = float(stats.t.ppf(0.5 + level / 2, n - 2))
+        lo, hi = slope - q * se, slope + q * se
+    return {"tau": float(tau.statistic), "p": float(tau.pvalue), "slope": slope, "ci_low": lo, "ci_high": hi,
+            "n": float(n)}

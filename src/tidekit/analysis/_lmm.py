@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import linalg, optimize, sparse, stats
 
-__all__ = ["LMMFit", "fit_lmm"]
+__all__ = ["LMMFit", "fit_lmm", "fstat_ddf"]
 
 
 @dataclass
@@ -263,9 +263,23 @@ class LMMFit:
         t2 = (PL @ self.beta) ** 2 / evals
         F = float(t2.sum() / q)
         nus = np.array([self.contrast(row)[2] for row in PL])
-        E = float(np.sum(nus[nus > 2] / (nus[nus > 2] - 2)))
-        df2 = 2 * E / (E - q) if (nus > 2).all() and q < E else float(nus.min())
+        df2 = fstat_ddf(nus)
         return {"F": F, "df1": float(q), "df2": float(df2), "p": float(stats.f.sf(F, q, df2))}
+
+
+def fstat_ddf(nus: np.ndarray, tol: float = 1e-8) -> float:
+    """Denominator df of an F built from q t statistics with Satterthwaite df ``nus``, by
+    lmerTest's rule (``get_Fstat_ddf``): one t gives its own df; (near) equal dfs give their mean;
+    any df <= 2 gives 2; otherwise 2E / (E - q) with E = sum(nu / (nu - 2))."""
+    nus = np.asarray(nus, float)
+    if len(nus) == 1:
+        return float(nus[0])
+    if np.all(np.abs(np.diff(nus)) < tol):
+        return float(nus.mean())
+    if np.any(nus <= 2):
+        return 2.0
+    E = float(np.sum(nus / (nus - 2)))
+    return 2 * E / (E - len(nus))
 
 
 def _step(x: float) -> float:
@@ -349,6 +363,8 @@ def fit_lmm(y: np.ndarray, X: np.ndarray, names: list[str], groups: dict[str, np
         if int(c.max()) + 1 >= n:
             raise ValueError(f"grouping factor '{g}' has a level per observation; it cannot be estimated")
     p = X.shape[1]
+    if n - p < 2:
+        raise ValueError(f"{n} ratings for {p} fixed effects: too few to estimate the model")
     if not gnames:
         beta, *_ = np.linalg.lstsq(X, y, rcond=None)
         r = y - X @ beta

@@ -1,9 +1,13 @@
 """The mixed models the analyses fit: design, random-effects structure and formula text.
 
-Every model has random intercepts for rater and item. Interaction models of a rater attribute
-with a within-rater factor also get a rater-by-factor intercept (lme4's ``(1|rater:system)``)
-when it is identifiable and small enough: without it, raters' own preferences for one system
-would count as evidence that a group of raters prefers it.
+Every model has random intercepts for rater and item (one reply to one conversation). System
+and condition comparisons also get a conversation intercept (``conversation=True``): the
+conversation is the unit shared across systems, so its variation cancels from a system
+contrast, and a model without it treats that variation as noise (conservative, and low
+power). Where a rater rates several replies of each level, a rater-by-factor intercept
+(lme4's ``(1|rater:system)``) is added when it is identifiable and small enough: without it,
+raters' own preferences for one system would count as evidence that the systems differ, or
+that a group of raters prefers one.
 """
 
 from __future__ import annotations
@@ -53,17 +57,34 @@ class MixedModel:
 
 def fit_mixed(df: pd.DataFrame, factors: list[str], interactions: list[tuple[str, str]] = (),  # type: ignore[assignment]
               reference: dict[str, str] | None = None, rater_by: str | None = None,
-              max_dense_levels: int = 1500, labels: dict[str, str] | None = None) -> MixedModel:
-    """Fit ``rating ~ factors + interactions + (1|rater) + (1|item) [+ (1|rater:rater_by)]``."""
+              max_dense_levels: int = 1500, labels: dict[str, str] | None = None,
+              conversation: bool = False) -> MixedModel:
+    """Fit ``rating ~ factors + interactions + (1|rater) [+ (1|conversation)] + (1|item)
+    [+ (1|rater:rater_by)]``; each random term only where the design identifies it (the
+    notes say which were left out and why)."""
     labels = labels or {}
     design = build_design(df, factors, interactions, reference)
-    groups = {"rater": codes(df["rater"])[0], "item": codes(df["item"])[0]}
+    groups = {"rater": codes(df["rater"])[0]}
     notes: list[str] = []
-    re_terms = ["(1|rater)", "(1|item)"]
-    if groups["item"].max() + 1 >= len(df):
-        del groups["item"]
-        re_terms.remove("(1|item)")
+    re_terms = ["(1|rater)"]
+    item_code = codes(df["item"])[0]
+    if conversation and "conversation" in df and df["conversation"].notna().all():
+        conv_code = codes(df["conversation"])[0]
+        n_conv, n_item = int(conv_code.max()) + 1, int(item_code.max()) + 1
+        if n_conv >= n_item:
+            notes.append("each conversation has one rated reply: no conversation intercept (it equals the item's)")
+        elif n_conv < 3:
+            notes.append(f"only {n_conv} conversation(s): no conversation intercept (not estimable)")
+        else:
+            groups["conversation"] = conv_code
+            re_terms.append("(1|conversation)")
+    elif conversation:
+        notes.append("no conversation column: no conversation intercept (system contrasts are then conservative)")
+    if item_code.max() + 1 >= len(df):
         notes.append("each item was rated once: no item random intercept (not identifiable)")
+    else:
+        groups["item"] = item_code
+        re_terms.append("(1|item)")
     if rater_by is not None:
         cell = df["rater"].astype(str) + "\x1f" + df[rater_by].astype(str)
         code, lv = codes(cell)

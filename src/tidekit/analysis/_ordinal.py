@@ -98,9 +98,14 @@ def fit_ordinal(y: np.ndarray, X: np.ndarray, names: list[str], clusters: list[n
     return OrdinalFit(theta[:k], tau, names, V[:k, :k], Hinv[:k, :k], len(y))
 
 
-def ordinal_comparison(df: pd.DataFrame, factor: str, ref: str, config: AnalysisConfig) -> list[TestResult]:
-    """Pairwise log odds ratios between the levels of ``factor`` (proportional odds, clustered SEs)."""
-    values = np.rint(df["rating"].to_numpy()).astype(int)
+def ordinal_comparison(df: pd.DataFrame, factor: str, ref: str, config: AnalysisConfig, role: str = "sensitivity",
+                       analysis: str | None = None, family: str | None = None) -> list[TestResult]:
+    """Pairwise log odds ratios between the levels of ``factor`` (proportional odds, clustered SEs).
+
+    The categories are the distinct ratings as they are (half points stay half points; nothing
+    is rounded).
+    """
+    values = df["rating"].to_numpy(float)
     present = np.unique(values)
     if len(present) < 3:
         return []
@@ -128,7 +133,8 @@ def ordinal_comparison(df: pd.DataFrame, factor: str, ref: str, config: Analysis
             naive = float(np.sqrt(L @ fit.vcov_naive @ L))
             z = est / se if se > 0 else np.nan
             out.append(TestResult(
-                family=f"{factor}/ordinal", analysis=factor, level="rating", model=formula,
+                family=family or f"{factor}/ordinal", analysis=analysis or factor, level="rating", model=formula,
+                role=role,
                 test="proportional-odds Wald z, two-way (rater, item) cluster-robust SE", term=f"{b} - {a}",
                 estimate=est, estimate_kind="log cumulative odds ratio (positive: higher ratings)",
                 ci_low=est - q * se, ci_high=est + q * se, ci_level=1 - config.alpha, ci_method="Wald, clustered SE",

@@ -7,6 +7,7 @@ guess what a p-value means.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -20,11 +21,33 @@ __all__ = [
     "GroupMean",
     "PowerResult",
     "TestResult",
+    "largest_contrast",
+    "scale_treatment",
 ]
 
 ANALYSIS_FILE = "analysis.json"
-ANALYSIS_SCHEMA_VERSION = 1
+ANALYSIS_SCHEMA_VERSION = 2  # 2: role, scale, primary, integer_ratings
 Level = Literal["rater", "rating", "item", "system", "conversation", "rater-cell"]
+Role = Literal["primary", "sensitivity", "descriptive"]
+Scale = Literal["interval", "ordinal", "rank", "nominal"]
+
+# How each kind of test treats the 1-7 rating scale, by the start of its ``test`` name. The
+# interval tests (means, LMMs, ANOVAs) assume equal distances between scale points; the rank
+# tests use only the order; the ordinal model uses only the order and its categories.
+_SCALE_BY_TEST: tuple[tuple[str, Scale], ...] = (
+    ("LMM", "interval"), ("mixed ANOVA", "interval"), ("OLS", "interval"), ("Welch", "interval"),
+    ("proportional-odds", "ordinal"), ("Mann-Whitney", "rank"), ("Kruskal-Wallis", "rank"),
+    ("Wilcoxon", "rank"), ("Friedman", "rank"), ("Dunn", "rank"), ("Kendall", "rank"),
+    ("Spearman", "rank"), ("chi-square", "nominal"),
+)
+
+
+def scale_treatment(test: str) -> Scale | None:
+    """How a test treats the rating scale (interval, ordinal, rank or nominal), from its name."""
+    for prefix, scale in _SCALE_BY_TEST:
+        if test.startswith(prefix):
+            return scale
+    return None
 
 
 class TestResult(BaseModel):
@@ -58,11 +81,26 @@ class TestResult(BaseModel):
     n_ratings: int | None = Field(default=None, description="Ratings behind those units.")
     n_raters: int | None = Field(default=None, description="Distinct raters behind those units.")
     n_items: int | None = Field(default=None, description="Distinct items behind those units.")
-    finding: bool = Field(default=True, description="False for tests shown only for comparison (rating-level "
-                                                    "tests of rater attributes): never report them as findings.")
+    finding: bool = Field(default=True, description="True only for the primary test of a question (see role); "
+                                                    "never report a test with finding=false as a finding.")
+    role: Role = Field(default="primary", description="'primary': the configured test of its question (a "
+                                                      "finding); 'sensitivity': another test of the same "
+                                                      "question, shown beside it; 'descriptive': shown for "
+                                                      "comparison only (rating-level or rater-paired tests).")
+    scale: Scale | None = Field(default=None, description="How the test treats the rating scale: 'interval' "
+                                                         "(equal distances between points), 'ordinal', 'rank' "
+                                                         "or 'nominal'.")
     label: str | None = Field(default=None, description="A caveat to print beside the result.")
     flags: list[str] = Field(default_factory=list, description="Warnings: small cells, boundary fits, ...")
     extra: dict[str, Any] = Field(default_factory=dict, description="Test-specific details.")
+
+    def model_post_init(self, __context: Any) -> None:
+        if self.scale is None:
+            self.scale = scale_treatment(self.test)
+        if self.role != "primary":
+            self.finding = False
+        elif not self.finding:
+            self.role = "descriptive"
 
     def significant(self, alpha: float = 0.05) -> bool:
         """Adjusted p (or p when unadjusted) below ``alpha``."""
@@ -155,6 +193,10 @@ class AnalysisResult(BaseModel):
     rating: str = Field(description="The rating column analysed.")
     scale: tuple[int, int] = Field(description="Scale (min, max).")
     summary: DataSummary = Field(description="What was analysed.")
+    primary: dict[str, str] = Field(default_factory=dict,
+                                    description="The primary test of each question (its results are the findings).")
+    integer_ratings: bool = Field(default=True, description="False when some ratings are not whole scale points "
+                                                            "(analysed as they are, never rounded).")
     exclusions: list[Exclusion] = Field(default_factory=list, description="What was left out, and why.")
     tests: list[TestResult] = Field(default_factory=list, description="Every test, with its family.")
     means: list[GroupMean] = Field(default_factory=list, description="Descriptive means with CIs.")
@@ -167,3 +209,14 @@ class AnalysisResult(BaseModel):
     def find(self, **where: Any) -> list[TestResult]:
         """Tests whose fields equal every ``where`` value (e.g. ``analysis='demographic'``)."""
         return [t for t in self.tests if all(getattr(t, k) == v for k, v in where.items())]
+
+
+def largest_contrast(contrasts: list[TestResult], exact: bool) -> dict[str, Any]:
+    """Estimate fields of an LMM F test: its largest contrast (exact when the F has one df)."""
+    finite = [c for c in contrasts if c.estimate is not None and math.isfinite(c.estimate)]
+    if not finite:
+        return {}
+    c = max(finite, key=lambda t: abs(t.estimate or 0.0))
+    return {"estimate": c.estimate, "ci_low": c.ci_low, "ci_high": c.ci_high, "ci_level": c.ci_level,
+            "ci_method": c.ci_method if exact else f"{c.ci_method}, for that contrast (see its row)",
+            "estimate_kind": c.estimate_kind if exact else f"largest contrast, {c.term}: {c.estimate_kind}"}

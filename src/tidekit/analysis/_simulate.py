@@ -3,8 +3,13 @@
 The generating model is a crossed random-effects model on a latent scale, rounded and clipped
 to the 1-7 scale::
 
-    latent = 4.2 + rater_r + item_i + system_s + gain * fine_tuned
+    latent = 4.2 + rater_r + conversation_c + item_i + system_s + gain * fine_tuned
              + style_i * (age_style * age_rank_r + slope_r) + gender_main * female_r + noise
+
+``conversation_c`` is shared by every system's reply to conversation c (how hard the message is
+to answer well); ``item_i`` is the particular reply's own quality (reply SD). Raters see a
+balanced set of systems (``assignment="balanced"``) or a random subset of all replies
+(``assignment="random"``, as the rating app assigns items).
 
 ``style`` is 1 for replies that validate distress before offering support (here: the
 fine-tuned systems) and 0 otherwise, so ``age_style`` plants the paper's "older adults prefer
@@ -14,7 +19,7 @@ validation first" as an age x condition interaction; ``age_rank`` is 0 for the y
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from pydantic import Field
@@ -43,7 +48,12 @@ class SyntheticSpec(StrictModel):
     conditions: list[str] = Field(default_factory=lambda: ["zero_shot", "fine_tuned"], description="Conditions.")
     scenarios: int = Field(default=5, ge=1, description="Distinct scenarios (conversations cycle through them).")
     rater_sd: float = Field(default=0.8, ge=0, description="SD of rater intercepts.")
-    item_sd: float = Field(default=0.4, ge=0, description="SD of item intercepts.")
+    item_sd: float = Field(default=0.4, ge=0, description="SD of item (reply) intercepts: a reply's own quality.")
+    conversation_sd: float = Field(default=0.0, ge=0, description="SD of conversation intercepts, shared by every "
+                                                                  "system's reply to a conversation.")
+    assignment: Literal["balanced", "random"] = Field(
+        default="balanced", description="'balanced': each rater's replies cycle through the systems; 'random': "
+                                        "each rater rates a random subset of all conversation x system replies.")
     slope_sd: float = Field(default=0.2, ge=0, description="SD of raters' own preference for the style.")
     residual_sd: float = Field(default=0.9, gt=0, description="Residual SD.")
     finetune_gain: float = Field(default=0.4, description="Fine-tuned minus zero-shot, rating points.")
@@ -91,10 +101,18 @@ def synthetic_ratings(spec: SyntheticSpec | None = None, **overrides: object) ->
 
     k = spec.ratings_per_rater
     rows_r = np.repeat(np.arange(R), k)
-    rows_s = np.concatenate([(np.arange(k) + rng.integers(S)) % S for _ in range(R)])
-    rows_c = np.concatenate([rng.choice(C, size=k, replace=k > C) for _ in range(R)])
+    if spec.assignment == "random":
+        if k > C * S:
+            raise ValueError(f"ratings_per_rater={k} exceeds the {C * S} replies to choose from")
+        picks = np.concatenate([rng.choice(C * S, size=k, replace=False) for _ in range(R)])
+        rows_c, rows_s = picks // S, picks % S
+    else:
+        rows_s = np.concatenate([(np.arange(k) + rng.integers(S)) % S for _ in range(R)])
+        rows_c = np.concatenate([rng.choice(C, size=k, replace=k > C) for _ in range(R)])
     latent = (4.2 + u_r[rows_r] + u_i[rows_c, rows_s] + sys_fx[rows_s] + style[rows_s] * slope_r[rows_r]
               + rng.normal(0, spec.residual_sd, len(rows_r)))
+    if spec.conversation_sd > 0:  # drawn only when used, so studies without it are unchanged
+        latent += rng.normal(0, spec.conversation_sd, C)[rows_c]
     empathy = np.clip(np.rint(latent), 1, 7).astype(int)
     facets = {f: np.clip(np.rint(latent + rng.normal(0, 0.7, len(latent))), 1, 7).astype(int)
               for f in ("emotion_recognition", "distress_normalization", "supportive_reflection")}
