@@ -79,3 +79,16 @@ def test_split_cli_writes_records_and_manifest(sample_dir: Path, tmp_path: Path,
     splits = json.loads((out / "splits.json").read_text())
     listed = [pid for ids in splits["personas"].values() for pid in ids]
     assert sorted(listed) == sorted(p.id for p in ds.personas)
+
+
+def test_unknown_stratify_field_is_an_error_naming_the_fields_there_are(
+        sample_dir: Path, tmp_path: Path, run_cli: Callable[..., object]) -> None:
+    with pytest.raises(ConfigError, match=r"--stratify-by 'foo': no persona has that field\. Fields there are: "
+                                          r"age, age_group, gender, trauma_type, .*education"):
+        split_dataset(load_dataset(sample_dir), stratify_by="foo")
+    result = run_cli("data", "split", sample_dir, "--out", tmp_path / "s", "--stratify-by", "foo")
+    assert result.code == 2 and "Fields there are" in result.out + result.err  # type: ignore[attr-defined]
+    assert not (tmp_path / "s" / "splits.json").exists()
+    # a field that exists (an attribute) stratifies, and is recorded
+    ok = split_dataset(load_dataset(sample_dir), stratify_by="education")
+    assert ok.stratify_by == "education"

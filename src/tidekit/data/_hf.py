@@ -155,10 +155,14 @@ def write_hf(dataset: Dataset, folder: str | Path) -> None:
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    from datasets.utils import (
+        are_progress_bars_disabled,
+        disable_progress_bars,
+        enable_progress_bars,
+    )
+
     data = to_hf(dataset)
     tmp = Path(tempfile.mkdtemp(prefix=".hf-", dir=folder))
-    from datasets.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
-
     quiet = are_progress_bars_disabled()
     disable_progress_bars()  # a bar per save is noise in a CLI that reports what it wrote
     try:
