@@ -5,10 +5,15 @@ role); consecutive turns of the same role are merged, as the API requires altern
 SDK retries 429/5xx/overloaded/timeouts with backoff; the key comes from ``ANTHROPIC_API_KEY``
 (or ``api_key_env``). ``base_url`` points it at a proxy or a test server. The SDK's
 ``messages.create`` takes no sampling parameters (temperature, top_p, seed), so none are sent.
+
+A request's ``response_format`` becomes one tool whose ``input_schema`` is the schema, with
+``tool_choice`` forcing Claude to call it; the tool call's input, as JSON, is the reply's text.
+The Messages API gives no token probabilities, so ``logprobs`` is ignored.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,7 +24,8 @@ from tidekit.errors import MissingDependencyError
 
 __all__ = ["AnthropicBackend"]
 
-_FINISH = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length", "refusal": "stop"}
+_FINISH = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length", "refusal": "stop",
+           "tool_use": "stop"}
 
 
 class AnthropicBackend:
@@ -37,7 +43,8 @@ class AnthropicBackend:
                                           max_retries=config.max_retries)
         self.identity = ModelIdentity(alias=config.model, source=config.base_url or "https://api.anthropic.com",
                                       role="system")
-        self.capabilities = Capabilities(batching=False, max_batch_size=1, concurrency=config.concurrency)
+        self.capabilities = Capabilities(batching=False, max_batch_size=1, concurrency=config.concurrency,
+                                         structured_output=True)
 
     def _call(self, request: ChatRequest) -> ChatResult:
         p = request.params
@@ -57,11 +64,22 @@ class AnthropicBackend:
             kwargs["system"] = system
         if p.stop:
             kwargs["stop_sequences"] = p.stop
+        fmt = request.response_format
+        if fmt is not None:
+            kwargs["tools"] = [{"name": fmt.name, "description": "Record the answer in this structure.",
+                                "input_schema": fmt.json_schema}]
+            kwargs["tool_choice"] = {"type": "tool", "name": fmt.name}
         response = self.client.messages.create(**kwargs)
-        text = "".join(getattr(block, "text", "") for block in response.content if block.type == "text")
+        called = [block for block in response.content if block.type == "tool_use" and fmt is not None
+                  and block.name == fmt.name]
+        if called:
+            text = json.dumps(called[0].input, ensure_ascii=False)
+        else:
+            text = "".join(getattr(block, "text", "") for block in response.content if block.type == "text")
         return ChatResult(id=request.id, text=text, prompt_tokens=response.usage.input_tokens,
                           completion_tokens=response.usage.output_tokens,
-                          finish_reason=_FINISH.get(response.stop_reason or "end_turn", "stop"))
+                          finish_reason=_FINISH.get(response.stop_reason or "end_turn", "stop"),
+                          structured=None if fmt is None else bool(called))
 
     def _describe(self, exc: Exception) -> str:
         if isinstance(exc, self._anthropic.APIStatusError):

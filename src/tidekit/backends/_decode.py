@@ -370,8 +370,8 @@ def _mask_disallowed(logits: torch.Tensor, constraints: Sequence[TokenConstraint
     """``logits`` with every token a row's constraint forbids set to -inf (other rows untouched).
 
     The constraint packs allowed tokens into an int32 bitmask (32 tokens a word, the layout
-    xgrammar fills); numpy's ``unpackbits`` turns it into a boolean mask in one C pass, which
-    measured faster on CPU than xgrammar's own ``apply_token_bitmask_inplace`` there.
+    llguidance and xgrammar fill); numpy's ``unpackbits`` turns it into a boolean mask in one C
+    pass (on CPU it measured faster than xgrammar's ``apply_token_bitmask_inplace``).
     """
     import numpy as np
     import torch

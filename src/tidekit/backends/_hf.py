@@ -5,7 +5,7 @@ dtype from the hardware (bf16 where the CPU or GPU supports it, else fp32) unles
 the model's own chat template (folding the system text into the first user turn for templates
 without a system role); decodes a batch in one left-padded forward pass (see ``_decode.py``).
 A request's ``response_format`` is enforced by constrained decoding (``_constrain.py``,
-xgrammar); ``logprobs`` returns the most likely tokens at each position of the reply.
+llguidance); ``logprobs`` returns the most likely tokens at each position of the reply.
 """
 
 from __future__ import annotations
@@ -152,7 +152,7 @@ class HFBackend:
         self.capabilities = Capabilities(batching=True, max_batch_size=config.batch_size,
                                          system_role=self.system_role, adapters=True, token_counts=True,
                                          concurrency=1, context_length=self.context_length,
-                                         structured_output=_has_xgrammar(), logprobs=True)
+                                         structured_output=_has_llguidance(), logprobs=True)
         self._grammars: GrammarConstraints | None = None  # built on the first response_format
 
     @staticmethod
@@ -331,10 +331,10 @@ def tune_openmp_waits() -> None:
 
 
 
-def _has_xgrammar() -> bool:
+def _has_llguidance() -> bool:
     import importlib.util
 
-    return importlib.util.find_spec("xgrammar") is not None
+    return importlib.util.find_spec("llguidance") is not None
 
 
 def _template_has_system(tokenizer: Any) -> bool:

@@ -44,7 +44,7 @@ class ResponseFormat(BaseModel):
     """A JSON schema the reply must follow (structured output).
 
     Backends with ``Capabilities.structured_output`` enforce it: ``hf`` by constrained decoding
-    (xgrammar), ``openai`` by ``response_format`` (falling back to free text where the server
+    (llguidance), ``openai`` by ``response_format`` (falling back to free text where the server
     refuses it), ``anthropic`` by a forced tool call whose input is the reply. Others ignore it,
     so a caller still checks the text it gets back.
     """
