@@ -18,8 +18,6 @@ from __future__ import annotations
 import functools
 import os
 import re
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -153,6 +151,9 @@ def write_hf(dataset: Dataset, folder: str | Path) -> None:
 
     The new dataset is written beside the old one first, so a failed write leaves the old intact.
     """
+    import shutil
+    import tempfile
+
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     from datasets.utils import (
