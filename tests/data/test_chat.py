@@ -126,6 +126,8 @@ def test_sft_files_hold_exactly_what_finetune_trains_on(release_dir: Path, tmp_p
     assert [m["role"] for m in first["prompt"]] == ["system", "user"] and first["completion"][0]["role"] == "assistant"
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["counts"]["train_examples"] == len(train)
+    with pytest.raises(DataError, match="SFT training examples"):  # write-only, and says so
+        load_dataset(out)
     # already split data keeps its split; a template without a system role folds the prompt
     save_dataset(load_dataset(release_dir), tmp_path / "plain", "jsonl")
     assert run_cli("data", "convert", tmp_path / "plain", tmp_path / "g", "--to", "sft", "--model", "gemma-2-2b",

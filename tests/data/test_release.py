@@ -120,7 +120,12 @@ def _persona(root: Path, n: str, meta: Any, conversations: Any, name: str | None
     [[{"role": "user", "content": "help"}, {"role": "assistant", "content": "here"}]],  # a turn list per item
     {"c1": ["help", "here"]},                                                          # a [client, reply] pair
     {"person": "help", "chatbot": "here", "scenario": "s"},                            # one conversation
-], ids=["case", "spaces", "unknown-container", "nested", "turn-list", "string-pair", "single"])
+    {"c1": {"turn_1": {"speaker": "person", "message": "help"}, "turn_2": {"speaker": "chatbot",
+                                                                          "message": "here"}}},  # turns object
+    {"c1": {"client_statement_text": "help", "chatbot_reply_text": "here", "user_id": "u9"}},  # unlisted names
+    [[{"person": "help"}, {"chatbot": "here"}]],                                     # single-key turns
+], ids=["case", "spaces", "unknown-container", "nested", "turn-list", "string-pair", "single", "turns-object",
+        "unlisted-names", "single-key-turns"])
 def test_conversation_file_variants(tmp_path: Path, doc: Any) -> None:
     _persona(tmp_path, "1", {"age": 30}, doc)
     (conv,) = load_dataset(tmp_path).conversations
@@ -159,6 +164,24 @@ def test_wrong_shaped_metadata_fields_warn_and_are_kept(tmp_path: Path) -> None:
     assert p.attributes["age"] == "unknown" and p.attributes["gender"] == ["f", "m"]
     assert p.attributes["demographics"] == {"sex": "female"}
     assert p.trauma_type == "combat" and p.attributes["trauma"] == {"age": 9}  # age at trauma is not the age
+
+
+@pytest.mark.parametrize(("meta", "expected"), [
+    ({"age": "25-34"}, {"age": None, "age_group": "25-34"}),
+    ({"age": "34-year-old", "trauma": {"trauma_type": "combat"}}, {"age": 34, "trauma_type": "combat"}),
+    ({"trauma_info": {"type": "assault", "age": 12}}, {"trauma_type": "assault", "age": None}),
+    ({"profile": {"age": {"value": 61, "group": "55-64"}}}, {"age": 61, "age_group": "55-64"}),
+    ({"metadata": {"demographics": {"Sex": "Female"}}, "Behaviours": "avoidance, nightmares"},
+     {"gender": "Female", "behaviors": ["avoidance", "nightmares"]}),
+], ids=["age-range", "years-old", "trauma-info", "age-block", "deep"])
+def test_metadata_variants_map_onto_fields(tmp_path: Path, meta: dict[str, Any], expected: dict[str, Any]) -> None:
+    _persona(tmp_path, "1", meta, {"c": {"person": "p", "chatbot": "c"}})
+    problems = Problems()
+    (p,) = read_tide(tmp_path, problems).personas
+    assert {k: getattr(p, k) for k in expected} == expected
+    assert not problems.errors
+    save_dataset(read_tide(tmp_path), tmp_path / "out", "tide")  # and the canonical write reads back the same
+    assert read_tide(tmp_path / "out").personas == [p]
 
 
 def test_conflicting_aliases_keep_the_field_s_own_name_and_warn(tmp_path: Path) -> None:

@@ -54,9 +54,26 @@ def detect_format(path: str | Path) -> Format:
         return "messages"
     if is_tide_folder(path):
         return "tide"
+    if _is_sft_folder(path):
+        raise DataError(f"{path}: holds SFT training examples ('tidekit data convert --to sft'), which cannot be read "
+                        "back as a dataset; give the dataset they were made from")
     raise DataError(f"{path}: no dataset found: expected TIDE files (metadata/N_metadata.json, "
                     "conversations/N_conversations.json), personas/conversations .jsonl or .parquet, a Hugging "
                     "Face datasets folder (dataset_info.json, state.json) or messages.jsonl")
+
+
+def _is_sft_folder(path: Path) -> bool:
+    import json
+
+    for name in ("train.jsonl", "validation.jsonl", "test.jsonl"):
+        if (path / name).is_file():
+            with open(path / name, encoding="utf-8") as fh:
+                try:
+                    first = json.loads(fh.readline() or "{}")
+                except (json.JSONDecodeError, UnicodeDecodeError):
+                    return False
+            return isinstance(first, dict) and {"prompt", "completion"} <= first.keys()
+    return False
 
 
 def _folder(path: Path) -> Path:

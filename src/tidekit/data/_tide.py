@@ -62,7 +62,9 @@ TURN_LIST_KEYS = ("turns", "messages", "dialogue", "dialog", "conversation", "ut
 ROLE_KEYS = ("role", "speaker", "from", "author")
 TEXT_KEYS = ("text", "content", "message", "utterance", "value")
 SCENARIO_ID_KEYS = ("scenario_id", "scenario_key")
-SCENARIO_KEYS = ("scenario", "emotional_scenario", "scenario_name", "category", "scenario_type", "emotion", "topic")
+SCENARIO_KEYS = ("scenario", "emotional_scenario", "scenario_name", "scenario_title", "scenario_label",
+                 "scenario_description", "category", "scenario_type", "scenario_category", "emotion",
+                 "emotion_category", "topic", "situation", "theme")
 CONV_ID_KEYS = ("conversation_id", "id", "conv_id")
 CONTAINER_KEYS = ("conversations", "dialogues", "dialogs", "data", "items", "records", "pairs", "conversation")
 SPLIT_ALIASES = {"train": "train", "training": "train", "validation": "validation", "valid": "validation",
@@ -94,14 +96,14 @@ ATTRIBUTE_FIELDS = ("education", "co_occurring_condition")
 _ALIAS_FIELD = {alias: field for field, aliases in PERSONA_KEYS.items() for alias in aliases}
 # nested metadata blocks the reader looks into: about the client themself (a block about a
 # spouse or a perpetrator is not, so its 'age' stays where it is)
-METADATA_BLOCKS = ("demographics", "demographic", "demographic_info", "demographic_information", "client",
+METADATA_BLOCKS = frozenset(("demographics", "demographic", "demographic_info", "demographic_information", "client",
                    "client_info", "client_profile", "client_information", "persona", "persona_info", "profile",
                    "personal", "personal_info", "personal_information", "personal_details", "basic_info",
                    "background", "details", "info", "metadata", "meta", "attributes", "trauma", "trauma_info",
                    "trauma_history", "trauma_details", "trauma_profile", "trauma_background", "clinical",
                    "clinical_info", "clinical_profile", "clinical_presentation", "presentation", "mental_health",
                    "diagnosis", "conditions", "symptoms", "behaviors", "behaviours", "age", "education",
-                   "co_occurring")
+                   "co_occurring", "trauma_information", "trauma_data"))
 PERSONA_ID_KEYS = ("persona_id", "client_id", "id", "persona")
 
 
@@ -174,21 +176,43 @@ def _candidates(attrs: dict[str, Any], prefix: tuple[str, ...] = ()) -> list[tup
     found: list[tuple[tuple[str, ...], str, int]] = []
     nested: list[tuple[str, dict[str, Any]]] = []
     block = _norm(prefix[-1]) if prefix else ""
-    topical = bool(block) and (block in _ALIAS_FIELD or "trauma" in block or block in ("behaviors", "behaviours"))
+    topic = _topic(block)
+    topic_field = _ALIAS_FIELD.get(topic) if topic else None
     for key, value in attrs.items():
         name = _norm(key)
-        joined = f"{block}_{name}" if block else name
-        field = _ALIAS_FIELD.get(joined) if topical else _ALIAS_FIELD.get(name) or _ALIAS_FIELD.get(joined)
-        if isinstance(value, dict) and name in METADATA_BLOCKS and len(prefix) < _MAX_DEPTH \
+        joined = f"{topic or block}_{name}" if block else name
+        bare = _ALIAS_FIELD.get(name)
+        if topic:  # 'trauma.type', 'trauma.trauma_type', 'age.value'; not 'trauma.age'
+            field = _ALIAS_FIELD.get(joined) or (bare if bare == topic_field else None) or (
+                topic_field if name in ("value", "name", "label") else None)
+        else:
+            field = bare or _ALIAS_FIELD.get(joined)
+        if isinstance(value, dict) and name in METADATA_BLOCKS | _TOPIC_BLOCKS and len(prefix) < _MAX_DEPTH \
                 and not (field == "behaviors" and _bool_map(value)):
             nested.append((key, value))
         elif field:
-            alias = joined if _ALIAS_FIELD.get(joined) == field and (topical or name not in _ALIAS_FIELD) else name
-            found.append(((*prefix, key), field, PERSONA_KEYS[field].index(alias)))
+            alias = joined if _ALIAS_FIELD.get(joined) == field else name if bare == field else field
+            found.append(((*prefix, key), field, PERSONA_KEYS[field].index(alias) if alias in PERSONA_KEYS[field]
+                          else 0))
     found.sort(key=lambda f: f[2])  # at one depth, the field's own name before its aliases
     for key, value in nested:
         found.extend(_candidates(value, (*prefix, key)))
     return found
+
+
+_TOPIC_BLOCKS = frozenset(name for name in ("age", "education", "co_occurring", "trauma", "behaviors",
+                                             "behaviours", "gender", "trauma_type", "age_group"))
+
+
+def _topic(block: str) -> str | None:
+    """The field-naming topic of a metadata block: 'trauma' for 'trauma_info', 'age' for 'age'..."""
+    if not block:
+        return None
+    if "trauma" in block:
+        return "trauma"
+    if block.startswith("behavio"):
+        return "behaviors"
+    return block if block in _ALIAS_FIELD or block == "co_occurring" else None
 
 
 def _bool_map(value: dict[str, Any]) -> bool:
@@ -206,7 +230,8 @@ def _coerce(field: str, value: Any) -> tuple[bool, Any]:
             return 0 <= value <= 120, value
         if isinstance(value, float) and value.is_integer():
             return 0 <= value <= 120, int(value)
-        if isinstance(value, str) and (m := re.fullmatch(r"\s*(\d{1,3})(\s*(years?|yrs?|y)(\s*old)?)?\s*", value)):
+        if isinstance(value, str) and (m := re.fullmatch(r"\s*(\d{1,3})([\s-]*(years?|yrs?|y)([\s-]*old)?)?\s*",
+                                                          value, re.IGNORECASE)):
             return int(m.group(1)) <= 120, int(m.group(1))
         return False, value
     if field == "behaviors":
@@ -262,6 +287,10 @@ def _flatten_persona(n: str, meta: dict[str, Any], path: Path, problems: Problem
             _remove(attrs, key_path)
             continue
         ok, value = _coerce(field, raw)
+        if not ok and field == "age" and isinstance(raw, str) and _AGE_RANGE.fullmatch(raw):
+            field, ok = "age_group", True  # "25-34" or "65+" under 'age' is an age group
+            if field in chosen or field in skipped:
+                continue
         dotted = ".".join(key_path)
         if not ok:
             if field not in chosen:
@@ -288,6 +317,9 @@ def _flatten_persona(n: str, meta: dict[str, Any], path: Path, problems: Problem
     fields["attributes"] = attrs
     return fields
 
+
+_AGE_RANGE = re.compile(r"\s*\d{1,3}\s*([-–—]|to)\s*\d{1,3}\s*|\s*\d{1,3}\s*\+\s*|\s*(under|over)\s*\d{1,3}\s*",
+                        re.IGNORECASE)
 
 _SHAPE_HINT = {
     "age": "write age as a whole number of years (0-120)",
@@ -322,6 +354,30 @@ def _text_value(value: Any) -> Any:
     if isinstance(value, dict) and (key := _find(value, TEXT_KEYS)) is not None:
         return value[key]
     return value
+
+
+_CLIENT_TOKENS = frozenset(("person", "client", "user", "patient", "human", "seeker"))
+_SUPPORTER_TOKENS = frozenset(("chatbot", "assistant", "response", "reply", "bot", "ai", "supporter", "therapist",
+                               "counselor", "counsellor", "reference"))
+_NOT_TEXT_TOKENS = frozenset(("id", "name", "type", "role", "age", "gender", "count", "index", "number", "rating",
+                              "score", "label", "tokens", "length"))
+
+
+def _speaker_key(data: dict[str, Any], client: bool) -> str | None:
+    """The key of the client (or supporter) text: a known alias, else one key naming that side
+    only ('client_statement_text'), whose value is text."""
+    key = _find(data, CLIENT_KEYS if client else SUPPORTER_KEYS)
+    if key is not None:
+        return key
+    mine, theirs = (_CLIENT_TOKENS, _SUPPORTER_TOKENS) if client else (_SUPPORTER_TOKENS, _CLIENT_TOKENS)
+    keys = [k for k, v in data.items()
+            if (parts := set(_norm(k).split("_"))) & mine and not parts & (theirs | _NOT_TEXT_TOKENS)
+            and (isinstance(v, str) or (isinstance(v, dict) and _find(v, TEXT_KEYS) is not None))]
+    return keys[0] if len(keys) == 1 else None
+
+
+def _is_turn(value: Any) -> bool:
+    return isinstance(value, dict) and _find(value, ROLE_KEYS) is not None and _find(value, TEXT_KEYS) is not None
 
 
 def _turns_from_list(items: list[Any], path: Path, where: str, problems: Problems) -> list[dict[str, Any]] | None:
@@ -385,6 +441,8 @@ def _is_pair(value: Any) -> bool:
     list_key = _find(value, TURN_LIST_KEYS)
     if list_key is not None and _is_turn_list(value[list_key]):
         return True
+    if sum(_is_turn(v) for v in value.values()) >= 2:  # {"turn_1": {"role": ..., "text": ...}, ...}
+        return True
     return _nested_pair_key(value) is not None
 
 
@@ -437,8 +495,13 @@ def _parse_conversation(
         turns = _turns_from_list(data.pop(list_key), path, f"{where}.{list_key}", problems)
         if turns is None:
             return None
-    client_key = _find(data, CLIENT_KEYS)
-    supporter_key = _find(data, SUPPORTER_KEYS)
+    elif _find(data, CLIENT_KEYS) is None and (turn_keys := [k for k, v in data.items() if _is_turn(v)]):
+        # turns as an object of turn objects, in file order
+        turns = _turns_from_list([data.pop(k) for k in turn_keys], path, f"{where}.{turn_keys[0]}", problems)
+        if turns is None:
+            return None
+    client_key = _speaker_key(data, client=True)
+    supporter_key = _speaker_key(data, client=False)
     if turns is None:
         if client_key is None:
             problems.add(path, "no client message found", where=where,
