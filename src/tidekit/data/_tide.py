@@ -30,6 +30,7 @@ that third-party loaders of the release read too: ``{N}_metadata.json`` as a fla
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from pathlib import Path
@@ -107,8 +108,17 @@ METADATA_BLOCKS = frozenset(("demographics", "demographic", "demographic_info", 
 PERSONA_ID_KEYS = ("persona_id", "client_id", "id", "persona")
 
 
+_NON_ALNUM = re.compile(r"[^a-z0-9]+")
+
+
+@functools.lru_cache(maxsize=4096)
+def _norm_text(key: str) -> str:
+    return _NON_ALNUM.sub("_", key.lower()).strip("_")
+
+
 def _norm(key: object) -> str:
-    return re.sub(r"[^a-z0-9]+", "_", str(key).lower()).strip("_")
+    """A key as compared with the aliases: lower case, runs of other characters as one '_'."""
+    return _norm_text(str(key))
 
 
 def _find(data: dict[str, Any], aliases: tuple[str, ...]) -> str | None:
@@ -283,7 +293,7 @@ def _flatten_persona(n: str, meta: dict[str, Any], path: Path, problems: Problem
         if field in skipped:
             continue
         raw = _get(attrs, key_path)
-        if raw is None:  # a known field left empty: nothing to keep
+        if raw is None or (isinstance(raw, str) and not raw.strip()):  # a known field left empty: nothing to keep
             _remove(attrs, key_path)
             continue
         ok, value = _coerce(field, raw)
