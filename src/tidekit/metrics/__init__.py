@@ -69,6 +69,15 @@ from tidekit.metrics._score import (
 )
 from tidekit.metrics._surface import corpus_distinct, distinct_n
 from tidekit.metrics._tokenize import words
+from tidekit.metrics._validate import (
+    Correlation,
+    HumanAgreement,
+    JudgeValidation,
+    LabelRow,
+    correlate,
+    load_labels,
+    validate_judge,
+)
 
 __all__ = [
     "CRITERIA",
@@ -80,13 +89,17 @@ __all__ = [
     "SAFETY_COLUMNS",
     "SCALE",
     "BootstrapConfig",
+    "Correlation",
+    "HumanAgreement",
     "JudgeBias",
     "JudgeConfig",
     "JudgeItem",
     "JudgeOptions",
     "JudgeRun",
     "JudgeSummary",
+    "JudgeValidation",
     "JudgeVerdict",
+    "LabelRow",
     "Metric",
     "MetricInfo",
     "MetricScores",
@@ -107,6 +120,7 @@ __all__ = [
     "cluster_bootstrap_ci",
     "compare_systems",
     "corpus_distinct",
+    "correlate",
     "distinct_n",
     "expected_scores",
     "find_generation_files",
@@ -115,6 +129,7 @@ __all__ = [
     "judge_items",
     "lcs_length",
     "list_metrics",
+    "load_labels",
     "measure_bias",
     "metric",
     "paired_test",
@@ -124,6 +139,7 @@ __all__ = [
     "run_judges",
     "score",
     "summarize_judge",
+    "validate_judge",
     "verdict_schema",
     "verdict_value",
     "wordnet_reader",

@@ -235,6 +235,32 @@ def fig_metric_human(c: RunContents) -> Figure | None:
     return fig
 
 
+def fig_judge_validation(c: RunContents) -> Figure | None:
+    """Spearman correlation of each judge criterion with each human label column (bootstrap 95%
+    CI), from judge_validation/validation.json; the score kind the tables use. Undefined
+    correlations (a constant judge) are listed on the axis without a point."""
+    v = c.judge_validation
+    if not v:
+        return None
+    rows = [r for r in v.get("correlations", []) if r.get("score") == v.get("table_score")]
+    if not rows:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.0, 0.8 + 0.28 * len(rows)))
+    points = [(r["spearman"] if r["spearman"] is not None else float("nan"), r["ci_low"], r["ci_high"],
+               f"{r['judge']}: {r['criterion']} vs {r['human']} (n={r['n']})"
+               + ("" if r["spearman"] is not None else " - undefined"), "C0") for r in rows]
+    for a in v.get("human_agreement", []):
+        points.append((a["spearman"] if a["spearman"] is not None else float("nan"), a["ci_low"], a["ci_high"],
+                       f"ceiling: {a['human_a']} vs {a['human_b']} (n={a['n']})", "C2"))
+    _forest(ax, points)
+    ax.axvline(0, color="grey", lw=0.6)
+    ax.set_xlim(-1, 1)
+    ax.set_xlabel("Spearman rho with the human labels")
+    fig.tight_layout()
+    return fig
+
+
 def fig_training(c: RunContents) -> Figure | None:
     """Fine-tuning loss curves per model (from metrics.jsonl): training loss as a line,
     validation loss as markers. The end-of-training summary (``train_loss``, an average over
@@ -278,6 +304,7 @@ FIGURES: dict[str, tuple[str, str, Callable[[RunContents], Figure | None]]] = {
     "demographics": ("Demographic effects", fig_demographics.__doc__ or "", fig_demographics),
     "agreement": ("Agreement", fig_agreement.__doc__ or "", fig_agreement),
     "metric_human": ("Metric vs human", fig_metric_human.__doc__ or "", fig_metric_human),
+    "judge_validation": ("Judge vs human labels", fig_judge_validation.__doc__ or "", fig_judge_validation),
 }
 
 

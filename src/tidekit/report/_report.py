@@ -35,7 +35,8 @@ def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _test_rows(tests: list[Any], cols: tuple[str, ...] = ("family", "term", "test", "level", "estimate", "ci_low",
+def _test_rows(tests: list[Any], cols: tuple[str, ...] = ("family", "role", "term", "test", "level", "scale",
+                                                          "estimate", "ci_low",
                                                           "ci_high", "statistic_name", "statistic", "df", "df2",
                                                           "p", "p_adjusted", "effect_size_name", "effect_size",
                                                           "n")) -> pd.DataFrame:
@@ -68,16 +69,20 @@ def _build_tables(c: RunContents) -> list[Table]:
         tables.append(Table("aggregates", "Aggregates (from scores/aggregates.csv)", c.aggregates))
     if c.comparisons is not None:
         tables.append(Table("score_comparisons", "Metric comparisons (from scores/comparisons.csv)", c.comparisons))
+    tables += _judge_validation_tables(c)
     a = c.analysis
     if a is not None:
         tables.append(Table("human_means", "Mean human rating by system, condition and scenario (rater means)",
                             _frame([m.model_dump(exclude={"flags", "unit"}) for m in a.means
                                     if m.analysis in ("system", "condition", "model", "scenario")])))
-        comps = [t for t in a.tests if t.analysis in ("system", "condition")]
+        comps = [t for t in a.tests if t.analysis in ("system", "condition") and t.role != "descriptive"]
         if comps:
-            tables.append(Table("comparisons", "System and condition comparisons", _test_rows(comps),
-                                "LMM: random intercepts for rater and item, Satterthwaite df; Wilcoxon paired by "
-                                "rater; p_adjusted within each family."))
+            tables.append(Table("comparisons", "System and condition comparisons (primary: the findings; "
+                                               "sensitivity: shown beside them)", _test_rows(comps),
+                                "LMM: crossed random intercepts for rater, conversation and reply (and rater-by-"
+                                "system where identified), Satterthwaite df; pairwise contrasts Holm-corrected and "
+                                "gated by the omnibus F. Wilcoxon paired by conversation. Only role=primary rows "
+                                "are findings."))
         scen = [t for t in a.tests if t.analysis == "condition_by_scenario"]
         if scen:
             tables.append(Table("condition_by_scenario", "Fine-tuning gain by scenario", _test_rows(scen)))
@@ -89,9 +94,15 @@ def _build_tables(c: RunContents) -> list[Table]:
             tables.append(Table("demographic_means", "Mean rating by rater attribute (rater means)",
                                 _frame([m.model_dump(exclude={"unit"}) | {"flags": "; ".join(m.flags)}
                                         for m in a.means if m.analysis in a.summary.attributes])))
-        naive = [t for t in a.tests if not t.finding]
+        sens = [t for t in a.tests if t.analysis == "demographic" and t.role == "sensitivity"]
+        if sens:
+            tables.append(Table("demographic_sensitivity", "Demographic effects: sensitivity analyses (NOT findings)",
+                                _test_rows(sens), "Other tests of the same questions, shown beside the primary "
+                                                  "test; they never add findings."))
+        naive = [t for t in a.tests if t.role == "descriptive"]
         if naive:
-            tables.append(Table("rating_level_tests", "Rating-level tests (NOT findings: shown for comparison)",
+            tables.append(Table("rating_level_tests", "Rating-level and rater-paired tests (NOT findings: shown "
+                                                      "for comparison)",
                                 _test_rows(naive), naive[0].label or ""))
         if a.agreement:
             tables.append(Table("agreement", "Inter-rater agreement (Krippendorff's alpha)",
@@ -104,6 +115,25 @@ def _build_tables(c: RunContents) -> list[Table]:
                                 _frame([e.model_dump(exclude={"detail"}) | {"examples": ", ".join(e.detail[:5])}
                                         for e in a.exclusions])))
     return [t for t in tables if isinstance(t.frame, pd.DataFrame) and not t.frame.empty]
+
+
+def _judge_validation_tables(c: RunContents) -> list[Table]:
+    """The judges against human labels (judge_validation/validation.json), when the run has it."""
+    v = c.judge_validation
+    if not v:
+        return []
+    rows = [{"judge": r["judge"], "criterion": r["criterion"], "human": r["human"], "n": r["n"],
+             "spearman": r["spearman"], "ci_low": r["ci_low"], "ci_high": r["ci_high"], "kendall": r["kendall"],
+             "undefined": r.get("undefined_reason") or ""}
+            for r in v.get("correlations", []) if r.get("score") == v.get("table_score")]
+    rows += [{"judge": "(humans)", "criterion": a["human_a"], "human": a["human_b"], "n": a["n"],
+              "spearman": a["spearman"], "ci_low": a["ci_low"], "ci_high": a["ci_high"], "kendall": a["kendall"],
+              "undefined": a.get("undefined_reason") or ""} for a in v.get("human_agreement", [])]
+    rates = ", ".join(f"{j['judge']} {j['parse_failure_rate']:.0%}" for j in v.get("judges", []))
+    note = (f"{v.get('n_items')} labelled replies from {v.get('labels')}; judge scores: {v.get('table_score')}; "
+            f"parse-failure rate: {rates}; intervals: {v.get('confidence', 0.95):.0%} bootstrap over items. "
+            "Rows '(humans)' are the agreement of two human columns, the ceiling a judge can reach.")
+    return [Table("judge_validation", "Judge vs human labels (Spearman, Kendall tau-b)", _frame(rows), note)]
 
 
 def _sections(c: RunContents, figs: dict[str, RenderedFigure], tables: dict[str, Table]) -> list[dict[str, Any]]:
@@ -123,10 +153,13 @@ def _sections(c: RunContents, figs: dict[str, RenderedFigure], tables: dict[str,
     sections.append({"id": "dataset", "title": "Dataset", "kpis": kpis,
                      "intro": "" if s else "No dataset in this run.",
                      "blocks": tab("dataset_scenarios") + tab("generations")})
+    judge_warnings = ([{"kind": "list", "items": [f"Judge warning: {w}" for w in c.judge_warnings]}]
+                      if c.judge_warnings else [])
     sections.append({"id": "metrics", "title": "Automatic metrics", "kpis": [],
                      "intro": "" if c.scores is not None else "No scores in this run.",
-                     "blocks": tab("metrics_by_model_condition") + tab("aggregates") + fig("metrics") + fig("scenarios")
-                     + fig("ceiling") + fig("training") + tab("score_comparisons")})
+                     "blocks": judge_warnings + tab("metrics_by_model_condition") + tab("aggregates") + fig("metrics")
+                     + fig("scenarios") + fig("ceiling") + fig("training") + tab("score_comparisons")
+                     + fig("judge_validation") + tab("judge_validation")})
     a = c.analysis
     if a is not None:
         sm = a.summary

@@ -8,6 +8,7 @@ The report renders whatever parts exist. Layout (written by ``tidekit run`` and 
     RUN/scores/       scores.parquet, aggregates.csv, comparisons.csv, ceiling.json, manifest.json
     RUN/ratings/      ratings.csv or ratings.parquet, manifest.json
     RUN/analysis/     analysis.json, tables/, manifest.json
+    RUN/judge_validation/  validation.json (the judges against human labels), manifest.json
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ class RunContents:
     ceiling: dict[str, Any] | None = None
     ratings_path: Path | None = None
     analysis: AnalysisResult | None = None
+    judge_validation: dict[str, Any] | None = None  # validation.json of 'tidekit judge validate'
+    judge_warnings: list[str] = field(default_factory=list)  # from the scores manifest
     missing: list[str] = field(default_factory=list)
 
 
@@ -139,6 +142,16 @@ def discover_run(root: str | Path) -> RunContents:
                 break
     else:
         c.missing.append("scores: no scores/ folder")
+    scores_manifest = c.manifests.get("scores")
+    if scores_manifest is not None:
+        c.judge_warnings = list((scores_manifest.extra.get("judge") or {}).get("warnings") or [])
+    jv = root / "judge_validation" / "validation.json"
+    if jv.is_file():
+        _manifest(jv.parent, "judge_validation", c)
+        try:
+            c.judge_validation = json.loads(jv.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            c.missing.append(f"judge validation: validation.json unreadable ({exc.msg})")
     # ratings
     rt = root / "ratings"
     if rt.is_dir():

@@ -26,6 +26,7 @@ __all__ = [
     "DatasetSection",
     "FinetuneSection",
     "GenerationSection",
+    "JudgeValidationSection",
     "RatingSection",
     "ReportSection",
     "SplitSection",
@@ -115,6 +116,15 @@ class RatingSection(StrictModel):
                                     "(see docs/rating.md), including planted demographic effects.")
 
 
+class JudgeValidationSection(StrictModel):
+    """Check the study's judges against human labels (``tidekit judge validate``); the report
+    shows the result beside the judge scores."""
+
+    labels: str = Field(description="CSV or JSONL with id, context, response and the human score columns "
+                                    "(see docs/scoring.md).")
+    human: list[str] = Field(min_length=1, description="The human score columns to validate against.")
+
+
 class ReportSection(StrictModel):
     """The final report."""
 
@@ -132,6 +142,8 @@ class StudyConfig(StrictModel):
     generation: GenerationSection = Field(default_factory=GenerationSection, description="Answering.")
     finetune: FinetuneSection = Field(default_factory=FinetuneSection, description="LoRA fine-tuning.")
     scoring: ScoreConfig = Field(default_factory=ScoreConfig, description="Metrics, judges, safety, CIs.")
+    judge_validation: JudgeValidationSection | None = Field(
+        default=None, description="Validate the scoring judges against a labels file (needs scoring.judges).")
     rating: RatingSection = Field(default_factory=RatingSection, description="Human ratings.")
     analysis: AnalysisConfig = Field(default_factory=AnalysisConfig, description="Statistics on ratings.")
     report: ReportSection = Field(default_factory=ReportSection, description="The report.")
@@ -142,4 +154,6 @@ class StudyConfig(StrictModel):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"systems: {', '.join(dupes)} listed twice; list each model once with its conditions")
+        if self.judge_validation is not None and not self.scoring.judges:
+            raise ValueError("judge_validation is set but scoring.judges is empty: name the judges to validate")
         return self

@@ -168,6 +168,25 @@ def build_stages(cfg: StudyConfig, progress: bool = True) -> list[Stage]:
     stages.append(Stage("score", scores_dir, {"scoring": cfg.scoring.model_dump(mode="json")}, score_stage,
                         deps=("split", *gen_names)))
 
+    # -- the judges against human labels (when the config names a labels file) ---------------
+    if cfg.judge_validation is not None and cfg.scoring.judges:
+        validation = cfg.judge_validation
+        validation_dir = run / "judge_validation"
+
+        def validation_stage() -> dict[str, Any]:
+            from tidekit.metrics import validate_judge
+
+            result = validate_judge(validation.labels, validation.human, validation_dir, cfg.scoring,
+                                    progress=progress)
+            return {"items": result.n_items, "parse_failure_rate": result.parse_failure_rate}
+
+        stages.append(Stage("judge_validation", validation_dir,
+                            {"judge_validation": validation.model_dump(mode="json"),
+                             "labels_sha256": (hashlib.sha256(Path(validation.labels).read_bytes()).hexdigest()
+                                               if Path(validation.labels).is_file() else None),
+                             "judges": [j.model_dump(mode="json") for j in cfg.scoring.judges],
+                             "judge": cfg.scoring.judge.model_dump(mode="json")}, validation_stage))
+
     # -- ratings -----------------------------------------------------------------------------
     ratings_dir = run / "ratings"
     rating = cfg.rating
@@ -216,7 +235,7 @@ def build_stages(cfg: StudyConfig, progress: bool = True) -> list[Stage]:
         result = report(run, out=report_dir, title=cfg.report.title or cfg.name, analyze=False)
         return {"html": str(result.html), "figures": len(result.figures), "missing": len(result.missing)}
 
-    last = [s.name for s in stages if s.name in ("analysis", "score")]
+    last = [s.name for s in stages if s.name in ("analysis", "score", "judge_validation")]
     stages.append(Stage("report", report_dir, {"report": cfg.report.model_dump(mode="json"), "name": cfg.name},
                         report_stage, deps=tuple(last)))
     return stages

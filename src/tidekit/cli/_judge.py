@@ -1,0 +1,77 @@
+"""``tidekit judge validate``: how well an empathy judge agrees with human labels."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from tidekit.cli._common import example, overrides_argument, stdout_console
+
+__all__ = ["COMMANDS"]
+
+
+@click.group("judge", **example("tidekit judge validate --labels labels.csv --human total --out runs/judge-check"))
+def judge_group() -> None:
+    """The empathy judge on its own: check it against human labels before trusting its scores."""
+
+
+@judge_group.command("validate", **example(
+    "tidekit judge validate --labels labels.csv --human total --out runs/judge-check",
+    "tidekit judge validate --labels labels.jsonl --human rater_a --human rater_b --out runs/judge-check "
+    "--backend openai --model my-judge --base-url http://127.0.0.1:8000/v1 bootstrap.n_resamples=5000"))
+@click.option("--labels", required=True, type=click.Path(path_type=Path),
+              help="CSV or JSONL with id, context, response and the human score columns (docs/scoring.md).")
+@click.option("--human", "human", multiple=True, required=True,
+              help="A human score column to validate against (repeatable; several give the human-human ceiling).")
+@click.option("--out", "-o", required=True, type=click.Path(path_type=Path), help="Folder to write.")
+@click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
+              help="A score config YAML: its judges, judge options, bootstrap and seed are used.")
+@click.option("--model", default=None, help="The judge: registry alias, local folder, or server-side model name. "
+                                            "[smollm2-135m, unless the config names judges]")
+@click.option("--backend", "kind", default=None, type=click.Choice(["hf", "openai", "anthropic"]),
+              help="Which backend runs the judge. [hf]")
+@click.option("--base-url", default=None, help="openai/anthropic: server URL, e.g. http://127.0.0.1:8000/v1.")
+@click.option("--seed", type=int, default=None, help="Bootstrap seed [default: 0].")
+@overrides_argument
+def validate_cmd(labels: Path, human: tuple[str, ...], out: Path, config_path: Path | None, model: str | None,
+                 kind: str | None, base_url: str | None, seed: int | None, overrides: tuple[str, ...]) -> None:
+    """Judge every labelled reply and write validation.json: Spearman and Kendall (bootstrap
+    95% CIs) of each judge criterion with each human column, the parse-failure rate, the
+    human-human agreement when several columns are given, and a scatter/calibration figure.
+    """
+    import json
+
+    from tidekit._config import load_config
+    from tidekit.metrics import ScoreConfig, validate_judge
+
+    flags: list[str] = []
+    if model or kind or base_url:
+        backend = {k: v for k, v in (("model", model), ("kind", kind), ("base_url", base_url)) if v}
+        flags.append("judges=" + json.dumps([{"backend": backend}]))
+    if seed is not None:
+        flags.append(f"seed={seed}")
+    config = load_config(ScoreConfig, config_path, [*flags, *overrides])
+    result = validate_judge(labels, list(human), out, config)
+    console = stdout_console()
+    console.print(f"judged {result.n_items} labelled replies -> {out / 'validation.json'}")
+    for s in result.judges:
+        console.print(f"judge {s.judge}: parse-failure rate {s.parse_failure_rate:.1%}, scores: {s.score_source}")
+        for warning in s.warnings:
+            console.print(f"  warning: {warning}")
+    for col in result.human_columns:
+        for s in result.judges:
+            c = result.find(col, "overall", s.judge)
+            if c.spearman is None:
+                console.print(f"  overall vs {col}: undefined ({c.undefined_reason}), n={c.n}")
+            else:
+                ci = (f" [{c.ci_low:.3f}, {c.ci_high:.3f}]" if c.ci_low is not None and c.ci_high is not None
+                      else " [no interval]")
+                console.print(f"  {s.judge} overall vs {col}: Spearman {c.spearman:.3f}{ci}, "
+                              f"Kendall {c.kendall:.3f}, n={c.n}")
+    for a in result.human_agreement:
+        shown = f"{a.spearman:.3f}" if a.spearman is not None else f"undefined ({a.undefined_reason})"
+        console.print(f"  ceiling {a.human_a} vs {a.human_b}: Spearman {shown}, n={a.n}")
+
+
+COMMANDS = [judge_group]
