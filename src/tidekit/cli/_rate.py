@@ -63,8 +63,8 @@ def create_cmd(config: Path | None, dataset: Path, generations: tuple[Path, ...]
 
 
 @rate.command("serve", **example("tidekit rate serve --db runs/ratings.db --port 8000",
-                                 "tidekit rate serve --db postgresql://me@127.0.0.1:5432/study --host 0.0.0.0 "
-                                 "secure_cookies=true trust_proxy=true"))
+                                 "tidekit rate serve --db runs/ratings.db --host 127.0.0.1 secure_cookies=true "
+                                 "trust_proxy=true require_prolific=true"))
 @click.option("--db", required=True, help=_DB_HELP)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535), help="TCP port.")
@@ -73,8 +73,10 @@ def create_cmd(config: Path | None, dataset: Path, generations: tuple[Path, ...]
 def serve_cmd(db: str, host: str, port: int, root_path: str, overrides: tuple[str, ...]) -> None:
     """Serve the study to raters until Ctrl-C. Raters open http://HOST:PORT/ (Prolific: append
     ?PROLIFIC_PID={{%PROLIFIC_PID%}}&STUDY_ID={{%STUDY_ID%}}&SESSION_ID={{%SESSION_ID%}});
-    the admin page is /admin. KEY=VALUE overrides serving knobs (rate limits, secure_cookies).
-    Put it behind an HTTPS proxy for real raters.
+    the admin page is /admin; /healthz says whether the database can be written. KEY=VALUE
+    overrides serving knobs (rate limits, require_prolific, max_unfinished_per_client,
+    slot_timeout_min, secure_cookies, trust_proxy, trusted_proxies...; see docs/config.md). For
+    real raters put it behind an HTTPS proxy and follow the launch checklist in docs/rating.md.
     """
     from tidekit._config import load_config
     from tidekit.rating import ServeConfig, serve

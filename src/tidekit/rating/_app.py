@@ -17,9 +17,11 @@ limited; one client address holds at most a few unfinished slots, and abandoned 
 Every response carries security headers (no scripts, no framing, no referrer, so the Prolific
 id in the URL stays here); request bodies are capped before they are read.
 
-SQLite writes run on one writer thread, so a write waiting for another process's lock never
-stalls the event loop (reads run inline: in WAL mode they do not wait for writers). A database
-error is a "not saved, try again" page (503) and a log line without the statement's values.
+SQLite calls run on the event loop with no busy wait (``busy_timeout=0``): a statement that
+meets another process's lock fails at once, and the call is retried after an ``asyncio.sleep``
+for up to ``write_wait_s``, so a foreign lock never stalls the loop for longer than one
+statement. A database error is a "not saved, try again" page (503) and a log line without the
+statement's values.
 """
 
 # No ``from __future__ import annotations`` here: FastAPI reads the route signatures at runtime,
@@ -29,7 +31,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from pathlib import Path
 from typing import Any, TypeVar
@@ -84,6 +85,12 @@ assert tuple(q[0] for q in QUESTIONS[1:]) == FACTORS
 
 
 
+def _sqlite_busy(exc: Any) -> bool:
+    """Whether a SQLAlchemy error is SQLite's "database is locked/busy" (worth a retry)."""
+    text = str(getattr(exc, "orig", exc))
+    return "database is locked" in text or "database is busy" in text or "SQLITE_BUSY" in text
+
+
 class BadForm(Exception):
     """A request body that is not a plain form of text fields."""
 
@@ -114,7 +121,8 @@ def create_app(db: str | Path | RatingStore, config: ServeConfig | None = None, 
     from starlette.concurrency import run_in_threadpool
 
     cfg = config or ServeConfig()
-    store = db if isinstance(db, RatingStore) else RatingStore.open(db, busy_timeout_s=cfg.write_wait_s)
+    # SQLite: statements never wait for a lock (busy_timeout 0); call_db retries instead (below)
+    store = db if isinstance(db, RatingStore) else RatingStore.open(db, busy_timeout_s=0.0)
     info = store.info
     study = info.config
     submit_limit = RateLimiter(cfg.submit_rate, cfg.submit_burst)
@@ -130,22 +138,26 @@ def create_app(db: str | Path | RatingStore, config: ServeConfig | None = None, 
 
     session_cookie, pre_cookie, admin_cookie = (cookie_name(n) for n in (SESSION_COOKIE, PRE_COOKIE, ADMIN_COOKIE))
 
-    # SQLite: reads run on the event loop (a fraction of a millisecond; WAL readers never wait
-    # for a writer); writes go to one writer thread (SQLite serialises writers anyway), so a
-    # write waiting for another process's lock (busy_timeout) leaves the loop free.
-    # PostgreSQL: every call waits on the network, so all run in worker threads.
+    # SQLite calls run on the event loop: a query takes a fraction of a millisecond, less than a
+    # thread hop, and all of this process's writes are serialised by the loop itself. A statement
+    # that meets another process's lock fails at once (busy_timeout 0, its transaction rolled
+    # back) and the whole call is retried after a sleep that frees the loop, until write_wait_s.
+    # PostgreSQL calls wait on the network and run in worker threads.
     inline_db = store.engine.dialect.name == "sqlite"
-    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tidekit-sqlite-writer") if inline_db else None
 
     async def call_db(fn: Callable[..., T], *args: Any) -> T:
-        if inline_db:
-            return fn(*args)
-        return await run_in_threadpool(fn, *args)
-
-    async def write_db(fn: Callable[..., T], *args: Any) -> T:
-        if writer is not None:
-            return await asyncio.get_running_loop().run_in_executor(writer, fn, *args)
-        return await run_in_threadpool(fn, *args)
+        if not inline_db:
+            return await run_in_threadpool(fn, *args)
+        loop = asyncio.get_running_loop()
+        deadline, delay = loop.time() + cfg.write_wait_s, 0.002
+        while True:
+            try:
+                return fn(*args)
+            except sa.exc.OperationalError as exc:
+                if not _sqlite_busy(exc) or loop.time() + delay > deadline:
+                    raise
+            await asyncio.sleep(delay)
+            delay = min(2 * delay, 0.1)
 
     app = FastAPI(title="tidekit rating", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.store = store
@@ -293,7 +305,7 @@ def create_app(db: str | Path | RatingStore, config: ServeConfig | None = None, 
         if wait:
             return too_many(wait)
         try:
-            _, token, _ = await write_db(lambda: store.register_rater(
+            _, token, _ = await call_db(lambda: store.register_rater(
                 prolific["PROLIFIC_PID"], prolific["STUDY_ID"], prolific["SESSION_ID"], False, None,
                 pre=pre, client=ip, max_unfinished=cfg.max_unfinished_per_client, release_after_s=release_after_s))
         except StudyFull:
@@ -344,7 +356,7 @@ def create_app(db: str | Path | RatingStore, config: ServeConfig | None = None, 
         if errors:
             return page("demographics.html", status=400, csrf=csrf_for(token), questions=DEMOGRAPHICS,
                         answers=answers, errors=errors, withdraw_link=True)
-        await write_db(store.save_demographics, rater.id, answers)
+        await call_db(store.save_demographics, rater.id, answers)
         return redirect("/instructions")
 
     @app.get("/instructions")
@@ -388,22 +400,28 @@ def create_app(db: str | Path | RatingStore, config: ServeConfig | None = None, 
             return redirect("/demographics")
         return rate_page(token, state)
 
-    def submit(token: str, assignment_id: int, scores: dict[str, int], comment: str,
-               shown: float | None) -> str:
-        # one trip to the writer thread: who is this, then store the rating (one transaction)
+    def admit(token: str) -> RaterView | str:
+        """The rater who may submit now, or why not."""
         rater = store.rater_for_session(token)
         if rater is None:
             return "no-session"
         if not rater.has_demographics:
             return "no-demographics"
         wait = submit_limit.allow(rater.id)
-        if wait:
-            return f"wait:{wait}"
+        return f"wait:{wait}" if wait else rater
+
+    def store_rating(rater: RaterView, assignment_id: int, scores: dict[str, int], comment: str,
+                     shown: float | None) -> str:
         try:
             store.submit_rating(rater, assignment_id, scores, comment, shown_at=shown)
         except NotYourItem:
             return "not-yours"
         return "ok"
+
+    def submit(token: str, assignment_id: int, scores: dict[str, int], comment: str, shown: float | None) -> str:
+        admitted = admit(token)
+        return admitted if isinstance(admitted, str) else store_rating(admitted, assignment_id, scores, comment,
+                                                                       shown)
 
     @app.post("/rate")
     async def rate_post(request: Request) -> Response:
@@ -432,7 +450,12 @@ def create_app(db: str | Path | RatingStore, config: ServeConfig | None = None, 
                 return redirect("/")
             return rate_page(token, state, status=400, errors=errors, values=values)
         shown = shown_at(token, assignment_id, form.get("shown") or "")
-        outcome = await write_db(submit, token, assignment_id, scores, comment, shown)
+        if inline_db:  # admit once, so retries while another process holds the lock spend no tokens
+            admitted = await call_db(admit, token)
+            outcome = admitted if isinstance(admitted, str) else await call_db(
+                store_rating, admitted, assignment_id, scores, comment, shown)
+        else:  # one trip to a worker thread
+            outcome = await call_db(submit, token, assignment_id, scores, comment, shown)
         if outcome == "no-session":
             return message("Session expired", "We could not find your session. Go back to the first page "
                            "to continue where you stopped.", status=401,
@@ -484,7 +507,7 @@ def create_app(db: str | Path | RatingStore, config: ServeConfig | None = None, 
             return forbidden()
         if not rater.consented_here:
             return withdraw_elsewhere()
-        await write_db(store.withdraw, rater.id)
+        await call_db(store.withdraw, rater.id)
         resp = message("You have withdrawn", "Every answer you gave has been deleted. Thank you for your time.",
                        return_to_prolific())
         delete_cookie(resp, session_cookie)
@@ -530,7 +553,7 @@ def create_app(db: str | Path | RatingStore, config: ServeConfig | None = None, 
             return too_many(wait)
         if not check_token(sha256_hex(form.get("token") or ""), info.admin_token_hash):
             return admin_login_page(request, status=401, error="That token is not right.")
-        session = await write_db(store.new_admin_session, cfg.admin_session_hours)
+        session = await call_db(store.new_admin_session, cfg.admin_session_hours)
         resp = redirect("/admin")
         set_cookie(resp, admin_cookie, session, max_age=round(cfg.admin_session_hours * 3600))
         delete_cookie(resp, pre_cookie)
@@ -542,7 +565,7 @@ def create_app(db: str | Path | RatingStore, config: ServeConfig | None = None, 
         session = request.cookies.get(admin_cookie)
         if await is_admin(request) is not True or not session or not csrf_ok(form, session):
             return forbidden()
-        await write_db(store.end_admin_session, session)
+        await call_db(store.end_admin_session, session)
         resp = redirect("/admin")
         delete_cookie(resp, admin_cookie)
         return resp

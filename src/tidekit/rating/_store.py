@@ -222,13 +222,18 @@ class RatingStore:
         """Open (and migrate) the database at ``db``; ``create`` allows a new SQLite file;
         ``busy_timeout_s`` bounds how long a SQLite write waits for another process's lock."""
         engine = create_engine(db, must_exist=not create, busy_timeout_s=busy_timeout_s)
+        # migrations wait for a lock like any batch job, even when the store's own calls must not
+        patient = engine if busy_timeout_s >= 30 or engine.dialect.name != "sqlite" else create_engine(db)
         try:
-            migrate(engine)
+            migrate(patient)
         except sa.exc.OperationalError as exc:
             engine.dispose()
             shown = engine.url.render_as_string(hide_password=True)
             raise DataError(f"cannot open the rating database {shown}: {exc.orig}. Check the URL, "
                             "that the server runs and that the database exists") from None
+        finally:
+            if patient is not engine:
+                patient.dispose()
         return cls(engine)
 
     def close(self) -> None:
@@ -444,13 +449,13 @@ class RatingStore:
     def _delete_raters(conn: sa.Connection, rater_ids: list[str]) -> int:
         if not rater_ids:
             return 0
-        bundles = [row.bundle_id for row in conn.execute(
-            sa.select(t.raters.c.bundle_id).where(t.raters.c.id.in_(rater_ids)))]
         conn.execute(t.ratings.delete().where(t.ratings.c.rater_id.in_(rater_ids)))
         conn.execute(t.sessions.delete().where(t.sessions.c.rater_id.in_(rater_ids)))
-        conn.execute(t.raters.delete().where(t.raters.c.id.in_(rater_ids)))
-        conn.execute(t.bundles.update().where(t.bundles.c.id.in_(bundles)).values(rater_id=None, claimed_at=None))
-        return len(bundles)
+        deleted = conn.execute(t.raters.delete().where(t.raters.c.id.in_(rater_ids))).rowcount
+        # by rater, not by bundle id: on PostgreSQL a concurrent release may already have freed
+        # the bundle and a new rater claimed it, which this must not undo
+        conn.execute(t.bundles.update().where(t.bundles.c.rater_id.in_(rater_ids)).values(rater_id=None, claimed_at=None))
+        return int(deleted)
 
     @staticmethod
     def _bump(conn: sa.Connection, key: str, by: int) -> None:
@@ -480,10 +485,10 @@ class RatingStore:
     def _release(self, conn: sa.Connection, before: float, with_ratings: bool, now: float,
                  limit: int | None = None) -> list[str]:
         ids = self._idle_slots(conn, before, with_ratings, limit)
-        if ids:
-            self._delete_raters(conn, ids)
-            self._bump(conn, "released", len(ids))
-        return ids
+        released = self._delete_raters(conn, ids)
+        if released:
+            self._bump(conn, "released", released)
+        return ids if released else []  # (on PostgreSQL a concurrent release may have taken some)
 
     def release_slots(self, idle_s: float, with_ratings: bool = False, dry_run: bool = False,
                       now: float | None = None) -> list[str]:
