@@ -124,13 +124,17 @@ def _persona(root: Path, n: str, meta: Any, conversations: Any, name: str | None
                                                                           "message": "here"}}},  # turns object
     {"c1": {"client_statement_text": "help", "chatbot_reply_text": "here", "user_id": "u9"}},  # unlisted names
     [[{"person": "help"}, {"chatbot": "here"}]],                                     # single-key turns
+    {"persona_id": "1", "metadata": {"source": "x"}, "conversation_1": {"person": "help", "chatbot": "here"}},
+    [{"conversation_1": {"person": "help", "chatbot": "here"}}],                      # keyed list items
 ], ids=["case", "spaces", "unknown-container", "nested", "turn-list", "string-pair", "single", "turns-object",
-        "unlisted-names", "single-key-turns"])
+        "unlisted-names", "single-key-turns", "keys-beside-scalars", "keyed-list-items"])
 def test_conversation_file_variants(tmp_path: Path, doc: Any) -> None:
     _persona(tmp_path, "1", {"age": 30}, doc)
     (conv,) = load_dataset(tmp_path).conversations
     assert (conv.persona_id, conv.client_text, conv.reference) == ("1", "help", "here")
     assert conv.id.startswith("1-")
+    if "conversation_1" in json.dumps(doc):
+        assert conv.id == "1-conversation_1" and conv.provenance.model_dump()["key"] == "conversation_1"
 
 
 def test_same_keys_across_personas_and_files_give_unique_ids(tmp_path: Path) -> None:

@@ -435,7 +435,8 @@ def _is_turn_list(value: Any) -> bool:
 def _nested_pair_key(data: dict[str, Any]) -> str | None:
     """The key of the one value that is a client/reply pair, with scalar siblings (scenario...)."""
     keys = [k for k, v in data.items() if isinstance(v, dict) and _find(v, CLIENT_KEYS) is not None]
-    if len(keys) == 1 and not all(isinstance(v, dict | list) for v in data.values()):
+    if len(keys) == 1 and not all(isinstance(v, dict | list) for v in data.values()) \
+            and not re.search(r"\d", str(keys[0])):  # 'conversation_1' names a conversation, not a wrapper
         return keys[0]
     return None
 
@@ -552,8 +553,9 @@ def _conversation_items(doc: Any, where: str = "", depth: int = 0) -> list[tuple
     def loc(part: str) -> str:
         return f"{where}.{part}" if where else part
 
-    if isinstance(doc, list):
-        return [(None, f"{where}[{i}]", c) for i, c in enumerate(doc)]
+    if isinstance(doc, list):  # [{...}, ...], or [{"conversation_1": {...}}, ...] keeping the keys
+        return [(str(next(iter(c))), f"{where}[{i}]", next(iter(c.values()))) if _single_keyed(c)
+                else (None, f"{where}[{i}]", c) for i, c in enumerate(doc)]
     if not isinstance(doc, dict) or not doc or depth > _MAX_DEPTH:
         return None
     if _is_pair(doc):
@@ -564,14 +566,31 @@ def _conversation_items(doc: Any, where: str = "", depth: int = 0) -> list[tuple
         if inner is not None:
             return inner
     values = list(doc.values())
-    if all(isinstance(v, dict | list) for v in values) and any(_is_pair(v) for v in values):
-        return [(str(k), loc(str(k)), v) for k, v in doc.items()]  # each conversation under its key
+    pair_stems = {_stem(k) for k, v in doc.items() if _is_pair(v)}
+    if pair_stems:
+        # each conversation under its key (conversation_1, ...); scalars beside them (a persona id)
+        # and blocks named otherwise (a metadata block) are not conversations
+        return [(str(k), loc(str(k)), v) for k, v in doc.items()
+                if isinstance(v, dict | list) and (_is_pair(v) or _stem(k) in pair_stems)]
     holders = [k for k, v in doc.items() if _holds_conversations(v, depth + 1)]
     if len(holders) == 1:  # any other single key holding them
         return _conversation_items(doc[holders[0]], loc(holders[0]), depth + 1)
     if all(isinstance(v, dict) for v in values):  # keyed objects, none readable: report each one
         return [(str(k), loc(str(k)), v) for k, v in doc.items()]
     return None
+
+
+def _stem(key: object) -> str:
+    """A key without its digits: 'conversation_12' -> 'conversation_'."""
+    return re.sub(r"\d+", "", _norm(key))
+
+
+def _single_keyed(item: Any) -> bool:
+    """True for {"conversation_1": <pair>}: one conversation under its key."""
+    if not isinstance(item, dict) or len(item) != 1:
+        return False
+    (key, value), = item.items()
+    return _norm(key) not in TURN_LIST_KEYS + CONTAINER_KEYS and _role_of(key) is None and _is_pair(value)
 
 
 def _holds_conversations(value: Any, depth: int) -> bool:
