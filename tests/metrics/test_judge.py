@@ -162,3 +162,118 @@ def test_too_many_parse_failures_fail_the_run_naming_items() -> None:
         run_judges([JudgeConfig(name="bad")], ITEMS, JudgeOptions(max_retries=0, max_parse_failure_rate=0.5,
                                                                   bias_probe_n=0),
                    runner_for=_runner_for({"bad": fake}))
+
+
+@pytest.mark.parametrize(("reply", "reason"), [
+    # the scale echoed back as a range (what the issue saw read as 1,1,1,1)
+    ("emotion_recognition: 1-5\ndistress_normalization: 1-5\nsupportive_reflection: 1-5\noverall: 1-5",
+     "emotion_recognition='1-5' is not an integer 1-5"),
+    ('{"emotion_recognition": <1-5>, "distress_normalization": <1-5>, "supportive_reflection": <1-5>, '
+     '"overall": <1-5>}', "emotion_recognition='<1-5>' is not an integer 1-5"),
+    ("emotion_recognition: 1 to 5\ndistress_normalization: 3\nsupportive_reflection: 5\noverall: 4",
+     "emotion_recognition='1 to 5'"),
+    # a non-integer is not truncated
+    ('{"emotion_recognition": 4.5, "distress_normalization": 3, "supportive_reflection": 5, "overall": 4}',
+     "emotion_recognition=4.5 is not an integer 1-5"),
+    ("emotion_recognition: 4.5\ndistress_normalization: 3\nsupportive_reflection: 5\noverall: 4",
+     "emotion_recognition='4.5'"),
+    # a fraction on another scale is not read as its numerator
+    ("emotion_recognition: 5/10\ndistress_normalization: 3\nsupportive_reflection: 5\noverall: 4",
+     "emotion_recognition='5/10'"),
+    ('{"emotion_recognition": "5/10", "distress_normalization": 3, "supportive_reflection": 5, "overall": 4}',
+     "emotion_recognition='5/10'"),
+    # off the scale
+    ("emotion_recognition: 10\ndistress_normalization: 3\nsupportive_reflection: 5\noverall: 4",
+     "emotion_recognition='10'"),
+    ('{"emotion_recognition": 0, "distress_normalization": 3, "supportive_reflection": 5, "overall": 4}',
+     "emotion_recognition=0 is not an integer 1-5"),
+])
+def test_parser_refuses_ranges_fractions_decimals_and_off_scale_numbers(reply: str, reason: str) -> None:
+    result = parse_verdict(reply)
+    assert isinstance(result, ParseFailure) and reason in result.reason, result
+
+
+def test_parser_still_reads_a_score_with_words_after_it() -> None:
+    reply = "emotion_recognition: 4 (names the fear)\ndistress_normalization: 3\nsupportive_reflection: 5/5\noverall: 4.0"
+    assert parse_verdict(reply) == json.loads(GOOD)
+
+
+def test_expected_score_is_the_probability_weighted_mean_over_the_scale() -> None:
+    import math
+
+    from tidekit.backends._protocol import TokenLogprob
+    from tidekit.metrics import expected_scores
+
+    def tok(text: str, top: list[tuple[str, float]] | None = None) -> TokenLogprob:
+        return TokenLogprob(token=text, logprob=0.0, top=[(a, math.log(p)) for a, p in (top or [(text, 1.0)])])
+
+    pieces = [tok('{"')]
+    for i, key in enumerate(CRITERIA):
+        pieces += [tok(("" if i == 0 else ', "') + key), tok('":'),
+                   # the value token carries a leading space; " x" and "4." are not scale values
+                   tok(" 4", [(" 4", 0.5), (" 2", 0.25), (" 5", 0.15), (" x", 0.05), (" 4.", 0.05)])]
+    pieces.append(tok("}"))
+    got = expected_scores(pieces)
+    # (4 * 0.5 + 2 * 0.25 + 5 * 0.15) / 0.9, computed by hand
+    assert got is not None and got["overall"] == pytest.approx(3.25 / 0.9)
+    assert expected_scores(pieces[:-5]) is None  # the last criterion missing: none at all
+
+
+def test_judge_requests_carry_the_verdict_schema_and_ask_for_token_probabilities() -> None:
+    from tidekit.metrics import verdict_schema
+
+    fake = FakeJudge(lambda r: GOOD)
+    judge_items(ITEMS[:2], fake.generate, "fake", JudgeOptions())
+    request = fake.requests[0]
+    assert request.response_format is not None and request.response_format.json_schema == verdict_schema()
+    assert request.logprobs == 5
+    fake = FakeJudge(lambda r: GOOD)
+    judge_items(ITEMS[:1], fake.generate, "fake", JudgeOptions(structured=False, top_logprobs=0))
+    assert fake.requests[0].response_format is None and fake.requests[0].logprobs == 0
+
+
+def test_a_judge_past_the_threshold_is_dropped_with_a_warning_and_constant_judges_flagged() -> None:
+    fakes = {"ok": FakeJudge(lambda r: GOOD if not r.id.startswith("c0|") else _json(
+                emotion_recognition=2, distress_normalization=3, supportive_reflection=5, overall=1), "ok"),
+             "bad": FakeJudge(lambda r: GOOD if r.id.startswith("c0|") else "no idea", "bad")}
+    run = run_judges([JudgeConfig(name="ok"), JudgeConfig(name="bad")], ITEMS,
+                     JudgeOptions(max_retries=0, bias_probe_n=0, on_failure="drop"), runner_for=_runner_for(fakes))
+    summaries = {s.judge: s for s in run.summaries}
+    assert summaries["bad"].dropped and summaries["bad"].parse_failure_rate == pytest.approx(5 / 6)
+    assert not summaries["ok"].dropped and summaries["ok"].constant == ["distress_normalization",
+                                                                         "supportive_reflection"]
+    assert any(w.startswith("DROPPED: judge 'bad'") for w in run.warnings)
+    assert any("gave the same score to all 6 readable replies on distress_normalization" in w for w in run.warnings)
+    assert {v.judge for v in run.usable()} == {"ok"}
+    means = aggregate_verdicts(run.usable())
+    assert means["c0|sys"]["n_judges"] == 1 and means["c0|sys"]["overall"] == 1.0
+    with pytest.raises(DataError, match=r"judge 'bad' could not be read for 5 of 6 .*on_failure=drop"):
+        run_judges([JudgeConfig(name="bad")], ITEMS, JudgeOptions(max_retries=0, bias_probe_n=0),
+                   runner_for=_runner_for(fakes))
+
+
+def test_score_tables_show_each_judge_columns_own_n_and_the_warnings(tmp_path, sample_dir) -> None:  # type: ignore[no-untyped-def]
+    from tidekit.data import GenerationRecord, load_dataset, write_generations
+    from tidekit.metrics import ScoreConfig, score
+
+    ds = load_dataset(sample_dir)
+    convs = ds.conversations[:6]
+    write_generations(tmp_path / "gen", [GenerationRecord(conversation_id=c.id, system="m:zero_shot", model="m",
+                                                          condition="zero_shot", output=f"reply {i}")
+                                         for i, c in enumerate(convs)])
+    unreadable = {convs[0].id, convs[1].id}
+    fake = FakeJudge(lambda r: "??" if any(c in r.messages[1].content for c in
+                                           [convs[0].client_text, convs[1].client_text]) else GOOD, "j")
+    config = ScoreConfig(metrics=[{"name": "distinct"}], include_reference=False, safety=False,
+                         judges=[JudgeConfig(name="j")], bootstrap={"n_resamples": 100},
+                         judge=JudgeOptions(max_retries=0, bias_probe_n=0, max_parse_failure_rate=0.5))
+    result = score([tmp_path / "gen"], sample_dir, tmp_path / "out", config, progress=False,
+                   judge_runner_for=_runner_for({"j": fake}))
+    assert len(unreadable) == 2 and result.parse_failure_rate == {"j": pytest.approx(2 / 6)}
+    md = (tmp_path / "out" / "aggregates.md").read_text()
+    row = next(line for line in md.splitlines() if line.startswith("| m:zero_shot"))
+    assert "| 6 |" in row and "(n=4)" in row  # replies scored 6; the judge column says its own 4
+    assert "constant" not in md and any("gave the same score" in w for w in result.warnings)
+    assert "> **Warning:** judge 'j' gave the same score" in md
+    summary = (tmp_path / "out" / "judge_summary.csv").read_text()
+    assert "n_readable" in summary and ",4," in summary
