@@ -18,23 +18,35 @@ from tidekit.analysis._results import AgreementResult
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["agreement", "alpha_from_coincidences", "unit_coincidences", "value_counts"]
+__all__ = ["agreement", "alpha_from_coincidences", "unit_coincidences", "value_counts", "value_domain"]
 
 Metric = Literal["ordinal", "interval", "nominal"]
 
 
-def value_counts(df: pd.DataFrame, column: str, scale: tuple[int, int]) -> tuple[np.ndarray, int]:
-    """Items x scale-points count matrix of pairable items (>= 2 ratings), and the raters involved."""
+def value_domain(values: np.ndarray, scale: tuple[int, int]) -> np.ndarray:
+    """The values alpha distinguishes: every whole scale point, plus any other value that occurs
+    (half points stay half points: ratings are never rounded)."""
+    points = np.arange(scale[0], scale[1] + 1, dtype=float)
+    return np.union1d(points, values[(values >= scale[0]) & (values <= scale[1])])
+
+
+def value_counts(df: pd.DataFrame, column: str, scale: tuple[int, int],
+                 domain: np.ndarray | None = None) -> tuple[np.ndarray, int]:
+    """Items x values count matrix of pairable items (>= 2 ratings), and the raters involved.
+
+    The columns are ``domain`` (default: :func:`value_domain` of the data), so non-integer
+    ratings are counted as the values they are.
+    """
     from tidekit.analysis._design import codes
 
     sub = df[["item", "rater", column]].dropna()
-    values = np.rint(sub[column].to_numpy(float)).astype(int)
+    values = sub[column].to_numpy(float)
     ok = (values >= scale[0]) & (values <= scale[1])
     sub, values = sub[ok], values[ok]
+    domain = value_domain(values, scale) if domain is None else domain
     code, _ = codes(sub["item"])
-    V = scale[1] - scale[0] + 1
-    vc = np.zeros((int(code.max()) + 1 if len(code) else 0, V))
-    np.add.at(vc, (code, values - scale[0]), 1)
+    vc = np.zeros((int(code.max()) + 1 if len(code) else 0, len(domain)))
+    np.add.at(vc, (code, np.searchsorted(domain, values)), 1)
     pairable = vc.sum(1) >= 2
     raters = int(sub.loc[pairable[code], "rater"].nunique()) if len(code) else 0
     return vc[pairable], raters
@@ -49,12 +61,14 @@ def unit_coincidences(vc: np.ndarray) -> np.ndarray:
     return (outer / (m - 1)[:, None, None]).reshape(len(vc), -1)
 
 
-def _delta2(n_c: np.ndarray, metric: Metric) -> np.ndarray:
-    """Squared distances between scale points; n_c (..., V) marginals for the ordinal metric."""
+def _delta2(n_c: np.ndarray, metric: Metric, domain: np.ndarray | None = None) -> np.ndarray:
+    """Squared distances between values; n_c (..., V) marginals for the ordinal metric, ``domain``
+    the values themselves for the interval metric (default: consecutive integers)."""
     V = n_c.shape[-1]
     i, j = np.meshgrid(np.arange(V), np.arange(V), indexing="ij")
     if metric == "interval":
-        return np.broadcast_to(((i - j) ** 2).astype(float), (*n_c.shape[:-1], V, V))
+        v = np.arange(V, dtype=float) if domain is None else np.asarray(domain, float)
+        return np.broadcast_to((v[i] - v[j]) ** 2, (*n_c.shape[:-1], V, V))
     if metric == "nominal":
         return np.broadcast_to((i != j).astype(float), (*n_c.shape[:-1], V, V))
     cum = np.cumsum(n_c, axis=-1)
@@ -65,11 +79,11 @@ def _delta2(n_c: np.ndarray, metric: Metric) -> np.ndarray:
     return s**2
 
 
-def alpha_from_coincidences(o: np.ndarray, metric: Metric) -> np.ndarray:
-    """Alpha for one or many coincidence matrices ``o`` of shape (..., V, V)."""
+def alpha_from_coincidences(o: np.ndarray, metric: Metric, domain: np.ndarray | None = None) -> np.ndarray:
+    """Alpha for one or many coincidence matrices ``o`` of shape (..., V, V) over ``domain``."""
     n_c = o.sum(-1)
     n = n_c.sum(-1)
-    d2 = _delta2(n_c, metric)
+    d2 = _delta2(n_c, metric, domain)
     d_o = (o * d2).sum((-1, -2)) / n
     d_e = (n_c[..., :, None] * n_c[..., None, :] * d2).sum((-1, -2)) / (n * (n - 1))
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -81,15 +95,16 @@ def agreement(df: pd.DataFrame, column: str, label: str, scale: tuple[int, int],
     """Krippendorff's alpha of ``column`` across raters, items as units, with a bootstrap CI."""
     import krippendorff
 
-    vc, raters = value_counts(df, column, scale)
+    sub = df[column].dropna().to_numpy(float)
+    domain = value_domain(sub, scale)
+    vc, raters = value_counts(df, column, scale, domain)
     base = {"rating": label, "level_of_measurement": metric, "n_items": len(vc), "n_raters": raters,
             "n_ratings": int(vc.sum())}
     if len(vc) < 2:
         return AgreementResult(alpha=None, note="fewer than two items were rated by two or more raters", **base)
     if (vc.sum(0) > 0).sum() < 2:
         return AgreementResult(alpha=None, note="every rating has the same value: alpha is undefined", **base)
-    alpha = float(krippendorff.alpha(value_counts=vc, value_domain=list(range(scale[0], scale[1] + 1)),
-                                     level_of_measurement=metric))
+    alpha = float(krippendorff.alpha(value_counts=vc, value_domain=domain.tolist(), level_of_measurement=metric))
     lo = hi = None
     if n_boot > 0:
         rng = np.random.default_rng(seed)
@@ -99,7 +114,7 @@ def agreement(df: pd.DataFrame, column: str, label: str, scale: tuple[int, int],
         for start in range(0, n_boot, 200):  # bounded memory
             b = min(200, n_boot - start)
             W = rng.multinomial(len(vc), np.full(len(vc), 1 / len(vc)), size=b).astype(float)
-            boots.append(alpha_from_coincidences((W @ C).reshape(b, V, V), metric))
+            boots.append(alpha_from_coincidences((W @ C).reshape(b, V, V), metric, domain))
         est = np.concatenate(boots)
         est = est[np.isfinite(est)]
         if len(est):

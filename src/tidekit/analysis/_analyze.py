@@ -262,7 +262,8 @@ def analyze(ratings: str | Path | pd.DataFrame, out: str | Path | None = None,
 
 def _primary_names(config: AnalysisConfig, attributes: list[str]) -> dict[str, str]:
     p = config.primary
-    out = {"system": p.system, "condition": p.condition, "condition_by_scenario": p.condition_by_scenario}
+    out: dict[str, str] = {"system": p.system, "condition": p.condition,
+                           "condition_by_scenario": p.condition_by_scenario}
     out.update({f"demographic:{a}": p.main_test(a) for a in attributes})
     out["demographic_interaction"] = p.demographic_interaction
     return out

@@ -19,12 +19,17 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
 
 from tidekit._config import StrictModel
 from tidekit.analysis._config import AnalysisConfig
 from tidekit.analysis._effects import wilson
+from tidekit.analysis._results import TestResult
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["CalibrationResult", "StudyDesign", "calibrate", "rate_summary", "simulate_design"]
 
@@ -49,7 +54,7 @@ class StudyDesign(StrictModel):
 _CONDITIONS = ("zero_shot", "fine_tuned", "reference", "c4", "c5", "c6")
 
 
-def simulate_design(design: StudyDesign, seed: int):  # type: ignore[no-untyped-def]
+def simulate_design(design: StudyDesign, seed: int) -> pd.DataFrame:
     """One simulated study as a long ratings table (the export's columns, ``simulated=True``)."""
     from tidekit.analysis._simulate import synthetic_ratings
 
@@ -78,13 +83,13 @@ class CalibrationResult(BaseModel):
     wall_s: float = Field(description="Seconds the simulation took.")
 
 
-def _analyse(df, config: AnalysisConfig) -> list:  # type: ignore[no-untyped-def]
+def _analyse(df: pd.DataFrame, config: AnalysisConfig) -> list[TestResult]:
     from tidekit.analysis._analyze import apply_corrections
     from tidekit.analysis._compare import compare_factor
     from tidekit.analysis._ratings import prepare_ratings
 
     prep = prepare_ratings(df, config)
-    tests = []
+    tests: list[TestResult] = []
     # With one model, condition partitions the replies exactly as system does: the same tests
     # on the same groups, so they are run once (the finding set is unchanged).
     same = prep.df.groupby("system")["condition"].nunique().max() == 1 and \

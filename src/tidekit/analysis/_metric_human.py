@@ -3,8 +3,9 @@
 Scores (``RUN/scores/scores.parquet``: one row per conversation and system) are joined to the
 mean human rating of the same (conversation_id, system). Correlations are reported at two
 levels: item (each conversation-system pair is one point) and system (each system's mean
-metric against its mean rating; few points, so wide intervals). Missing metric columns are
-simply absent from the output.
+metric against its mean rating; few points, so wide intervals). A metric that cannot be
+correlated at a level (too few values, or constant) is listed in the skipped reasons with why,
+never dropped silently; so is a requested metric missing from the scores.
 """
 
 from __future__ import annotations
@@ -109,7 +110,12 @@ def metric_human(df: pd.DataFrame, scores: pd.DataFrame, metrics: list[str] | No
     for m in cols:
         for unit, data in (("item", joined[["human", m]].dropna()), ("system", by_system[["human", m]].dropna())):
             n = len(data)
-            if n < 3 or data[m].nunique() < 2 or data["human"].nunique() < 2:
+            why = (f"{n} {unit}(s) with a value (need 3)" if n < 3 else
+                   "the metric is constant" if data[m].nunique() < 2 else
+                   "the mean rating is constant" if data["human"].nunique() < 2 else None)
+            if why is not None:
+                notes.append(f"metric-human correlation of {m} at {unit} level skipped: {why} "
+                             "(a rank correlation is undefined)")
                 continue
             rho, p = stats.spearmanr(data[m], data["human"])
             lo, hi = spearman_ci(float(rho), n, level)

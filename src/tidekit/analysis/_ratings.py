@@ -242,7 +242,7 @@ def _summarize(p: PreparedRatings, simulated: Any, input_rows: int, config: Anal
     def mmm(s: Any) -> dict[str, float]:
         return {"min": float(s.min()), "median": float(s.median()), "max": float(s.max())}
 
-    counts = df["rating"].round().astype(int).value_counts().sort_index()
+    counts = df["rating"].value_counts().sort_index()  # values as they are (half points stay)
     return DataSummary(
         ratings=len(df), raters=int(df["rater"].nunique()), items=int(df["item"].nunique()),
         conversations=int(df["conversation"].nunique()) if "conversation" in df else None,
@@ -251,7 +251,7 @@ def _summarize(p: PreparedRatings, simulated: Any, input_rows: int, config: Anal
         scenarios=int(df["scenario"].nunique()) if "scenario" in df else None,
         ratings_per_rater=mmm(per_rater), raters_per_item=mmm(per_item),
         rating_mean=float(df["rating"].mean()),
-        rating_counts={str(k): int(v) for k, v in counts.items()},
+        rating_counts={f"{k:g}": int(v) for k, v in counts.items()},
         simulated=bool(np.any(simulated)), simulated_fraction=float(np.mean(simulated)) if len(simulated) else 0.0,
         attributes={a: {str(k): int(v) for k, v in p.raters[a].value_counts().sort_index().items()}
                     for a in p.attributes},
