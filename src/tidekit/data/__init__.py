@@ -10,8 +10,8 @@ Typical use::
 """
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from tidekit.data._chat import MESSAGES_FILE, read_messages, write_messages, write_sft
 from tidekit.data._generations import (
     GENERATIONS_FILE,
     Condition,
@@ -21,7 +21,6 @@ from tidekit.data._generations import (
     system_name,
     write_generations,
 )
-from tidekit.data._hf import from_hf, to_hf
 from tidekit.data._load import (
     FORMATS,
     Format,
@@ -90,6 +89,23 @@ __all__ = [
     "write_messages",
     "write_sft",
 ]
+
+
+if TYPE_CHECKING:
+    from tidekit.data._chat import MESSAGES_FILE, read_messages, write_messages, write_sft
+    from tidekit.data._hf import from_hf, to_hf
+
+# exchange formats, imported on first use so 'import tidekit.data' stays light
+_LAZY = {"MESSAGES_FILE": "_chat", "read_messages": "_chat", "write_messages": "_chat", "write_sft": "_chat",
+         "from_hf": "_hf", "to_hf": "_hf"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        from importlib import import_module
+
+        return getattr(import_module(f"tidekit.data.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'tidekit.data' has no attribute {name!r}")
 
 
 def sample_path() -> Path:

@@ -12,12 +12,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Literal
 
-from tidekit.data._chat import is_messages_file, messages_path, read_messages, write_messages
-from tidekit.data._hf import hub_folder, is_hf_folder, is_hub_id, read_hf, write_hf
 from tidekit.data._problems import Problems
 from tidekit.data._records import RecordFormat, read_records, record_files, write_records
 from tidekit.data._schema import Dataset
-from tidekit.data._tide import is_tide_folder, read_tide, write_tide
 from tidekit.errors import DataError
 
 __all__ = ["FORMATS", "Format", "check_dataset", "detect_format", "load_dataset", "resolve_source", "save_dataset"]
@@ -28,11 +25,20 @@ FORMATS: tuple[Format, ...] = ("tide", "jsonl", "parquet", "hf", "messages")
 
 def resolve_source(path: str | Path) -> Path:
     """The local path of a dataset: ``path`` itself, or the downloaded folder of ``hf://owner/name``."""
-    return hub_folder(path) if is_hub_id(path) else Path(path)
+    if str(path).startswith("hf:/"):  # hf://..., or what Path() makes of it
+        from tidekit.data._hf import hub_folder
+
+        return hub_folder(path)
+    return Path(path)
 
 
 def detect_format(path: str | Path) -> Format:
     """Which layout the folder (or messages file) at ``path`` holds; DataError if none."""
+    # the readers are imported when first needed, so 'import tidekit.data' stays light
+    from tidekit.data._chat import is_messages_file, messages_path
+    from tidekit.data._hf import is_hf_folder
+    from tidekit.data._tide import is_tide_folder
+
     path = resolve_source(path)
     if not path.exists():
         raise DataError(f"{path}: no such file or folder")
@@ -115,10 +121,16 @@ def read_dataset(path: str | Path, problems: Problems) -> Dataset:
     fmt = detect_format(path)
     folder = _folder(path)
     if fmt == "tide":
+        from tidekit.data._tide import read_tide
+
         dataset = read_tide(folder, problems)
     elif fmt == "hf":
+        from tidekit.data._hf import read_hf
+
         dataset = read_hf(folder, problems)
     elif fmt == "messages":
+        from tidekit.data._chat import read_messages
+
         dataset = read_messages(path, problems)
     else:
         dataset = read_records(folder, fmt, problems)
@@ -144,10 +156,16 @@ def save_dataset(dataset: Dataset, path: str | Path, fmt: Format = "jsonl") -> P
     if path.exists() and not path.is_dir():
         raise DataError(f"{path} is a file; give a folder to write the dataset into")
     if fmt == "tide":
+        from tidekit.data._tide import write_tide
+
         write_tide(dataset, path)
     elif fmt == "hf":
+        from tidekit.data._hf import write_hf
+
         write_hf(dataset, path)
     elif fmt == "messages":
+        from tidekit.data._chat import write_messages
+
         write_messages(dataset, path)
     else:
         write_records(dataset, path, fmt)
