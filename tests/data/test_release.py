@@ -188,6 +188,25 @@ def test_metadata_variants_map_onto_fields(tmp_path: Path, meta: dict[str, Any],
     assert read_tide(tmp_path / "out").personas == [p]
 
 
+def test_scenario_objects_lists_of_conditions_and_descriptions(tmp_path: Path) -> None:
+    _persona(tmp_path, "17", {"persona_id": "17", "persona": "A 45-year-old veteran",
+                              "clinical": {"co_occurring_conditions": ["depression", "insomnia"]}},
+             {"conversation_1": {"scenario": {"id": 3, "name": "Flashback", "intensity": "high"},
+                                 "input": "help me", "output": "I'm here"}})
+    problems = Problems()
+    ds = read_tide(tmp_path, problems)
+    (p,), (c,) = ds.personas, ds.conversations
+    assert not problems.items  # a description under 'persona' is not a mismatched id
+    assert p.attributes == {"persona": "A 45-year-old veteran", "co_occurring_condition": ["depression", "insomnia"]}
+    assert (c.scenario_id, c.scenario, c.extra) == ("3", "Flashback", {"scenario_details": {"intensity": "high"}})
+    assert (c.client_text, c.reference) == ("help me", "I'm here")
+    save_dataset(ds, tmp_path / "j1", "jsonl")
+    save_dataset(load_dataset(tmp_path / "j1"), tmp_path / "t", "tide")
+    save_dataset(load_dataset(tmp_path / "t"), tmp_path / "j2", "jsonl")
+    assert (tmp_path / "j1" / "conversations.jsonl").read_bytes() == (tmp_path / "j2" / "conversations.jsonl").read_bytes()
+    assert (tmp_path / "j1" / "personas.jsonl").read_bytes() == (tmp_path / "j2" / "personas.jsonl").read_bytes()
+
+
 def test_conflicting_aliases_keep_the_field_s_own_name_and_warn(tmp_path: Path) -> None:
     _persona(tmp_path, "1", {"sex": "f", "gender": "female", "demographics": {"age": 40}, "age": 41},
              {"c": {"person": "p", "chatbot": "c"}})

@@ -55,10 +55,11 @@ _CONV_RE = re.compile(r"^(?P<n>[^_]+)_conversations?[^/]*\.json$", re.IGNORECASE
 # key aliases, compared after _norm (lower case, runs of other characters as one '_')
 CLIENT_KEYS = ("person", "client", "user_input", "user", "patient", "human", "seeker", "client_message",
                "person_message", "user_message", "client_text", "person_text", "client_input",
-               "client_utterance", "client_statement", "user_query", "person_input")
+               "client_utterance", "client_statement", "user_query", "person_input", "input")
 SUPPORTER_KEYS = ("chatbot", "assistant", "reference_response", "response", "supporter", "bot", "ai",
                   "chatbot_response", "ai_response", "assistant_response", "reference_reply", "reference",
-                  "reply", "model_response", "bot_response", "supporter_response", "therapist", "gpt")
+                  "reply", "model_response", "bot_response", "supporter_response", "therapist", "gpt",
+                  "model_output", "output")
 TURN_LIST_KEYS = ("turns", "messages", "dialogue", "dialog", "conversation", "utterances", "exchange")
 ROLE_KEYS = ("role", "speaker", "from", "author")
 TEXT_KEYS = ("text", "content", "message", "utterance", "value")
@@ -256,6 +257,8 @@ def _coerce(field: str, value: Any) -> tuple[bool, Any]:
         return bool(value.strip()), value
     if isinstance(value, int | float) and not isinstance(value, bool) and field in ("age_group", "education"):
         return True, str(value)
+    if field in ATTRIBUTE_FIELDS and isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+        return True, value  # several co-occurring conditions: kept as a list (attributes are free-form)
     return False, value
 
 
@@ -281,7 +284,8 @@ def _flatten_persona(n: str, meta: dict[str, Any], path: Path, problems: Problem
     attrs = json.loads(json.dumps(meta))  # deep copy
     fields: dict[str, Any] = {"id": n}
     id_key = _find(attrs, PERSONA_ID_KEYS)
-    if id_key is not None and not isinstance(attrs[id_key], dict | list):
+    if id_key is not None and not isinstance(attrs[id_key], dict | list) \
+            and not (isinstance(attrs[id_key], str) and " " in attrs[id_key].strip()):  # not a description
         if str(attrs[id_key]) == n:
             attrs.pop(id_key)
         else:
@@ -368,7 +372,7 @@ def _text_value(value: Any) -> Any:
 
 _CLIENT_TOKENS = frozenset(("person", "client", "user", "patient", "human", "seeker"))
 _SUPPORTER_TOKENS = frozenset(("chatbot", "assistant", "response", "reply", "bot", "ai", "supporter", "therapist",
-                               "counselor", "counsellor", "reference"))
+                               "counselor", "counsellor", "reference", "model"))
 _NOT_TEXT_TOKENS = frozenset(("id", "name", "type", "role", "age", "gender", "count", "index", "number", "rating",
                               "score", "label", "tokens", "length"))
 
@@ -495,6 +499,15 @@ def _parse_conversation(
     scenario_id = str(data.pop(sid_key)) if sid_key is not None else None
     sc_key = _find(data, SCENARIO_KEYS)
     scenario = data.pop(sc_key) if sc_key is not None else None
+    if isinstance(scenario, dict):  # {"id": 3, "name": "Flashback", ...}: id and label, the rest kept
+        details = dict(scenario)
+        inner_id = _find(details, ("id", "scenario_id", "key", "slug"))
+        inner_label = _find(details, ("name", "title", "label", "scenario"))
+        if inner_id is not None and scenario_id is None and isinstance(details[inner_id], str | int):
+            scenario_id = str(details.pop(inner_id))
+        scenario = details.pop(inner_label) if inner_label is not None else None
+        if details:
+            data["scenario_details"] = details
     if scenario is not None and not isinstance(scenario, str):
         scenario = json.dumps(scenario, ensure_ascii=False)
     if scenario_id is None:
