@@ -134,3 +134,16 @@ def test_hub_id_loads_a_cached_snapshot_offline(hub_cache: Path, release_dir: Pa
     assert result.code == 0, result.err
     with pytest.raises(DataError, match="not a Hub dataset id"):
         load_dataset("hf://just-a-name")
+
+
+@pytest.mark.slow
+def test_a_data_option_reads_an_hf_folder_end_to_end(release_dir: Path, tmp_path: Path,
+                                                      run_cli: Callable[..., Any]) -> None:
+    """'tidekit generate --data' on a split HF folder: the real SmolLM2 answers a test conversation."""
+    assert run_cli("data", "split", release_dir, "--out", tmp_path / "hf", "--to", "hf", "--ratios", "0.5,0.25,0.25").code == 0
+    test_ids = {c.id for c in load_dataset(tmp_path / "hf").by_split("test")}
+    result = run_cli("generate", "--model", "smollm2-135m", "--data", tmp_path / "hf", "--split", "test",
+                     "--out", tmp_path / "gen", "--limit", "1", "--max-new-tokens", "4", "--quiet")
+    assert result.code == 0, result.out + result.err
+    (row,) = [json.loads(line) for line in (tmp_path / "gen" / "generations.jsonl").read_text().splitlines()]
+    assert row["conversation_id"] in test_ids and row["output"]
