@@ -14,7 +14,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -265,8 +265,12 @@ class HFBackend:
             width, new = max(width, w), max(new, n)
         return parts
 
-    def stream(self, request: ChatRequest) -> Iterator[str]:
-        """Yield the reply to one request as text pieces while it is generated."""
+    def stream(self, request: ChatRequest) -> Generator[str, None, ChatResult]:
+        """Yield the reply to one request as text pieces while it is generated.
+
+        The generator's return value (``StopIteration.value``) is the finished ``ChatResult``, so
+        a caller that needs the finish reason or the token counts (``tidekit serve``) gets them.
+        """
         import queue
 
         ids = self.encode(request.messages)
@@ -275,11 +279,19 @@ class HFBackend:
             raise BackendError(problem)
         pieces: queue.Queue[tuple[str, Any]] = queue.Queue()
         sent = [""]
+        stops = [s for s in request.params.stop if s]
 
         def on_step(_row: int, token_ids: list[int], _finished: bool) -> None:
             text = str(self.tokenizer.decode(token_ids, skip_special_tokens=True))
             if text.endswith("\ufffd"):  # half of a multi-byte character: wait for the rest
                 return
+            # never send a stop string, nor the start of one that the next tokens may complete:
+            # what is sent cannot be taken back (the decoder cuts the final text the same way)
+            for stop in stops:
+                if stop in text:
+                    text = text[:text.index(stop)]
+            held = max((k for stop in stops for k in range(1, len(stop)) if text.endswith(stop[:k])), default=0)
+            text = text[:len(text) - held]
             if len(text) > len(sent[0]) and text.startswith(sent[0]):
                 pieces.put(("piece", text[len(sent[0]):]))
                 sent[0] = text
@@ -292,7 +304,7 @@ class HFBackend:
                 final = outs[0].text
                 if final.startswith(sent[0]) and len(final) > len(sent[0]):
                     pieces.put(("piece", final[len(sent[0]):]))
-                pieces.put(("end", None))
+                pieces.put(("end", outs[0]))
             except Exception as exc:  # handed to the consumer thread, which re-raises it
                 pieces.put(("error", exc))
 
@@ -300,7 +312,9 @@ class HFBackend:
         while True:
             kind, value = pieces.get()
             if kind == "end":
-                return
+                out: RowOutput = value
+                return ChatResult(id=request.id, text=out.text, prompt_tokens=len(ids),
+                                  completion_tokens=len(out.token_ids), finish_reason=out.finish_reason)
             if kind == "error":
                 raise value
             yield value

@@ -19,22 +19,29 @@ __all__ = ["COMMANDS"]
 @click.option("--port", type=int, default=None, help="TCP port. [8000]")
 @click.option("--host", default=None, help="Interface. [127.0.0.1]")
 @click.option("--name", default=None, help="Model name clients ask for. [the alias]")
+@click.option("--temperature", type=float, default=None,
+              help="Temperature of requests that send none. [1.0, as OpenAI's API; 0 = greedy]")
 @click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
               help="YAML config (ServeConfig); options and KEY=VALUE override it.")
 @backend_options
 @overrides_argument
-def serve_cmd(port: int | None, host: str | None, name: str | None, config_path: Path | None,
-              overrides: tuple[str, ...], **options: Any) -> None:
+def serve_cmd(port: int | None, host: str | None, name: str | None, temperature: float | None,
+              config_path: Path | None, overrides: tuple[str, ...], **options: Any) -> None:
     """Serve a model at /v1/chat/completions (plain and streaming) and /v1/models.
 
-    Any OpenAI client works: base_url=http://HOST:PORT/v1, any API key. Research software,
-    not therapy: do not put it in front of people in distress.
+    Any OpenAI client works: base_url=http://HOST:PORT/v1, any API key. As in OpenAI's API, a
+    request without "temperature" samples at 1.0 with a fresh seed (send temperature 0, or
+    start the server with --temperature 0, for greedy, reproducible replies); a stream cut by
+    max_tokens ends with finish_reason "length"; stream_options.include_usage adds a last
+    chunk with the token counts. Research software, not therapy: do not put it in front of
+    people in distress.
     """
     from tidekit._config import load_config
     from tidekit.serve import ServeConfig, serve
 
     given = backend_overrides(options)
-    given += [f"{k}={v}" for k, v in (("port", port), ("host", host), ("name", name)) if v is not None]
+    chosen = (("port", port), ("host", host), ("name", name), ("temperature", temperature))
+    given += [f"{k}={v}" for k, v in chosen if v is not None]
     config = load_config(ServeConfig, config_path, [*given, *overrides])
     click.echo(f"loading {config.backend.model}; serving on http://{config.host}:{config.port}/v1 "
                "(Ctrl-C stops)", err=True)

@@ -5,18 +5,26 @@ with ``"stream": true``), ``GET /health``. Bad requests get a 4xx with an OpenAI
 body naming the problem. Requests to a local model run one at a time (the backend holds a
 lock); streaming yields text as it is decoded when the backend can stream (``hf``), else the
 whole reply as one chunk.
+
+Where it follows OpenAI: a request without ``temperature`` samples at the server's default
+(1.0, OpenAI's; ``tidekit serve --temperature 0`` makes greedy the default) with a fresh seed
+unless it sends ``seed``; a stream ends with a chunk carrying ``finish_reason`` (``"length"``
+when ``max_tokens`` cut it, ``"stop"`` otherwise) and, with ``stream_options.include_usage``,
+a last chunk with no choices and the token counts.
 """
 
 from __future__ import annotations
 
 import json
+import secrets
 import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
-from tidekit.backends._protocol import Backend, ChatRequest, GenerationParams
+from tidekit.backends._protocol import Backend, ChatRequest, ChatResult, GenerationParams
 from tidekit.data._generations import Message
+from tidekit.errors import BackendError
 from tidekit.serve._schema import ChatCompletionRequest
 
 __all__ = ["create_app"]
@@ -32,8 +40,12 @@ def _error(status: int, message: str, param: str | None = None, code: str | None
                         content={"error": {"message": message, "type": kind, "param": param, "code": code}})
 
 
-def create_app(backend: Backend, model_name: str, default_max_tokens: int = 256) -> Any:
-    """A FastAPI app serving ``backend`` under the model name ``model_name``."""
+def create_app(backend: Backend, model_name: str, default_max_tokens: int = 256,
+               default_temperature: float = 1.0) -> Any:
+    """A FastAPI app serving ``backend`` under the model name ``model_name``.
+
+    ``default_max_tokens`` and ``default_temperature`` apply to requests that set none.
+    """
     from fastapi import FastAPI, Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import StreamingResponse
@@ -72,49 +84,111 @@ def create_app(backend: Backend, model_name: str, default_max_tokens: int = 256)
         except ValueError as exc:
             return _error(400, f"messages: {exc}", param="messages")
         stop = [body.stop] if isinstance(body.stop, str) else list(body.stop or [])
+        temperature = default_temperature if body.temperature is None else body.temperature
+        # OpenAI samples afresh on every request without a seed; the decoder would reuse seed 0
+        seed = body.seed if body.seed is not None or temperature == 0 else secrets.randbelow(2**31)
         params = GenerationParams(max_new_tokens=body.max_completion_tokens or body.max_tokens or default_max_tokens,
-                                  temperature=body.temperature, top_p=body.top_p, seed=body.seed, stop=stop)
+                                  temperature=temperature, top_p=body.top_p, seed=seed, stop=stop)
         request = ChatRequest(id=f"chatcmpl-{uuid.uuid4().hex[:24]}", messages=messages, params=params)
         if body.stream:
-            return StreamingResponse(_sse(backend, request, model_name), media_type="text/event-stream")
+            include_usage = body.stream_options is not None and body.stream_options.include_usage
+            events = _sse(backend, request, model_name, include_usage)
+            # run up to the first text piece here, so a request the model cannot take (too long a
+            # prompt) still gets a 4xx status instead of an error inside a 200 stream
+            first = await run_in_threadpool(_first_event, events)
+            if isinstance(first, _Refused):
+                return _error(first.status, first.message, param="messages" if first.status == 400 else None)
+            return StreamingResponse(_chain(first, events), media_type="text/event-stream")
         result = (await run_in_threadpool(backend.generate, [request]))[0]
         if result.error is not None:
             status = 400 if "context" in result.error else 502
             return _error(status, result.error, param="messages" if status == 400 else None)
-        usage = {"prompt_tokens": result.prompt_tokens or 0, "completion_tokens": result.completion_tokens or 0,
-                 "total_tokens": (result.prompt_tokens or 0) + (result.completion_tokens or 0)}
         return {"id": request.id, "object": "chat.completion", "created": int(time.time()), "model": model_name,
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": result.text},
                              "finish_reason": result.finish_reason or "stop", "logprobs": None}],
-                "usage": usage}
+                "usage": _usage(result)}
 
     return app
 
 
-def _sse(backend: Backend, request: ChatRequest, model_name: str) -> Iterator[str]:
-    """Server-sent events in the chat.completion.chunk format, ending with ``[DONE]``."""
+def _usage(result: ChatResult) -> dict[str, int]:
+    prompt, completion = result.prompt_tokens or 0, result.completion_tokens or 0
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+
+class _Refused(Exception):
+    """The backend refused the request before producing any text (sent as a 4xx/5xx status)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+def _first_event(events: Iterator[str]) -> str | _Refused:
+    try:
+        return next(events)
+    except _Refused as refused:
+        return refused
+
+
+def _chain(first: str, rest: Iterator[str]) -> Iterator[str]:
+    yield first
+    yield from rest
+
+
+def _sse(backend: Backend, request: ChatRequest, model_name: str, include_usage: bool) -> Iterator[str]:
+    """Server-sent events in the chat.completion.chunk format, ending with ``[DONE]``.
+
+    Raises :class:`_Refused` before yielding anything when the backend rejects the request; an
+    error after the first piece is reported in-band, as OpenAI does (the status line is sent).
+    """
     created = int(time.time())
 
     def chunk(delta: dict[str, str], finish: str | None = None) -> str:
-        body = {"id": request.id, "object": "chat.completion.chunk", "created": created, "model": model_name,
-                "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}]}
+        body: dict[str, Any] = {"id": request.id, "object": "chat.completion.chunk", "created": created,
+                                "model": model_name,
+                                "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}]}
+        if include_usage:
+            body["usage"] = None  # OpenAI's shape: null on every chunk but the last
         return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
 
-    yield chunk({"role": "assistant", "content": ""})
     stream = getattr(backend, "stream", None)
+    started = False
     try:
         if stream is not None:
-            for piece in stream(request):
+            pieces = stream(request)
+            while True:
+                try:
+                    piece = next(pieces)
+                except StopIteration as end:
+                    result = end.value if isinstance(end.value, ChatResult) else None
+                    break
+                if not started:
+                    yield chunk({"role": "assistant", "content": ""})
+                    started = True
                 yield chunk({"content": piece})
-            finish = "stop"
         else:
             result = backend.generate([request])[0]
             if result.error is not None:
-                raise RuntimeError(result.error)
-            yield chunk({"content": result.text or ""})
-            finish = result.finish_reason or "stop"
-    except Exception as exc:  # the status line is sent already: report in-band, as OpenAI does
+                raise BackendError(result.error)
+    except BackendError as exc:
+        if not started:
+            raise _Refused(400 if "context" in str(exc) else 502, str(exc)) from None
         yield f"data: {json.dumps({'error': {'message': str(exc), 'type': 'server_error'}})}\n\n"
         return
-    yield chunk({}, finish)
+    except Exception as exc:  # the status line is sent already: report in-band, as OpenAI does
+        if not started:
+            raise _Refused(500, f"{type(exc).__name__}: {exc}") from None
+        yield f"data: {json.dumps({'error': {'message': str(exc), 'type': 'server_error'}})}\n\n"
+        return
+    if not started:
+        yield chunk({"role": "assistant", "content": ""})
+    if stream is None and result is not None and result.text:
+        yield chunk({"content": result.text})
+    yield chunk({}, (result.finish_reason if result is not None else None) or "stop")
+    if include_usage:
+        usage = _usage(result) if result is not None else None
+        body = {"id": request.id, "object": "chat.completion.chunk", "created": created, "model": model_name,
+                "choices": [], "usage": usage}
+        yield f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
     yield "data: [DONE]\n\n"

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-__all__ = ["ChatCompletionRequest", "WireMessage"]
+__all__ = ["ChatCompletionRequest", "StreamOptions", "WireMessage"]
 
 
 class WireMessage(BaseModel):
@@ -33,6 +33,14 @@ class WireMessage(BaseModel):
         return "".join(parts)
 
 
+class StreamOptions(BaseModel):
+    """``stream_options``: ``include_usage`` adds a last chunk with no choices and the token counts."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    include_usage: bool = False
+
+
 class ChatCompletionRequest(BaseModel):
     """The body of ``POST /v1/chat/completions``."""
 
@@ -42,12 +50,28 @@ class ChatCompletionRequest(BaseModel):
     messages: list[WireMessage] = Field(min_length=1, description="The conversation so far.")
     max_tokens: int | None = Field(default=None, ge=1, le=32768)
     max_completion_tokens: int | None = Field(default=None, ge=1, le=32768)
-    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0,
+                                      description="Sampling temperature; none: the server's default (1.0, as "
+                                                  "OpenAI's; 0 = greedy).")
     top_p: float = Field(default=1.0, gt=0.0, le=1.0)
     seed: int | None = None
     stop: str | list[str] | None = None
     stream: bool = False
+    stream_options: StreamOptions | None = Field(default=None, description="Only with stream: true.")
     n: int = Field(default=1, ge=1, le=1, description="Only one choice per request is supported.")
+    logprobs: bool | None = Field(default=None, description="Not supported: true is refused.")
+    tools: list[dict[str, Any]] | None = Field(default=None, description="Not supported: a non-empty list is "
+                                                                         "refused.")
+
+    @model_validator(mode="after")
+    def _supported(self) -> ChatCompletionRequest:
+        if self.stream_options is not None and not self.stream:
+            raise ValueError("stream_options is only allowed when stream is true")
+        if self.logprobs:
+            raise ValueError("logprobs: this server does not return token log-probabilities; send false or omit it")
+        if self.tools:
+            raise ValueError("tools: this server does not call tools; omit them")
+        return self
 
     @field_validator("stop")
     @classmethod
