@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 __all__ = ["GrammarConstraints", "SchemaConstraint"]
 
 # how the schema's JSON is written: no free whitespace, the separators models use
-JSON_STYLE = {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "}
+JSON_STYLE: Any = {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "}
 
 
 class SchemaConstraint:

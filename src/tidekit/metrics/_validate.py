@@ -39,6 +39,7 @@ __all__ = ["Correlation", "HumanAgreement", "JudgeValidation", "LabelRow", "corr
            "validate_judge"]
 
 REQUIRED = ("id", "context", "response")
+SCORE_KINDS: tuple[Literal["expected", "argmax"], ...] = ("expected", "argmax")
 
 
 class LabelRow(BaseModel):
@@ -310,10 +311,10 @@ def validate_judge(labels: str | Path, human: Sequence[str], out: str | Path, co
         with run.step("correlate"):
             for judge, verdicts in by_judge.items():
                 for criterion in CRITERIA:
-                    for kind in ("expected", "argmax"):
+                    for kind in SCORE_KINDS:
                         for col in human:
                             pairs = [(x, r.human[col]) for r in rows
-                                     if (x := verdict_value(verdicts[r.id], criterion, kind)) is not None  # type: ignore[arg-type]
+                                     if (x := verdict_value(verdicts[r.id], criterion, kind)) is not None
                                      and r.human[col] is not None]
                             if kind == "expected" and not any(verdicts[r.id].expected for r in rows):
                                 continue  # the backend gave no token probabilities
@@ -321,7 +322,7 @@ def validate_judge(labels: str | Path, human: Sequence[str], out: str | Path, co
                                               config.bootstrap.n_resamples, config.bootstrap.confidence,
                                               config.seed, names=(f"judge {judge!r} ({criterion}, {kind})",
                                                                   f"human column {col!r}"))
-                            correlations.append(Correlation(judge=judge, criterion=criterion, score=kind,  # type: ignore[arg-type]
+                            correlations.append(Correlation(judge=judge, criterion=criterion, score=kind,
                                                             human=col, **stats))
             agreement = []
             for i, a in enumerate(human):

@@ -247,7 +247,8 @@ def fig_judge_validation(c: RunContents) -> Figure | None:
         return None
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6.0, 0.8 + 0.28 * len(rows)))
-    points = [(r["spearman"] if r["spearman"] is not None else float("nan"), r["ci_low"], r["ci_high"],
+    points: list[tuple[float, float | None, float | None, str, str | None]] = [
+        (r["spearman"] if r["spearman"] is not None else float("nan"), r["ci_low"], r["ci_high"],
                f"{r['judge']}: {r['criterion']} vs {r['human']} (n={r['n']})"
                + ("" if r["spearman"] is not None else " - undefined"), "C0") for r in rows]
     for a in v.get("human_agreement", []):
