@@ -9,12 +9,18 @@ database; raters reconnect and resume with their session cookies. Finally the da
 directly: every acknowledged rating (a 303 answer to its POST) must be there with the values
 sent, and no assignment may hold two ratings.
 
+With ``--baseline GIT_REF`` the same load also runs against the server *and* study-building code
+of ``GIT_REF`` (its ``src/``, extracted with ``git archive`` onto ``PYTHONPATH``), alternating
+before/after for ``--rounds`` pairs, and the after/before ratios of throughput and server CPU
+come from that one run. Every rater comes from 127.0.0.1, so the per-address limits are lifted.
+
 Loopback only, bounded in count and time. Run (about a minute on 2 cores)::
 
     python benchmarks/rating_load.py                       # SQLite, 50 raters, >= 5,000 submissions
     python benchmarks/rating_load.py --kill-after 5        # the same, SIGKILL + restart mid-load
     python benchmarks/rating_load.py --db postgresql://postgres@127.0.0.1:5432/bench
     python benchmarks/rating_load.py --append-docs         # add the figures to docs/benchmarks.md
+    python benchmarks/rating_load.py --baseline HEAD~3     # before (HEAD~3's src/) and after, alternating
 
 Prints one JSON object (figures, checks); exit status 1 if a check fails.
 """
@@ -24,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import platform
@@ -31,6 +38,7 @@ import random
 import re
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -199,9 +207,22 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@functools.cache
+def has_serve_knob(name: str, env: tuple[tuple[str, str], ...]) -> bool:
+    """Whether the tidekit that ``env`` runs has the serving knob ``name``."""
+    code = f"from tidekit.rating import ServeConfig; print({name!r} in ServeConfig.model_fields)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, **dict(env)}).stdout
+    return out.strip() == "True"
+
+
 def start_server(db: str, port: int, workers_env: dict[str, str]) -> subprocess.Popen[bytes]:
+    # every simulated rater comes from 127.0.0.1: lift the per-address limits (where the code has them)
+    knobs = ["submit_rate=100000", "submit_burst=100000", "join_rate=100000", "join_burst=100000"]
+    if has_serve_knob("max_unfinished_per_client", tuple(sorted(workers_env.items()))):
+        knobs.append("max_unfinished_per_client=100000")
     cmd = [sys.executable, "-m", "tidekit", "rate", "serve", "--db", db, "--host", "127.0.0.1", "--port", str(port),
-           "submit_rate=100000", "submit_burst=100000", "join_rate=100000", "join_burst=100000"]
+           *knobs]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, **workers_env})
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -272,7 +293,7 @@ async def load(port: int, args: argparse.Namespace, stats: Stats, kill: Any) -> 
     return time.perf_counter() - t0
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--db", help="Study database URL (default: a fresh SQLite file in a temp dir).")
     ap.add_argument("--raters", type=int, default=50, help="Concurrent raters.")
@@ -282,19 +303,47 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--double-rate", type=float, default=0.05, help="Share of forms posted twice.")
     ap.add_argument("--kill-after", type=float, default=None, help="SIGKILL the server after this many seconds of load, then restart it.")
     ap.add_argument("--attach", type=int, default=None, help="Load a server already running on 127.0.0.1:PORT over --db (study made by you; for profiling).")
+    ap.add_argument("--baseline", metavar="GIT_REF", default=None,
+                    help="Also run the server (and build the study) from the src/ of GIT_REF, alternating with the "
+                         "working tree, and report after/before ratios measured in this one run.")
+    ap.add_argument("--rounds", type=int, default=2, help="With --baseline: before/after pairs to run (alternating).")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path, default=None, help="Also write the result here.")
     ap.add_argument("--append-docs", action="store_true", help="Append the figures to docs/benchmarks.md.")
-    args = ap.parse_args(argv)
+    ap.add_argument("--build-only", metavar="DB", default=None, help=argparse.SUPPRESS)  # used by --baseline
+    return ap.parse_args(argv)
 
+
+def code_env(ref: str | None, into: Path) -> dict[str, str]:
+    """Environment that runs tidekit from ``ref``'s src/ (extracted with git archive) or, with
+    None, from the working tree."""
+    if ref is None:
+        return {}
+    src = into / "src"
+    src.mkdir(parents=True)
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref, "src"], check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    env = {"PYTHONPATH": str(src)}
+    where = subprocess.run([sys.executable, "-c", "import tidekit; print(tidekit.__file__)"], capture_output=True,
+                           text=True, check=True, env={**os.environ, **env}).stdout.strip()
+    if not where.startswith(str(src)):
+        raise SystemExit(f"--baseline: tidekit imports from {where}, not from {src}")
+    return env
+
+
+def run_once(args: argparse.Namespace, env: dict[str, str]) -> dict[str, Any]:
+    """One load run against a server started with ``env`` (which tidekit code it runs)."""
     tmp = tempfile.TemporaryDirectory(prefix="tidekit-load-")
     db = args.db or str(Path(tmp.name) / "ratings.db")
     per_rater = args.items_per_rater + 2
     if args.attach is None:
-        summary = build_study(db, raters_needed=-(-args.submissions // per_rater) + args.raters + 5,
-                              items_per_rater=args.items_per_rater, seed=args.seed)
+        needed = -(-args.submissions // per_rater) + args.raters + 5
+        subprocess.run([sys.executable, __file__, "--build-only", db, "--raters", str(needed),
+                        "--items-per-rater", str(args.items_per_rater), "--seed", str(args.seed)],
+                       check=True, env={**os.environ, **env}, stdout=subprocess.DEVNULL)
+        summary: dict[str, Any] = {"items": None}
         port = free_port()
-        server = {"proc": start_server(db, port, {})}
+        server = {"proc": start_server(db, port, env)}
     else:
         summary, port = {"items": None}, args.attach
         server = {"proc": subprocess.Popen(["sleep", "3600"])}
@@ -310,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
         os.kill(server["proc"].pid, signal.SIGKILL)
         server["proc"].wait()
         t0 = time.perf_counter()
-        server["proc"] = await asyncio.to_thread(start_server, db, port, {})
+        server["proc"] = await asyncio.to_thread(start_server, db, port, env)
         kill_info["restart_s"] = round(time.perf_counter() - t0, 2)
 
     import resource
@@ -329,6 +378,14 @@ def main(argv: list[str] | None = None) -> int:
         except subprocess.TimeoutExpired:
             server["proc"].kill()
     checks = verify(db, stats)
+    if args.attach is None:
+        from tidekit.rating import RatingStore
+
+        store = RatingStore.open(db)
+        try:
+            summary["items"] = len(store.counts()["per_item"])
+        finally:
+            store.close()
     lat = sorted(stats.latencies)
 
     def pct(p: float) -> float:
@@ -347,16 +404,66 @@ def main(argv: list[str] | None = None) -> int:
         "machine": f"{platform.system()} {platform.machine()}, {len(os.sched_getaffinity(0))} usable of "
                    f"{os.cpu_count()} cores, Python {platform.python_version()}",
     }
-    ok = (checks["lost"] == 0 and checks["duplicated"] == 0 and checks["wrong_values"] == 0
-          and checks["unexplained_rows"] == 0 and not stats.errors)
-    result["ok"] = ok
+    result["ok"] = (checks["lost"] == 0 and checks["duplicated"] == 0 and checks["wrong_values"] == 0
+                    and checks["unexplained_rows"] == 0 and not stats.errors)
+    tmp.cleanup()
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.build_only:
+        build_study(args.build_only, raters_needed=args.raters, items_per_rater=args.items_per_rater, seed=args.seed)
+        return 0
+    if args.baseline is None:
+        result = run_once(args, {})
+    else:
+        if args.db or args.attach is not None:
+            raise SystemExit("--baseline makes its own SQLite studies; leave out --db and --attach")
+        base_dir = tempfile.TemporaryDirectory(prefix="tidekit-baseline-")
+        before_env = code_env(args.baseline, Path(base_dir.name))
+        runs: dict[str, list[dict[str, Any]]] = {"before": [], "after": []}
+        for n in range(args.rounds):  # alternate, so a change in machine load hits both sides
+            order = (("before", before_env), ("after", {})) if n % 2 == 0 else (("after", {}), ("before", before_env))
+            for label, env in order:
+                runs[label].append(run_once(args, env))
+                print(f"round {n + 1} {label}: {runs[label][-1]['submissions_per_s']} submissions/s, "
+                      f"{runs[label][-1]['server_cpu_ms_per_submission']} server CPU ms/submission", file=sys.stderr)
+        base_dir.cleanup()
+
+        def total(label: str, key: str) -> float:
+            return sum(r[key] for r in runs[label])
+
+        def rate(label: str) -> float:
+            return total(label, "acknowledged") / total(label, "wall_s")
+
+        def cpu(label: str) -> float:
+            return sum(r["server_cpu_ms_per_submission"] * r["acknowledged"] for r in runs[label]) / total(label, "acknowledged")
+
+        # each round's before and after ran back to back, under about the same machine load: the
+        # median of the per-round ratios is the least noisy figure on a shared machine
+        pair_tput = [a["submissions_per_s"] / b["submissions_per_s"] for a, b in zip(runs["after"], runs["before"], strict=True)]
+        pair_cpu = [a["server_cpu_ms_per_submission"] / b["server_cpu_ms_per_submission"]
+                    for a, b in zip(runs["after"], runs["before"], strict=True)]
+        result = {**runs["after"][-1], "baseline": args.baseline, "rounds": args.rounds,
+                  "submissions_per_s": round(rate("after"), 1), "before_submissions_per_s": round(rate("before"), 1),
+                  "throughput_ratio": round(statistics.median(pair_tput), 3),
+                  "throughput_ratio_of_totals": round(rate("after") / rate("before"), 3),
+                  "throughput_ratio_per_round": [round(x, 3) for x in pair_tput],
+                  "server_cpu_ratio_per_round": [round(x, 3) for x in pair_cpu],
+                  "server_cpu_ms_per_submission": round(cpu("after"), 2),
+                  "before_server_cpu_ms_per_submission": round(cpu("before"), 2),
+                  "server_cpu_ratio": round(cpu("after") / cpu("before"), 3),
+                  "acknowledged": int(total("after", "acknowledged")),
+                  "lost": int(total("after", "lost")), "duplicated": int(total("after", "duplicated")),
+                  "before_lost": int(total("before", "lost")), "before_duplicated": int(total("before", "duplicated")),
+                  "ok": all(r["ok"] for rs in runs.values() for r in rs), "runs": runs}
     print(json.dumps(result, indent=2))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
     if args.append_docs:
         append_docs(result, argv if argv is not None else sys.argv[1:])
-    tmp.cleanup()
-    return 0 if ok else 1
+    return 0 if result["ok"] else 1
 
 
 SECTION = "## Rating app under load (`benchmarks/rating_load.py`)"

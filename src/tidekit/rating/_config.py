@@ -112,7 +112,7 @@ class ServeConfig(StrictModel):
     max_unfinished_per_client: int = Field(default=3, ge=1, description="Unfinished rater slots one client address may hold at once (people behind one network share an address).")
     slot_timeout_min: float = Field(default=30.0, ge=0, description="Release a slot whose rater consented but rated nothing for this many minutes, when the study is otherwise full (0 = never). Slots with ratings are freed only by 'tidekit rate release'.")
     max_body_kib: int = Field(default=64, ge=4, le=10240, description="Largest request body accepted, in KiB (a rating form with a full comment is under 25 KiB); larger ones get 413 before they are read.")
-    write_wait_s: float = Field(default=20.0, gt=0, le=300, description="SQLite: how long a write waits for another process's lock before the rater sees a 'busy, not saved, try again' page (503).")
+    write_wait_s: float = Field(default=20.0, gt=0, le=300, description="SQLite: how long a call is retried while another process holds the lock before the rater sees a 'not saved, try again' page (503); the server keeps answering meanwhile.")
     admin_session_hours: float = Field(default=8.0, gt=0, le=168, description="How long an admin sign-in lasts; signing out ends it at once.")
 
     @model_validator(mode="after")
