@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from tidekit.cli._backend_options import backend_options, backend_overrides
-from tidekit.cli._common import example, overrides_argument, stdout_console
+from tidekit.cli._common import echo_json, example, json_option, overrides_argument, stdout_console
 
 __all__ = ["COMMANDS"]
 
@@ -18,7 +18,8 @@ __all__ = ["COMMANDS"]
     "tidekit generate --model smollm2-135m --adapter runs/ft/adapter --data runs/split --out runs/gen/ft "
     "--limit 50",
     "tidekit generate --backend openai --base-url http://127.0.0.1:8000/v1 --model smollm2-135m "
-    "--data runs/split --out runs/gen/remote"))
+    "--data runs/split --out runs/gen/remote",
+    "tidekit generate --model smollm2-135m --data runs/split --out runs/gen/ray --ray local --replicas 2"))
 @click.option("--data", required=False, type=click.Path(path_type=Path), help="Dataset folder (any layout).")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Output folder.")
 @click.option("--split", default=None, type=click.Choice(["train", "validation", "test", "all"]),
@@ -33,9 +34,15 @@ __all__ = ["COMMANDS"]
 @click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
               help="YAML config (GenerateConfig); options and KEY=VALUE override it.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@json_option("the GenerateResult (records, cached, errors, tokens, wall time)")
+@click.option("--ray", "ray_address", default=None, metavar="local|ADDRESS",
+              help="Run the model on Ray actors: 'local' starts a private Ray instance on loopback; an address "
+                   "joins a cluster (see docs/scale.md). Needs tidekit[ray].")
+@click.option("--replicas", type=click.IntRange(min=1), default=None,
+              help="Backend replicas on Ray (one per GPU or CPU worker). [2]")
 @backend_options
 @overrides_argument
-def generate_cmd(data: Path | None, out: Path, config_path: Path | None, quiet: bool,
+def generate_cmd(data: Path | None, out: Path, config_path: Path | None, quiet: bool, as_json: bool,
                  overrides: tuple[str, ...], **options: Any) -> None:
     """Generate one reply per conversation of a split and write OUT/generations.jsonl + manifest.json.
 
@@ -55,8 +62,15 @@ def generate_cmd(data: Path | None, out: Path, config_path: Path | None, quiet: 
             given.append(f"{field}={options[key]}")
     if data is not None:
         given.append(f"data={data}")
+    if options.get("ray_address") is not None:
+        given += ["executor.kind=ray", f"executor.address={options['ray_address']}"]
+    if options.get("replicas") is not None:
+        given.append(f"executor.replicas={options['replicas']}")
     config = load_config(GenerateConfig, config_path, [*given, *overrides])
     result = generate_dataset(config, out, progress=False if quiet else "generate")
+    if as_json:
+        echo_json(result)
+        return
     console = stdout_console()
     rate = (f", {result.completion_tokens / result.wall_s:,.0f} tok/s"
             if result.wall_s > 0 and result.cached == 0 else "")

@@ -4,6 +4,8 @@
   kill, error-tolerant up to ``max_errors``, with a progress bar.
 - :func:`generate_dataset` / :func:`generate`: answer a dataset split with one model and write
   ``generations.jsonl`` + ``manifest.json`` (what ``tidekit generate`` runs).
+- :class:`ExecutorConfig` / :class:`RayBackend`: the same, with the model replicated on Ray
+  actors (one per GPU or CPU worker); the driver alone writes the cache and outputs.
 
 Example::
 
@@ -29,16 +31,20 @@ from tidekit.generation._engine import (
     run_requests,
 )
 from tidekit.generation._prompts import DEFAULT_SYSTEM_PROMPT, conversation_messages
+from tidekit.generation._ray import ExecutorConfig, RayBackend, executor_backend
 
 __all__ = [
     "CACHE_FILE",
     "DEFAULT_SYSTEM_PROMPT",
+    "ExecutorConfig",
     "GenerateConfig",
     "GenerateResult",
+    "RayBackend",
     "ResultCache",
     "TooManyErrors",
     "batch_plan",
     "conversation_messages",
+    "executor_backend",
     "generate",
     "generate_dataset",
     "request_key",

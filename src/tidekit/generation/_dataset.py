@@ -15,7 +15,6 @@ from pydantic import BaseModel, Field
 
 from tidekit._config import StrictModel
 from tidekit._manifest import RunRecorder
-from tidekit.backends._factory import load_backend
 from tidekit.backends._protocol import Backend, BackendConfig, ChatRequest, GenerationParams
 from tidekit.backends._registry import MODELS
 from tidekit.data._generations import (
@@ -30,6 +29,7 @@ from tidekit.data._schema import Split
 from tidekit.errors import DataError
 from tidekit.generation._engine import request_key, request_seed, run_requests
 from tidekit.generation._prompts import DEFAULT_SYSTEM_PROMPT, conversation_messages
+from tidekit.generation._ray import ExecutorConfig, executor_backend
 
 __all__ = ["CACHE_FILE", "GenerateConfig", "GenerateResult", "generate", "generate_dataset"]
 
@@ -50,6 +50,8 @@ class GenerateConfig(StrictModel):
     max_errors: int | None = Field(default=0, ge=0, description="Stop once more requests than this failed "
                                                                  "(None: never); failures are recorded.")
     cache: str | None = Field(default=None, description=f"Result cache file; default OUT/{CACHE_FILE}.")
+    executor: ExecutorConfig = Field(default_factory=ExecutorConfig,
+                                     description="Where the model runs: this process, or replicas on Ray.")
 
 
 class GenerateResult(BaseModel):
@@ -97,7 +99,7 @@ def generate_dataset(config: GenerateConfig, out: str | Path, *, backend: Backen
             conversations = sorted(conversations, key=lambda c: c.id)[: config.limit]
         owned = backend is None
         with run.step("load model"):
-            model = backend if backend is not None else load_backend(config.backend)
+            model = backend if backend is not None else executor_backend(config.backend, config.executor)
         try:
             run.models.append(model.identity)
             requests = [ChatRequest(id=c.id, messages=conversation_messages(c, config.system_prompt),
@@ -139,6 +141,8 @@ def generate_dataset(config: GenerateConfig, out: str | Path, *, backend: Backen
         computed_tokens = sum(r.completion_tokens or 0 for r, res in zip(records, results, strict=True)
                               if res.error is None) if cached == 0 else None
         run.extra.update(system=system_name(label, condition), split=config.split,
+                         executor=config.executor.model_dump(mode="json") | (
+                             {"replicas_used": model.replicas} if hasattr(model, "replicas") else {}),
                          tokens_per_s=round(computed_tokens / wall, 1) if computed_tokens and wall > 0 else None)
     return result
 

@@ -18,6 +18,7 @@ from tidekit.analysis._config import AnalysisConfig
 from tidekit.backends._protocol import BackendConfig, GenerationParams
 from tidekit.build._config import BuildConfig
 from tidekit.finetune._config import CheckpointSettings, EvalSettings, LoraSettings, TrainSettings
+from tidekit.generation._ray import ExecutorConfig
 from tidekit.metrics._config import ScoreConfig
 from tidekit.rating._config import StudyConfig as RatingStudyConfig
 from tidekit.rating._simulate import RaterModel
@@ -32,6 +33,7 @@ __all__ = [
     "SplitSection",
     "StudyConfig",
     "SystemSection",
+    "TrackingSection",
 ]
 
 Condition = Literal["zero_shot", "fine_tuned"]
@@ -102,6 +104,17 @@ class FinetuneSection(StrictModel):
     seed: int = Field(default=0, description="Training seed.")
 
 
+class TrackingSection(StrictModel):
+    """Logging the study's figures to an experiment tracker (pip install 'tidekit[tracking]')."""
+
+    report_to: Literal["none", "tensorboard", "wandb"] = Field(
+        default="none",
+        description="Where 'tidekit run' logs each stage's figures as it finishes (scalars '<stage>/<fact>'): "
+                    "'tensorboard' to OUT/tensorboard, 'wandb' to a W&B run under OUT/wandb (WANDB_MODE=offline "
+                    "with no network). Fine-tuning stages also train with it unless finetune.train.report_to "
+                    "names a tracker. Changing it reruns nothing.")
+
+
 class RatingSection(StrictModel):
     """The human (or simulated) rating study."""
 
@@ -147,6 +160,10 @@ class StudyConfig(StrictModel):
     rating: RatingSection = Field(default_factory=RatingSection, description="Human ratings.")
     analysis: AnalysisConfig = Field(default_factory=AnalysisConfig, description="Statistics on ratings.")
     report: ReportSection = Field(default_factory=ReportSection, description="The report.")
+    tracking: TrackingSection = Field(default_factory=TrackingSection, description="Experiment tracker.")
+    executor: ExecutorConfig = Field(default_factory=ExecutorConfig,
+                                     description="Where the systems' generation runs: this process, or backend "
+                                                 "replicas on Ray ({kind: ray, address: local, replicas: 4}).")
 
     @model_validator(mode="after")
     def _unique_systems(self) -> StudyConfig:

@@ -246,8 +246,11 @@ def _finetune_stage(cfg: StudyConfig, system: SystemSection, split_dir: Path, ou
     from tidekit.finetune._config import DataSettings, FinetuneConfig
 
     ft = cfg.finetune
+    train = ft.train
+    if train.report_to == "none" and cfg.tracking.report_to != "none":
+        train = train.model_copy(update={"report_to": cfg.tracking.report_to})
     ft_cfg = FinetuneConfig(
-        model=system.model, out=str(out), seed=ft.seed, lora=ft.lora, train=ft.train, eval=ft.eval,
+        model=system.model, out=str(out), seed=ft.seed, lora=ft.lora, train=train, eval=ft.eval,
         checkpoints=ft.checkpoints, progress=progress,
         data=DataSettings(path=str(split_dir), train_split="train", eval_split="validation",
                           max_train_examples=ft.max_train_examples),
@@ -266,7 +269,8 @@ def _finetune_stage(cfg: StudyConfig, system: SystemSection, split_dir: Path, ou
             result = finetune(ft_cfg, force=True)
         return {k: v for k, v in result.model_dump().items() if isinstance(v, int | float | str)}
 
-    config = ft_cfg.model_dump(mode="json", exclude={"progress"})
+    # the stage key leaves out what does not change the adapter (progress bars, tracker logging)
+    config = ft_cfg.model_dump(mode="json", exclude={"progress": True, "train": {"report_to", "run_name"}})
     return Stage(f"finetune:{system.model}", out, config, run, deps=("split",),
                  estimate={"optimizer_steps": ft.train.max_steps or 0})
 
@@ -278,7 +282,8 @@ def _generate_stage(cfg: StudyConfig, system: SystemSection, condition: str, spl
     gen = cfg.generation
     gen_cfg = GenerateConfig(data=str(split_dir), split=gen.split, limit=gen.limit,
                              backend=_backend(system, str(adapter) if adapter else None), params=gen.params,
-                             name=system.model if not Path(system.model).exists() else None)
+                             name=system.model if not Path(system.model).exists() else None,
+                             executor=cfg.executor)
 
     def run() -> dict[str, Any]:
         from tidekit.generation import generate_dataset
@@ -287,7 +292,9 @@ def _generate_stage(cfg: StudyConfig, system: SystemSection, condition: str, spl
         return {"records": result.records, "errors": result.errors, "cached": result.cached}
 
     deps: tuple[str, ...] = ("split",) + ((f"finetune:{system.model}",) if adapter else ())
-    return Stage(f"generate:{system.model}:{condition}", out, gen_cfg.model_dump(mode="json"), run, deps=deps)
+    # where the model runs (Ray or not) does not change the outputs: not part of the stage key
+    return Stage(f"generate:{system.model}:{condition}", out, gen_cfg.model_dump(mode="json", exclude={"executor"}),
+                 run, deps=deps)
 
 
 def plan_study(cfg: StudyConfig, from_stage: str | None = None, only: str | None = None) -> StudyPlan:
@@ -345,7 +352,23 @@ def run_study(
     from tidekit._io import write_text
 
     write_text(Path(cfg.out) / "study.yaml", _yaml(cfg))
-    outcomes = run_stages(stages, from_stage, only, on_event=on_event)
+    tracker = None
+    if cfg.tracking.report_to != "none":
+        from tidekit._tracking import StageTracker
+
+        tracker = StageTracker(cfg.tracking.report_to, Path(cfg.out), cfg.name, cfg.model_dump(mode="json"))
+
+    def event(kind: str, stage: Stage, outcome: StageOutcome | None) -> None:
+        if tracker is not None and kind == "done" and outcome is not None:
+            tracker.log(stage.name, outcome.facts, outcome.wall_s)
+        if on_event is not None:
+            on_event(kind, stage, outcome)
+
+    try:
+        outcomes = run_stages(stages, from_stage, only, on_event=event)
+    finally:
+        if tracker is not None:
+            tracker.close()
     html = Path(cfg.out) / "report" / "report.html"
     return StudyResult(out=str(cfg.out),
                        stages=[{"name": o.name, "status": o.status, "key": o.key, "wall_s": o.wall_s,
