@@ -17,6 +17,7 @@ BACKENDS: dict[str, str] = {
     "hf": "tidekit.backends._hf:HFBackend",
     "openai": "tidekit.backends._openai:OpenAIBackend",
     "anthropic": "tidekit.backends._anthropic:AnthropicBackend",
+    "vllm": "tidekit.backends._vllm:VLLMBackend",
 }
 
 

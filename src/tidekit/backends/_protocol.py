@@ -118,7 +118,7 @@ class Capabilities(BaseModel):
 class BackendConfig(StrictModel):
     """How to build a backend; a config entry, not code (e.g. any OpenAI-compatible server)."""
 
-    kind: Literal["hf", "openai", "anthropic"] = Field(default="hf", description="Which implementation.")
+    kind: Literal["hf", "openai", "anthropic", "vllm"] = Field(default="hf", description="Which implementation.")
     model: str = Field(default="smollm2-135m", description="Registry alias, local folder, or server-side model name.")
     adapter: str | None = Field(default=None, description="LoRA adapter folder (hf only).")
     device: str = Field(default="auto", description="hf: 'auto', 'cpu' or 'cuda[:N]'.")
@@ -133,6 +133,17 @@ class BackendConfig(StrictModel):
     concurrency: int = Field(default=4, ge=1, le=256, description="openai/anthropic: requests in flight.")
     timeout_s: float = Field(default=120.0, gt=0, description="openai/anthropic: per-request timeout.")
     max_retries: int = Field(default=4, ge=0, le=20, description="Retries on 429/5xx/timeouts, with backoff.")
+    server_command: list[str] | None = Field(
+        default=None, description="vllm: the command that starts a vLLM server, e.g. [/opt/vllm/bin/vllm, serve] "
+                                  "(vLLM in its own environment); default: in-process vllm.LLM when vLLM imports "
+                                  "here, else 'vllm serve' on PATH.")
+    server_args: list[str] = Field(default_factory=list, description="vllm: extra arguments for the managed "
+                                                                      "server, e.g. [--max-model-len, '4096'].")
+    server_log: str | None = Field(default=None, description="vllm: the managed server's log file [a temp file].")
+    startup_timeout_s: float = Field(default=900.0, gt=0, description="vllm: seconds to wait for the managed "
+                                                                       "server to answer.")
+    port: int | None = Field(default=None, ge=1, le=65535, description="vllm: the managed server's port [a free "
+                                                                        "one].")
     optimize: bool = Field(default=True, description="hf on CPU: decode Llama/Qwen2 models with tidekit's lean "
                                                      "forward (fused projections, oneDNN pre-packed bf16 weights), "
                                                      "pre-pack other models' weights; agrees with transformers up "

@@ -7,6 +7,8 @@ from typing import Any, TypeVar
 
 import click
 
+from tidekit.backends._factory import BACKENDS
+
 __all__ = ["backend_options", "backend_overrides"]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -14,10 +16,11 @@ F = TypeVar("F", bound=Callable[..., Any])
 _OPTIONS = [
     click.option("--model", default=None, help="Registry alias, local folder, .gguf file, Hub id, or the "
                                                "server-side model name for openai/anthropic. [smollm2-135m]"),
-    click.option("--adapter", default=None, type=click.Path(), help="LoRA adapter folder (hf)."),
-    click.option("--backend", "kind", default=None, type=click.Choice(["hf", "openai", "anthropic"]),
-                 help="Which backend runs the model. [hf]"),
-    click.option("--base-url", default=None, help="openai/anthropic: server URL, e.g. http://127.0.0.1:8000/v1."),
+    click.option("--adapter", default=None, type=click.Path(), help="LoRA adapter folder (hf, vllm)."),
+    click.option("--backend", "kind", default=None, type=click.Choice(sorted(BACKENDS)),
+                 help="Which backend runs the model (the registry's kinds). [hf]"),
+    click.option("--base-url", default=None, help="openai/anthropic/vllm: server URL, e.g. "
+                                                  "http://127.0.0.1:8000/v1."),
     click.option("--device", default=None, help="hf: auto, cpu or cuda[:N]."),
     click.option("--dtype", default=None, type=click.Choice(["auto", "float32", "bfloat16", "float16"]),
                  help="hf: weights dtype (auto: bf16 where supported)."),

