@@ -1,6 +1,8 @@
 # tidekit: the two commands a new user needs.
 #   make run    set up .venv (first time only) and run the main job (the quickstart)
-#   make test   set up .venv with dev tools, then ruff, mypy and the test suite
+#   make test   set up .venv with dev tools, then ruff, mypy and the whole test suite (CI runs this)
+#   make test-fast  the quick tier while editing: ruff and the tests not marked slow (no real
+#               model weights, servers or browsers); make test still runs everything
 # Both are idempotent: once set up, the set-up step is a timestamp check.
 
 SHELL := /bin/bash
@@ -11,11 +13,12 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test setup setup-dev sysdeps lint typecheck unit bench docs clean help
+.PHONY: run test test-fast setup setup-dev sysdeps lint typecheck unit unit-fast bench docs clean help
 
 help:
 	@echo "make run    - set up and run the quickstart (main job)"
-	@echo "make test   - set up with dev tools, then ruff, mypy and pytest"
+	@echo "make test   - set up with dev tools, then ruff, mypy and pytest (everything; CI)"
+	@echo "make test-fast - ruff and the tests not marked slow (the quick tier while editing)"
 	@echo "make docs   - regenerate docs/cli.md and docs/config.md from the code"
 	@echo "make bench  - run the benchmarks in benchmarks/ (see docs/benchmarks.md)"
 
@@ -64,11 +67,17 @@ typecheck: setup-dev
 unit: setup-dev
 	$(BIN)/pytest -q
 
+unit-fast: setup-dev
+	$(BIN)/pytest -q -m "not slow"
+
 test: setup-dev sysdeps lint typecheck unit
 
-# Regenerate docs/cli.md and docs/config.md from the code (a test checks they are current).
+test-fast: setup-dev lint unit-fast
+
+# Regenerate docs/cli.md, docs/config.md and docs/json.md from the code (tests check they are current).
 docs: setup-dev
 	$(BIN)/python -m tidekit._refdocs
+	$(BIN)/python -m tidekit.cli._jsondocs
 
 bench: setup
 	@echo "see docs/benchmarks.md for each benchmark's command"

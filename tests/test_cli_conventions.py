@@ -42,13 +42,61 @@ def test_usage_error_exit_code(run_cli: Callable[..., object]) -> None:
     assert result.code == 2 and "--out" in result.err  # type: ignore[attr-defined]
 
 
-def test_import_is_fast_and_light() -> None:
-    code = ("import sys, time; t=time.perf_counter(); import tidekit, tidekit.data, tidekit.errors; "
-            "dt=time.perf_counter()-t; heavy=[m for m in ('torch','transformers','pandas','pyarrow') "
-            "if m in sys.modules]; print(dt, heavy)")
-    best = min(float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                                    check=True).stdout.split()[0]) for _ in range(3))
+def test_import_is_light() -> None:
+    # how fast it is, is measured by benchmarks/import_time.py (a shared machine makes timed tests flaky)
+    code = ("import sys; import tidekit, tidekit.data, tidekit.errors; "
+            "heavy=[m for m in ('torch','transformers','pandas','pyarrow') if m in sys.modules]; print(heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().endswith("[]"), out
-    # `import tidekit` alone must take under 0.5 s
-    assert best < 0.5, best
+
+
+# verbs whose modules another change owns and that have no --json yet; each is an expected
+# failure that turns into an error (strict) once the verb gains the flag, so the list shrinks
+_NO_JSON_YET = {("data", "convert"), ("data", "split"), ("data", "sample"), ("judge", "validate"),
+                ("rate", "serve"), ("rate", "export"), ("rate", "simulate"), ("rate", "token")}
+
+
+def _leaf_commands() -> list[tuple[str, ...]]:
+    return [p for p in _commands(cli) if not isinstance(_command(p), click.Group)]
+
+
+def _command(path: tuple[str, ...]) -> click.Command:
+    command: click.Command = cli
+    for part in path:
+        assert isinstance(command, click.Group)
+        command = command.commands[part]
+    return command
+
+
+@pytest.mark.parametrize("path", [
+    pytest.param(p, marks=pytest.mark.xfail(strict=True, reason="no --json yet (module owned elsewhere)"))
+    if p in _NO_JSON_YET else p for p in _leaf_commands()], ids=" ".join)
+def test_every_verb_has_json_and_a_documented_schema(path: tuple[str, ...]) -> None:
+    from tidekit.cli._jsondocs import JSON_OUTPUTS
+
+    options = [o for o in _command(path).params if isinstance(o, click.Option)]
+    assert any("--json" in o.opts for o in options), f"tidekit {' '.join(path)} has no --json"
+    assert " ".join(path) in JSON_OUTPUTS, f"docs/json.md does not say what tidekit {' '.join(path)} --json prints"
+
+
+def test_json_reference_is_current() -> None:
+    from pathlib import Path
+
+    from tidekit.cli._jsondocs import JSON_OUTPUTS, json_reference
+
+    text = json_reference()
+    committed = (Path(__file__).resolve().parents[1] / "docs" / "json.md").read_text(encoding="utf-8")
+    assert committed == text + "\n", "docs/json.md is stale: run 'make docs'"
+    leaves = {" ".join(p) for p in _leaf_commands()}
+    assert set(JSON_OUTPUTS) <= leaves, set(JSON_OUTPUTS) - leaves  # no entry for a verb that is gone
+
+
+def test_models_json_is_the_documented_shape(run_cli: Callable[..., object]) -> None:
+    import json
+
+    from tidekit.backends._registry import ModelSpec
+
+    result = run_cli("models", "--json")
+    assert result.code == 0  # type: ignore[attr-defined]
+    entries = json.loads(result.out)  # type: ignore[attr-defined]
+    assert entries and all(set(e) == set(ModelSpec.model_fields) for e in entries)

@@ -55,11 +55,17 @@ def test_build_writes_every_output_and_validates(built) -> None:  # type: ignore
 
 def test_rerun_replays_the_cache_and_calls_the_model_for_nothing(built, teacher_cls) -> None:  # type: ignore[no-untyped-def]
     result, _, out = built
+    first = load_dataset(out / "jsonl").conversations
+    first_files = {p.relative_to(out): p.read_bytes() for fmt in ("jsonl", "tide")
+                   for p in sorted((out / fmt).rglob("*")) if p.is_file()}
     again = teacher_cls(always_bad=["2-03"])
     second = build_dataset(config(out), backend=again, progress=False)
     assert again.calls == []  # every request came from the cache
     assert second.conversations == result.conversations
-    assert load_dataset(out / "jsonl").conversations == load_dataset(out / "jsonl").conversations
+    # the rerun wrote what the first run wrote: the same conversations, byte for byte
+    assert load_dataset(out / "jsonl").conversations == first
+    assert {p.relative_to(out): p.read_bytes() for fmt in ("jsonl", "tide")
+            for p in sorted((out / fmt).rglob("*")) if p.is_file()} == first_files
 
 
 def test_import_review_applies_accept_reject_edit(built, run_cli: Callable[..., object]) -> None:  # type: ignore[no-untyped-def]

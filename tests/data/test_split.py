@@ -36,15 +36,16 @@ def test_same_seed_same_split_regardless_of_input_order() -> None:
     assert _assignment(split_dataset(ds, seed=12).dataset) != _assignment(a.dataset)
 
 
-@pytest.mark.parametrize("seed", range(50))
-def test_no_persona_in_two_splits_and_sizes_exact(seed: int) -> None:
-    result = split_dataset(_synthetic(), seed=seed, ratios=(0.8, 0.1, 0.1))
-    splits_of = {}
-    for c in result.dataset.conversations:
-        assert c.split is not None
-        assert splits_of.setdefault(c.persona_id, c.split) == c.split
-    sizes = Counter(splits_of.values())
-    assert sizes == {"train": 48, "validation": 6, "test": 6}
+def test_no_persona_in_two_splits_and_sizes_exact_for_50_seeds() -> None:
+    # one property over many seeds is one test: a loop, with the seed in every failure message
+    for seed in range(50):
+        result = split_dataset(_synthetic(), seed=seed, ratios=(0.8, 0.1, 0.1))
+        splits_of: dict[str, str] = {}
+        for c in result.dataset.conversations:
+            assert c.split is not None, f"seed {seed}: {c.id} has no split"
+            assert splits_of.setdefault(c.persona_id, c.split) == c.split, f"seed {seed}: persona {c.persona_id} leaks"
+        sizes = Counter(splits_of.values())
+        assert sizes == {"train": 48, "validation": 6, "test": 6}, f"seed {seed}: {sizes}"
 
 
 def test_stratified_by_trauma_type() -> None:

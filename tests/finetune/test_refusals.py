@@ -97,13 +97,15 @@ def test_cli_refusal_is_one_clean_message(tmp_path: Path, run_cli: Callable[...,
     assert both.code == 2 and "contradict" in both.err
 
 
-def test_tensorboard_without_the_package_names_the_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("tracker", ["tensorboard", "wandb"])
+def test_tracker_without_the_package_names_the_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                       tracker: str) -> None:
     import sys
 
     from tidekit.errors import MissingDependencyError
 
-    # whether or not it is installed here: a None entry makes importlib find no tensorboard
-    monkeypatch.setitem(sys.modules, "tensorboard", None)
-    with pytest.raises(MissingDependencyError, match="pip install tensorboard"):
-        finetune(tiny_config(tmp_path / "out", tensorboard=True))
+    # whether or not it is installed here: a None entry makes importlib find no such package
+    monkeypatch.setitem(sys.modules, tracker, None)
+    with pytest.raises(MissingDependencyError, match=r"pip install 'tidekit\[tracking\]'"):
+        finetune(tiny_config(tmp_path / "out", train={"report_to": tracker}))
     _no_training_happened(tmp_path / "out")

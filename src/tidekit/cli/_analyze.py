@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from tidekit.cli._common import example, overrides_argument, stdout_console
+from tidekit.cli._common import echo_json, example, json_option, overrides_argument, stdout_console
 
 __all__ = ["COMMANDS"]
 
@@ -16,7 +16,8 @@ _COLUMN_FLAGS = ("rater", "item", "rating", "conversation", "system", "model", "
 @click.command("analyze", **example(
     "tidekit analyze --ratings runs/study/ratings/ratings.parquet --out runs/study/analysis --scores runs/study/scores",
     "tidekit analyze --ratings other.csv --out an/ --rater worker --item reply_id --rating score --by age,education",
-    "tidekit analyze --ratings r.csv --out an/ power.raters=200 power.effect=0.4 correction=fdr_bh"))
+    "tidekit analyze --ratings r.csv --out an/ power.raters=200 power.effect=0.4 correction=fdr_bh",
+    "tidekit analyze --ratings r.csv --out an/ --by age_group primary.demographic=trend primary.system=ordinal"))
 @click.option("--ratings", required=True, help="Ratings: CSV/TSV/Parquet file, folder with ratings.csv|parquet, "
                                                "or a SQLAlchemy URL with a long-format table.")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder for analysis.json and tables.")
@@ -35,15 +36,19 @@ _COLUMN_FLAGS = ("rater", "item", "rating", "conversation", "system", "model", "
 @click.option("--by", default=None, help="Comma-separated rater attribute columns, e.g. age_group,education,gender.")
 @click.option("--scale", default=None, help="Rating scale as MIN-MAX [1-7].")
 @click.option("--power", "with_power", is_flag=True, help="Also compute power by simulation (power.* overrides).")
+@json_option("the AnalysisResult (the content of OUT/analysis.json)")
 @overrides_argument
 def analyze_cmd(ratings: str, out: Path, scores: Path | None, config_path: Path | None, table: str,
-                by: str | None, scale: str | None, with_power: bool, overrides: tuple[str, ...],
+                by: str | None, scale: str | None, with_power: bool, as_json: bool, overrides: tuple[str, ...],
                 **columns: str | None) -> None:
     """Compare systems and conditions, test rater demographics (rater-aware), measure agreement,
     correlate metrics with ratings, and write analysis.json plus CSV tables to --out.
 
-    Rater attributes are tested at the rater level and with rater and item random effects; a
-    rating-level test appears only beside them, labelled (it overstates the evidence).
+    Each question has one primary test (primary.*; the findings) and sensitivity analyses
+    beside it. Systems and conditions: an LMM with rater, conversation and reply random
+    intercepts (Satterthwaite df). Rater attributes are tested at the rater level and with rater
+    and item random effects; a rating-level test appears only beside them, labelled (it
+    overstates the evidence). See docs/analysis.md.
     """
     from tidekit._config import load_config
     from tidekit.analysis import AnalysisConfig, analyze
@@ -61,6 +66,9 @@ def analyze_cmd(ratings: str, out: Path, scores: Path | None, config_path: Path 
         extra.append("power={}")
     config = load_config(AnalysisConfig, config_path, [*extra, *overrides])
     result = analyze(ratings, out=out, scores=scores, config=config, table=table, progress=True)
+    if as_json:
+        echo_json(result)
+        return
     render(result)
     click.echo(f"wrote {out / 'analysis.json'} and {out / 'tables'}/")
 

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 import click
 from pydantic import BaseModel
 
-__all__ = ["echo_json", "example", "overrides_argument", "stderr_console", "stdout_console"]
+__all__ = ["echo_json", "example", "json_option", "overrides_argument", "stderr_console", "stdout_console"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -24,6 +24,16 @@ def example(*lines: str) -> dict[str, Any]:
 def overrides_argument(func: F) -> F:
     """Trailing ``key=value`` arguments that override the config (dotted keys reach nested ones)."""
     return click.argument("overrides", nargs=-1, metavar="[KEY=VALUE]...")(func)
+
+
+def json_option(printed: str) -> Callable[[F], F]:
+    """The ``--json`` flag every verb has; ``printed`` names what it prints (see docs/json.md).
+
+    With it, stdout carries exactly one JSON document (progress and warnings go to stderr), so
+    ``tidekit VERB ... --json | jq`` works.
+    """
+    return click.option("--json", "as_json", is_flag=True,
+                        help=f"Print {printed} as JSON on stdout instead of text (fields: docs/json.md).")
 
 
 def echo_json(obj: BaseModel | dict[str, Any] | list[Any]) -> None:

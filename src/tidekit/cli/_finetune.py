@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from tidekit.cli._common import example, overrides_argument, stdout_console
+from tidekit.cli._common import echo_json, example, json_option, overrides_argument, stdout_console
 from tidekit.errors import ConfigError
 
 __all__ = ["COMMANDS"]
@@ -47,7 +47,9 @@ def finetune_group() -> None:
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Output folder (overrides 'out').")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run from its newest checkpoint.")
 @click.option("--force", is_flag=True, help="Discard what OUT holds (adapter, checkpoints, metrics) and start over.")
-def train_cmd(config: Path, overrides: tuple[str, ...], out: Path | None, resume: bool, force: bool) -> None:
+@json_option("the FinetuneResult (steps, losses before/after, tokens/s, skipped)")
+def train_cmd(config: Path, overrides: tuple[str, ...], out: Path | None, resume: bool, force: bool,
+              as_json: bool) -> None:
     """Train a LoRA adapter as CONFIG says (YAML; KEY=VALUE overrides, dotted for nested keys).
 
     Loss is on supporter replies only. Writes the adapter, tokenizer, README.md (model card),
@@ -59,6 +61,9 @@ def train_cmd(config: Path, overrides: tuple[str, ...], out: Path | None, resume
         raise ConfigError("--resume and --force contradict each other; give one")
     extra = [*overrides, *([f"out={out}"] if out else [])]
     result = finetune(config, extra, resume=resume, force=force)
+    if as_json:
+        echo_json(result)
+        return
     console = stdout_console()
     if result.skipped:
         console.print(f"{result.out} already holds this finished run ({result.steps} steps); nothing to do. "
@@ -83,12 +88,16 @@ def train_cmd(config: Path, overrides: tuple[str, ...], out: Path | None, resume
 @click.option("--dtype", type=click.Choice(["auto", "float32", "bfloat16", "float16"]), default="auto",
               show_default=True, help="dtype of the saved weights; auto keeps the base checkpoint's.")
 @click.option("--force", is_flag=True, help="Replace a different merged model already in OUT.")
-def merge_cmd(adapter: Path, out: Path, base: str | None, dtype: str, force: bool) -> None:
+@json_option("the MergeResult (out, base model, parameters, dtype, skipped)")
+def merge_cmd(adapter: Path, out: Path, base: str | None, dtype: str, force: bool, as_json: bool) -> None:
     """Merge the LoRA ADAPTER into its base model and save full weights that plain transformers
     (and vLLM) load, with the tokenizer, a model card and a manifest."""
     from tidekit.finetune import merge_adapter
 
     result = merge_adapter(adapter, out, base=base, dtype=dtype, force=force)  # type: ignore[arg-type]
+    if as_json:
+        echo_json(result)
+        return
     verb = "already merged in" if result.skipped else "merged into"
     stdout_console().print(f"{result.adapter} + {result.base_model} {verb} {result.out} "
                            f"({result.parameters / 1e6:.1f}M parameters, {result.dtype})")
@@ -107,8 +116,9 @@ def merge_cmd(adapter: Path, out: Path, base: str | None, dtype: str, force: boo
 @click.option("--confidence", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.95,
               show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True, help="Bootstrap seed.")
+@json_option("the CeilingResult (gains, slopes, settings) and the files written")
 def ceiling_cmd(scores: Path, out: Path, metrics: tuple[str, ...], params: tuple[str, ...], n_boot: int,
-                confidence: float, seed: int) -> None:
+                confidence: float, seed: int, as_json: bool) -> None:
     """Fine-tuning gain (fine_tuned minus zero_shot, paired by conversation) per metric and scenario
     against log10 parameter count: slope with a persona-bootstrap CI and a model-level OLS CI,
     gains.csv, slopes.csv, and plots (PNG + SVG).
@@ -129,6 +139,9 @@ def ceiling_cmd(scores: Path, out: Path, metrics: tuple[str, ...], params: tuple
     result = ceiling_analysis(scores, metrics=list(metrics) or None, params=sizes or None, n_boot=n_boot,
                               confidence=confidence, seed=seed)
     files = result.write(out, source=str(scores))
+    if as_json:
+        echo_json({**result.model_dump(mode="json"), "files": [str(f) for f in files]})
+        return
     _render_slopes(result)
     stdout_console().print(f"wrote {len(files)} files to {out}")
 

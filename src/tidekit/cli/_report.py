@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from tidekit.cli._common import example, stdout_console
+from tidekit.cli._common import echo_json, example, json_option, stdout_console
 
 __all__ = ["COMMANDS"]
 
@@ -19,12 +19,17 @@ __all__ = ["COMMANDS"]
 @click.option("--analyze/--no-analyze", default=True, show_default=True,
               help="Analyse exported ratings first when the run has no analysis yet.")
 @click.option("--screenshot", is_flag=True, help="Also save screenshot.png rendered by headless Chromium.")
-def report_cmd(run_dir: Path, out: Path | None, title: str | None, analyze: bool, screenshot: bool) -> None:
+@json_option("the ReportResult (html, figures, tables, missing parts, simulated)")
+def report_cmd(run_dir: Path, out: Path | None, title: str | None, analyze: bool, screenshot: bool,
+               as_json: bool) -> None:
     """Write RUN_DIR/report/report.html (no CDN: opens offline), figures/*.png|svg and
     tables/*.csv|md|tex, from whatever stages the run holds; absent parts are listed."""
     from tidekit.report import report
 
     result = report(run_dir, out=out, title=title, analyze=analyze, screenshot=screenshot)
+    if as_json:
+        echo_json(result)
+        return
     console = stdout_console()
     if result.simulated:
         console.print("[bold yellow]the ratings in this run are SIMULATED; the report says so[/bold yellow]")

@@ -6,7 +6,14 @@ from pathlib import Path
 
 import click
 
-from tidekit.cli._common import example, overrides_argument, stdout_console
+from tidekit.cli._common import (
+    echo_json,
+    example,
+    json_option,
+    overrides_argument,
+    stderr_console,
+    stdout_console,
+)
 
 __all__ = ["COMMANDS"]
 
@@ -30,10 +37,11 @@ __all__ = ["COMMANDS"]
 @click.option("--no-reference", is_flag=True, help="Do not add the references as system 'reference'.")
 @click.option("--no-safety", is_flag=True, help="Skip the rule-based safety checks.")
 @click.option("--seed", type=int, default=None, help="Bootstrap seed [default: 0].")
+@json_option("the ScoreResult (counts, systems, judge parse-failure rates, warnings, files)")
 @overrides_argument
 def score_cmd(generations: tuple[Path, ...], references: Path, out: Path, config_path: Path | None,
               metric_names: str | None, judges: str | None, no_reference: bool, no_safety: bool,
-              seed: int | None, overrides: tuple[str, ...]) -> None:
+              seed: int | None, as_json: bool, overrides: tuple[str, ...]) -> None:
     """Score generations against reference replies: embedding cosine, BERTScore, ROUGE-L,
     METEOR, BLEU, distinct-n and length ratio per reply; optional LLM judges of the three
     empathy factors; safety checks; persona-clustered bootstrap CIs and paired comparisons.
@@ -60,14 +68,17 @@ def score_cmd(generations: tuple[Path, ...], references: Path, out: Path, config
         flags.append(f"seed={seed}")
     config = load_config(ScoreConfig, config_path, [*flags, *overrides])
     result = score(list(generations), references, out, config)
+    if as_json:  # warnings are in the JSON; stderr still shows them to a person watching
+        for warning in result.warnings:
+            stderr_console().print(f"[bold red]warning:[/] {warning}", markup=True, highlight=False)
+        echo_json(result)
+        return
     console = stdout_console()
     console.print(f"scored {result.scored} replies of {len(result.systems)} system(s) "
                   f"({result.excluded} excluded) -> {result.out}")
     for judge, rate in result.parse_failure_rate.items():
         console.print(f"judge {judge}: parse-failure rate {rate:.1%}")
     if result.warnings:
-        from tidekit.cli._common import stderr_console
-
         err = stderr_console()
         for warning in result.warnings:
             err.print(f"[bold red]warning:[/] {warning}", markup=True, highlight=False)

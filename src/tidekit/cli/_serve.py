@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import click
 
 from tidekit.cli._backend_options import backend_options, backend_overrides
-from tidekit.cli._common import example, overrides_argument
+from tidekit.cli._common import example, json_option, overrides_argument
 
 __all__ = ["COMMANDS"]
 
@@ -23,10 +24,11 @@ __all__ = ["COMMANDS"]
               help="Temperature of requests that send none. [1.0, as OpenAI's API; 0 = greedy]")
 @click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
               help="YAML config (ServeConfig); options and KEY=VALUE override it.")
+@json_option("one line once the server listens: {base_url, model, host, port, pid}")
 @backend_options
 @overrides_argument
 def serve_cmd(port: int | None, host: str | None, name: str | None, temperature: float | None,
-              config_path: Path | None, overrides: tuple[str, ...], **options: Any) -> None:
+              config_path: Path | None, as_json: bool, overrides: tuple[str, ...], **options: Any) -> None:
     """Serve a model at /v1/chat/completions (plain and streaming) and /v1/models.
 
     Any OpenAI client works: base_url=http://HOST:PORT/v1, any API key. As in OpenAI's API, a
@@ -45,7 +47,10 @@ def serve_cmd(port: int | None, host: str | None, name: str | None, temperature:
     config = load_config(ServeConfig, config_path, [*given, *overrides])
     click.echo(f"loading {config.backend.model}; serving on http://{config.host}:{config.port}/v1 "
                "(Ctrl-C stops)", err=True)
-    serve(config)
+    if as_json:
+        serve(config, on_ready=lambda ready: click.echo(json.dumps(ready)))
+    else:
+        serve(config)
 
 
 COMMANDS = [serve_cmd]

@@ -9,7 +9,7 @@ tokens, precision chosen by the hardware.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -87,6 +87,13 @@ class TrainSettings(StrictModel):
     quantization: Literal["none", "4bit"] = Field(
         default="none", description="'4bit' = QLoRA: the frozen base model in 4-bit NF4 (CUDA + bitsandbytes only).")
     logging_steps: int = Field(default=10, ge=1, description="Log the training loss every N steps (metrics.jsonl).")
+    report_to: Literal["none", "tensorboard", "wandb"] = Field(
+        default="none",
+        description="Experiment tracker the trainer also logs to (metrics.jsonl is always written): 'tensorboard' "
+                    "writes event files to OUT/tensorboard (pip install 'tidekit[tracking]'); 'wandb' logs a "
+                    "Weights & Biases run under OUT/wandb, in project $WANDB_PROJECT (default 'tidekit'); with "
+                    "no network set WANDB_MODE=offline and upload later with 'wandb sync'.")
+    run_name: str | None = Field(default=None, description="The tracker's run name; null: the name of OUT.")
 
 
 class EvalSettings(StrictModel):
@@ -120,9 +127,15 @@ class FinetuneConfig(StrictModel):
     eval: EvalSettings = Field(default_factory=EvalSettings, description="Validation loss.")
     checkpoints: CheckpointSettings = Field(default_factory=CheckpointSettings, description="Checkpoints.")
     device: Literal["auto", "cpu", "cuda"] = Field(default="auto", description="auto: CUDA when available.")
-    tensorboard: bool = Field(default=False, description="Also write TensorBoard logs to OUT/tensorboard "
-                                                         "(needs the tensorboard package).")
     progress: bool = Field(default=True, description="Show a progress bar.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved_tensorboard(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "tensorboard" in data:
+            raise ValueError("tensorboard: moved to train.report_to (none | tensorboard | wandb); "
+                             "replace 'tensorboard: true' by 'train: {report_to: tensorboard}' or drop the line")
+        return data
 
     @model_validator(mode="after")
     def _eval_split_differs(self) -> FinetuneConfig:

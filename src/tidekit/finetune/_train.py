@@ -11,6 +11,7 @@ OUT layout::
     tokenizer files, chat_template.jinja               the base model's tokenizer
     README.md                                          the model card
     metrics.jsonl                                      training / validation loss, tokens/s
+    tensorboard/ or wandb/                             with train.report_to (the trainer's own logging)
     manifest.json                                      config, versions, model identity, counts
     checkpoints/checkpoint-N/                          for --resume (optimizer, scheduler, RNG)
 
@@ -21,7 +22,6 @@ learning-rate schedule, data order and RNG state.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 from collections.abc import Sequence
@@ -33,7 +33,8 @@ from pydantic import BaseModel, Field, PrivateAttr
 from tidekit._config import load_config
 from tidekit._io import write_json, write_text
 from tidekit._manifest import MANIFEST_NAME, ModelIdentity, RunRecorder, read_manifest
-from tidekit.errors import BackendError, ConfigError, MissingDependencyError
+from tidekit._tracking import check_tracker, tracker_env
+from tidekit.errors import BackendError, ConfigError
 from tidekit.finetune._config import FinetuneConfig
 from tidekit.finetune._metrics import METRICS_FILE, read_metrics
 
@@ -43,7 +44,8 @@ CHECKPOINTS_DIR = "checkpoints"
 _RUN_CONFIG = "config.json"  # in checkpoints/: the configuration the checkpoints belong to
 _ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 # settings that may change between an interrupted run and its --resume without changing the result
-_RESUME_FREE = {"progress", "tensorboard", "eval", "checkpoints", "train.logging_steps"}
+_RESUME_FREE = {"progress", "tensorboard", "eval", "checkpoints", "train.logging_steps", "train.report_to",
+                "train.run_name"}
 
 
 class FinetuneResult(BaseModel):
@@ -184,8 +186,7 @@ def finetune(
     from tidekit.finetune._preflight import resolve_hardware
 
     hw = resolve_hardware(cfg.device, cfg.train.precision, cfg.train.quantization)
-    if cfg.tensorboard and importlib.util.find_spec("tensorboard") is None:
-        raise MissingDependencyError("TensorBoard logging (tensorboard: true)", "tensorboard")
+    check_tracker(cfg.train.report_to)
 
     with RunRecorder(out, command="finetune", config=cfg, seed=cfg.seed, inputs={"data": cfg.data.path}) as run:
         run.extra["hardware"] = hw.model_dump()
@@ -216,14 +217,14 @@ def finetune(
                                         sha256=weights_fingerprint(model_path), role="base"))
 
         # -- 3. trainer
-        with run.step("set up"):
+        with run.step("set up"), tracker_env(cfg.train.report_to, out):
             trainer, logger = _trainer(cfg, hw, model, tokenizer, train_examples, eval_examples, out, callbacks,
                                        resuming=checkpoint is not None)
             (out / CHECKPOINTS_DIR).mkdir(parents=True, exist_ok=True)
             write_json(out / CHECKPOINTS_DIR / _RUN_CONFIG, cfg.model_dump(mode="json"))
 
         # -- 4. train (resumable), then a final validation loss
-        with run.step("train"):
+        with run.step("train"), tracker_env(cfg.train.report_to, out):
             trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
         if eval_examples and not _evaluated_at(trainer, trainer.state.global_step):
             with run.step("evaluate"):
@@ -370,7 +371,8 @@ def _trainer(cfg: FinetuneConfig, hw: Any, model: Any, tokenizer: Any, train: li
         save_strategy="steps",
         save_steps=cfg.checkpoints.steps,
         save_total_limit=cfg.checkpoints.keep,
-        report_to="none",  # metrics.jsonl always; TensorBoard below, in OUT/tensorboard
+        report_to="none" if t.report_to == "none" else [t.report_to],  # metrics.jsonl is written either way
+        run_name=t.run_name or out.resolve().name,
         include_num_input_tokens_seen="all" if t.packing else "non_padding",  # padding-free packed rows: all real
         disable_tqdm=not cfg.progress,
         dataloader_num_workers=0,
@@ -379,11 +381,6 @@ def _trainer(cfg: FinetuneConfig, hw: Any, model: Any, tokenizer: Any, train: li
                       target_modules=cfg.lora.target_modules, bias="none", task_type="CAUSAL_LM")
     logger = make_metrics_logger(out / METRICS_FILE)
     extra: list[Any] = [logger]
-    if cfg.tensorboard:
-        from torch.utils.tensorboard import SummaryWriter
-        from transformers.integrations import TensorBoardCallback
-
-        extra.append(TensorBoardCallback(tb_writer=SummaryWriter(log_dir=str(out / "tensorboard"))))
     trainer = SFTTrainer(model=model, args=args, train_dataset=to_hf(train),
                          eval_dataset=to_hf(evals) if evals else None, processing_class=tokenizer,
                          peft_config=lora, callbacks=[*extra, *callbacks])

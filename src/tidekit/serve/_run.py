@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
 from pydantic import Field
 
 from tidekit._config import StrictModel
@@ -25,8 +31,12 @@ class ServeConfig(StrictModel):
                                            "reproducible replies the default.")
 
 
-def serve(config: ServeConfig) -> None:
-    """Load the model and serve it (blocks until Ctrl-C)."""
+def serve(config: ServeConfig, on_ready: Callable[[dict[str, Any]], None] | None = None) -> None:
+    """Load the model and serve it (blocks until Ctrl-C).
+
+    ``on_ready`` is called once the socket listens, with ``{"base_url", "model", "host", "port",
+    "pid"}`` (what ``tidekit serve --json`` prints), so a script can wait for it.
+    """
     import uvicorn
 
     from tidekit.serve._app import create_app
@@ -35,7 +45,20 @@ def serve(config: ServeConfig) -> None:
     name = config.name or backend.identity.alias
     app = create_app(backend, name, default_max_tokens=config.max_tokens,
                      default_temperature=config.temperature)
+    server = uvicorn.Server(uvicorn.Config(app, host=config.host, port=config.port, log_level="info"))
+
+    def announce() -> None:
+        while not server.started and not server.should_exit:
+            time.sleep(0.05)
+        if server.started and on_ready is not None:
+            on_ready({"base_url": f"http://{config.host}:{config.port}/v1", "model": name, "host": config.host,
+                      "port": config.port, "pid": os.getpid()})
+
+    watcher = threading.Thread(target=announce, daemon=True)
+    watcher.start()
     try:
-        uvicorn.run(app, host=config.host, port=config.port, log_level="info")
+        server.run()
     finally:
+        server.should_exit = True
+        watcher.join(timeout=1)
         backend.close()
