@@ -229,7 +229,7 @@ def start_server(db: str, port: int, workers_env: dict[str, str]) -> subprocess.
         if proc.poll() is not None:
             raise SystemExit(f"server failed: {proc.stderr.read().decode() if proc.stderr else ''}")
         with socket.socket() as s, contextlib.suppress(OSError):
-            s.settimeout(0.2)
+            s.settimeout(2.0)  # a restart under load answers, but not at once
             s.connect(("127.0.0.1", port))
             s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             if s.recv(64).startswith(b"HTTP/1.1 200"):
@@ -476,9 +476,13 @@ def append_docs(r: dict[str, Any], argv: list[str]) -> None:
     """Add a row to this benchmark's table in docs/benchmarks.md (the section is made if missing)."""
     path = ROOT / "docs" / "benchmarks.md"
     cmd = "python benchmarks/rating_load.py " + " ".join(a for a in argv if a != "--append-docs")
+    tput, cpu = f"{r['submissions_per_s']}", f"{r['server_cpu_ms_per_submission']}"
+    if "baseline" in r:  # an A/B run: after vs before, with the ratios measured in it
+        tput = (f"{tput} after vs {r['before_submissions_per_s']} before: ratio {r['throughput_ratio']} (median of "
+                f"{r['rounds']} back-to-back pairs; {r['throughput_ratio_of_totals']} of totals)")
+        cpu = f"{cpu} vs {r['before_server_cpu_ms_per_submission']} (ratio {r['server_cpu_ratio']})"
     row = (f"| {time.strftime('%Y-%m-%d')} | `{cmd.strip()}` | {r['backend']} | {r['raters_concurrent']} | "
-           f"{r['acknowledged']} | {r['submissions_per_s']} | {r['p50_ms']} | {r['p99_ms']} | "
-           f"{r['server_cpu_ms_per_submission']} | "
+           f"{r['acknowledged']} | {tput} | {r['p50_ms']} | {r['p99_ms']} | {cpu} | "
            f"{'yes, restart ' + str(r.get('restart_s')) + ' s' if r['killed'] else 'no'} | "
            f"{r['lost']} / {r['duplicated']} | {r['machine']}, load avg {r['load_average_1m']} |\n")
     lines = path.read_text(encoding="utf-8").splitlines(keepends=True) if path.exists() else ["# Benchmarks\n"]

@@ -216,6 +216,7 @@ class RatingStore:
         self._info: StudyInfo | None = None
         self.path = Path(engine.url.database) if engine.dialect.name == "sqlite" and engine.url.database else None
         self._identity = self._file_identity()
+        self._last_write = float("-inf")  # time.monotonic() of the last committed write transaction
 
     @classmethod
     def open(cls, db: str | Path, create: bool = False, busy_timeout_s: float = 30.0) -> RatingStore:
@@ -247,6 +248,7 @@ class RatingStore:
             conn.execution_options(tidekit_write=True)
             with conn.begin():
                 yield conn
+        self._last_write = time.monotonic()
 
     @contextmanager
     def read(self) -> Iterator[sa.Connection]:
@@ -533,11 +535,26 @@ class RatingStore:
             return None
         return st.st_dev, st.st_ino
 
+    def quick_health(self, recent_s: float = 2.0) -> tuple[bool, str] | None:
+        """The SQLite checks that take no lock (a stat): the file is still the one opened (not
+        deleted or replaced) and has a write permission bit; healthy if this store committed a
+        write in the last ``recent_s`` seconds. None when only :meth:`health`'s probe can tell."""
+        if self.path is None:
+            return None
+        identity = self._file_identity()
+        if identity is None or identity != self._identity:
+            return False, "missing or replaced (the file the server opened is gone)"
+        if not os.stat(self.path).st_mode & 0o222 or not os.access(self.path, os.W_OK):
+            return False, "read-only (the file has no write permission)"
+        if time.monotonic() - self._last_write < recent_s:
+            return True, "writable"
+        return None
+
     def health(self, wait_s: float = 0.3) -> tuple[bool, str]:
-        """Whether the database can take a write now, and why not. SQLite: the file is still the
-        one opened (not deleted or replaced), has a write permission bit, and a write lock can be
-        taken within ``wait_s`` (released at once, nothing written). PostgreSQL: the server
-        answers and is not read-only. Blocks for at most about ``wait_s``: run it off the loop."""
+        """Whether the database can take a write now, and why not. SQLite: :meth:`quick_health`,
+        then a write lock must be free within ``wait_s`` (taken and released at once, nothing
+        written). PostgreSQL: the server answers and is not read-only. Blocks for at most about
+        ``wait_s``: run it off the event loop."""
         if self.path is None:
             try:
                 with self.engine.connect() as conn, conn.begin():
@@ -546,11 +563,9 @@ class RatingStore:
             except sa.exc.DBAPIError as exc:
                 return False, f"unreachable ({type(exc.orig).__name__})"
             return (False, "read-only") if read_only == "on" else (True, "writable")
-        identity = self._file_identity()
-        if identity is None or identity != self._identity:
-            return False, "missing or replaced (the file the server opened is gone)"
-        if not os.stat(self.path).st_mode & 0o222 or not os.access(self.path, os.W_OK):
-            return False, "read-only (the file has no write permission)"
+        quick = self.quick_health(recent_s=0.0)
+        if quick is not None:
+            return quick
         import sqlite3
 
         try:
