@@ -142,6 +142,7 @@ def test_sft_file_trains_with_trl_sft_trainer_unchanged(release_dir: Path, tmp_p
     """The file as written, loaded with datasets' json loader, trains SmolLM2-135M for a few steps."""
     import datasets
     import torch
+    from peft import LoraConfig
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
@@ -154,10 +155,12 @@ def test_sft_file_trains_with_trl_sft_trainer_unchanged(release_dir: Path, tmp_p
     path = str(resolve_model_path("smollm2-135m"))
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
-    args = SFTConfig(output_dir=str(tmp_path / "out"), max_steps=3, per_device_train_batch_size=2,
-                     max_length=256, learning_rate=1e-4, logging_steps=1, save_strategy="no", report_to="none",
-                     use_cpu=True, disable_tqdm=True, dataloader_num_workers=0, seed=0)
-    trainer = SFTTrainer(model=model, args=args, train_dataset=train, processing_class=tokenizer)
+    # kept short on a CPU: a small LoRA adapter (as tidekit finetune trains), two steps of one example
+    args = SFTConfig(output_dir=str(tmp_path / "out"), max_steps=2, per_device_train_batch_size=1,
+                     max_length=256, learning_rate=1e-3, logging_steps=1, save_strategy="no", report_to="none",
+                     use_cpu=True, disable_tqdm=True, dataloader_num_workers=0, seed=0, gradient_checkpointing=False)
+    lora = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM")
+    trainer = SFTTrainer(model=model, args=args, train_dataset=train, processing_class=tokenizer, peft_config=lora)
     # the loss is on the reply only: TRL masked the prompt (what tidekit finetune relies on)
     row = trainer.train_dataset[0]
     labels = row["labels"] if "labels" in row else [
@@ -166,4 +169,4 @@ def test_sft_file_trains_with_trl_sft_trainer_unchanged(release_dir: Path, tmp_p
     assert 0 < masked < len(row["input_ids"]) and labels[0] == -100
     trainer.train()
     losses = [r["loss"] for r in trainer.state.log_history if "loss" in r]
-    assert trainer.state.global_step == 3 and len(losses) == 3 and all(math.isfinite(v) for v in losses)
+    assert trainer.state.global_step == 2 and len(losses) == 2 and all(math.isfinite(v) for v in losses)
