@@ -170,3 +170,18 @@ def test_sft_file_trains_with_trl_sft_trainer_unchanged(release_dir: Path, tmp_p
     trainer.train()
     losses = [r["loss"] for r in trainer.state.log_history if "loss" in r]
     assert trainer.state.global_step == 2 and len(losses) == 2 and all(math.isfinite(v) for v in losses)
+
+
+def test_split_names_are_normalised_and_generation_records_are_not_chats(tmp_path: Path) -> None:
+    from tidekit.data import detect_format
+
+    line = {"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": "y"}],
+            "conversation_id": "c", "persona_id": "p", "scenario_id": "s", "split": "Training"}
+    (tmp_path / "messages.jsonl").write_text(json.dumps(line) + "\n")
+    (conv,) = load_dataset(tmp_path).conversations
+    assert conv.split == "train"
+    gen = tmp_path / "g" / "generations.jsonl"
+    gen.parent.mkdir()
+    gen.write_text(json.dumps({**line, "output": "z", "cache_key": "k"}) + "\n")
+    with pytest.raises(DataError, match="a dataset is a folder"):
+        detect_format(gen)

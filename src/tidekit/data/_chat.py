@@ -52,7 +52,9 @@ def is_messages_file(path: Path) -> bool:
             for line in fh:
                 if line.strip():
                     first = json.loads(line)
-                    return isinstance(first, dict) and isinstance(first.get("messages"), list)
+                    # generations.jsonl records carry messages too, with the model's output
+                    return isinstance(first, dict) and isinstance(first.get("messages"), list) \
+                        and not {"output", "cache_key"} <= first.keys()
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return path.name == MESSAGES_FILE  # named so: let the reader report what is wrong
     return path.name == MESSAGES_FILE

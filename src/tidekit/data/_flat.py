@@ -22,6 +22,8 @@ from tidekit.data._schema import Conversation, Dataset, Persona
 
 __all__ = ["JSON_COLUMNS", "PERSONA_COLUMNS", "conversation_row", "dataset_from_rows"]
 
+_SPLIT_ALIASES = {"train": "train", "training": "train", "validation": "validation", "valid": "validation",
+                  "val": "validation", "dev": "validation", "test": "test", "testing": "test"}
 PERSONA_COLUMNS = ("age", "age_group", "gender", "trauma_type", "behaviors")
 JSON_COLUMNS = ("persona_attributes", "provenance", "extra")
 
@@ -95,9 +97,12 @@ def dataset_from_rows(rows: Iterable[tuple[str, dict[str, Any]]], file: str | Pa
                                  hint="give every row of a persona the same persona fields")
         else:
             personas[persona_id] = (where, persona)
+        split = row.get("split")
+        if isinstance(split, str):
+            split = _SPLIT_ALIASES.get(split.strip().lower(), split)
         record = {"id": conv_id, "persona_id": persona_id, "scenario_id": str(scenario_id),
                   "scenario": row.get("scenario"), "turns": row.get("turns"), "reference": row.get("reference"),
-                  "split": row.get("split"), "provenance": objects["provenance"], "extra": objects["extra"]}
+                  "split": split, "provenance": objects["provenance"], "extra": objects["extra"]}
         try:
             conversations.append(Conversation.model_validate(record))
         except ValidationError as exc:

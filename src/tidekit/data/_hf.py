@@ -115,9 +115,9 @@ def from_hf(data: Any, problems: Problems | None = None, source: str | None = No
 
 
 def _split_name(name: str) -> str:
-    from tidekit.data._tide import SPLIT_ALIASES
+    from tidekit.data._flat import _SPLIT_ALIASES
 
-    return SPLIT_ALIASES.get(name.lower(), name)
+    return _SPLIT_ALIASES.get(name.lower(), name)
 
 
 def is_hf_folder(path: Path) -> bool:

@@ -39,6 +39,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from tidekit._io import write_json
+from tidekit.data._flat import _SPLIT_ALIASES
 from tidekit.data._problems import Problems
 from tidekit.data._schema import Conversation, Dataset, Persona
 
@@ -69,8 +70,7 @@ SCENARIO_KEYS = ("scenario", "emotional_scenario", "scenario_name", "scenario_ti
                  "emotion_category", "topic", "situation", "theme")
 CONV_ID_KEYS = ("conversation_id", "id", "conv_id")
 CONTAINER_KEYS = ("conversations", "dialogues", "dialogs", "data", "items", "records", "pairs", "conversation")
-SPLIT_ALIASES = {"train": "train", "training": "train", "validation": "validation", "valid": "validation",
-                 "val": "validation", "dev": "validation", "test": "test", "testing": "test"}
+SPLIT_ALIASES = _SPLIT_ALIASES
 _CLIENT_ROLES = {*CLIENT_KEYS, "speaker"}
 _SUPPORTER_ROLES = {*SUPPORTER_KEYS, "listener", "system_response", "model", "counselor", "counsellor"}
 
