@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from pydantic import BaseModel
@@ -30,11 +31,12 @@ class ValidationReport(BaseModel):
 def validate_dataset(path: str | Path) -> ValidationReport:
     """Check the dataset at ``path`` (or ``hf://owner/name``); never raises for bad data, it reports it."""
     problems = Problems()
+    shown = re.sub(r"^hf:/+", "hf://", str(path))  # Path() keeps one slash of hf://
     try:
         path = resolve_source(path)  # an hf:// id is downloaded once, here
         fmt = detect_format(path)
     except DataError as exc:
-        problems.add(path, str(exc).removeprefix(f"{path}: "))
-        return ValidationReport(path=str(path), format=None, problems=problems.items, summary=None)
+        problems.add(shown, str(exc).removeprefix(f"{shown}: ").removeprefix(f"{path}: ").rstrip("."))
+        return ValidationReport(path=shown, format=None, problems=problems.items, summary=None)
     dataset = read_dataset(path, problems)
     return ValidationReport(path=str(path), format=fmt, problems=problems.items, summary=summarize(dataset))
