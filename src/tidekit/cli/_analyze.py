@@ -6,7 +6,14 @@ from pathlib import Path
 
 import click
 
-from tidekit.cli._common import echo_json, example, json_option, overrides_argument, stdout_console
+from tidekit.cli._common import (
+    echo_json,
+    example,
+    json_option,
+    overrides_argument,
+    stdout_console,
+    stdout_to_stderr,
+)
 
 __all__ = ["COMMANDS"]
 
@@ -65,7 +72,8 @@ def analyze_cmd(ratings: str, out: Path, scores: Path | None, config_path: Path 
     if with_power and not any(o.startswith("power") for o in overrides):
         extra.append("power={}")
     config = load_config(AnalysisConfig, config_path, [*extra, *overrides])
-    result = analyze(ratings, out=out, scores=scores, config=config, table=table, progress=True)
+    with stdout_to_stderr(as_json):
+        result = analyze(ratings, out=out, scores=scores, config=config, table=table, progress=True)
     if as_json:
         echo_json(result)
         return

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, redirect_stdout
 from typing import Any, TypeVar
 
 import click
 from pydantic import BaseModel
 
-__all__ = ["echo_json", "example", "json_option", "overrides_argument", "stderr_console", "stdout_console"]
+__all__ = ["echo_json", "example", "json_option", "overrides_argument", "stderr_console", "stdout_console",
+           "stdout_to_stderr"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -34,6 +37,17 @@ def json_option(printed: str) -> Callable[[F], F]:
     """
     return click.option("--json", "as_json", is_flag=True,
                         help=f"Print {printed} as JSON on stdout instead of text (fields: docs/json.md).")
+
+
+@contextmanager
+def stdout_to_stderr(enabled: bool = True) -> Iterator[None]:
+    """While a ``--json`` verb works, send what libraries print to stdout (the trainer's log
+    lines, ...) to stderr, so stdout carries the JSON document alone."""
+    if not enabled:
+        yield
+        return
+    with redirect_stdout(sys.stderr):
+        yield
 
 
 def echo_json(obj: BaseModel | dict[str, Any] | list[Any]) -> None:

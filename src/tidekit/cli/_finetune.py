@@ -10,7 +10,14 @@ from typing import Any
 
 import click
 
-from tidekit.cli._common import echo_json, example, json_option, overrides_argument, stdout_console
+from tidekit.cli._common import (
+    echo_json,
+    example,
+    json_option,
+    overrides_argument,
+    stdout_console,
+    stdout_to_stderr,
+)
 from tidekit.errors import ConfigError
 
 __all__ = ["COMMANDS"]
@@ -60,7 +67,8 @@ def train_cmd(config: Path, overrides: tuple[str, ...], out: Path | None, resume
     if resume and force:
         raise ConfigError("--resume and --force contradict each other; give one")
     extra = [*overrides, *([f"out={out}"] if out else [])]
-    result = finetune(config, extra, resume=resume, force=force)
+    with stdout_to_stderr(as_json):  # the trainer prints its log lines when there is no progress bar
+        result = finetune(config, extra, resume=resume, force=force)
     if as_json:
         echo_json(result)
         return
@@ -94,7 +102,8 @@ def merge_cmd(adapter: Path, out: Path, base: str | None, dtype: str, force: boo
     (and vLLM) load, with the tokenizer, a model card and a manifest."""
     from tidekit.finetune import merge_adapter
 
-    result = merge_adapter(adapter, out, base=base, dtype=dtype, force=force)  # type: ignore[arg-type]
+    with stdout_to_stderr(as_json):
+        result = merge_adapter(adapter, out, base=base, dtype=dtype, force=force)  # type: ignore[arg-type]
     if as_json:
         echo_json(result)
         return
@@ -136,9 +145,10 @@ def ceiling_cmd(scores: Path, out: Path, metrics: tuple[str, ...], params: tuple
             name = ""
         if not sep or not name:
             raise ConfigError(f"--params {item!r}: expected MODEL=BILLIONS, e.g. my-model=1.1")
-    result = ceiling_analysis(scores, metrics=list(metrics) or None, params=sizes or None, n_boot=n_boot,
-                              confidence=confidence, seed=seed)
-    files = result.write(out, source=str(scores))
+    with stdout_to_stderr(as_json):
+        result = ceiling_analysis(scores, metrics=list(metrics) or None, params=sizes or None, n_boot=n_boot,
+                                  confidence=confidence, seed=seed)
+        files = result.write(out, source=str(scores))
     if as_json:
         echo_json({**result.model_dump(mode="json"), "files": [str(f) for f in files]})
         return

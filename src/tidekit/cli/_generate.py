@@ -8,7 +8,14 @@ from typing import Any
 import click
 
 from tidekit.cli._backend_options import backend_options, backend_overrides
-from tidekit.cli._common import echo_json, example, json_option, overrides_argument, stdout_console
+from tidekit.cli._common import (
+    echo_json,
+    example,
+    json_option,
+    overrides_argument,
+    stdout_console,
+    stdout_to_stderr,
+)
 
 __all__ = ["COMMANDS"]
 
@@ -67,7 +74,8 @@ def generate_cmd(data: Path | None, out: Path, config_path: Path | None, quiet: 
     if options.get("replicas") is not None:
         given.append(f"executor.replicas={options['replicas']}")
     config = load_config(GenerateConfig, config_path, [*given, *overrides])
-    result = generate_dataset(config, out, progress=False if quiet else "generate")
+    with stdout_to_stderr(as_json):
+        result = generate_dataset(config, out, progress=False if quiet else "generate")
     if as_json:
         echo_json(result)
         return

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from tidekit.cli._common import echo_json, example, json_option, stdout_console
+from tidekit.cli._common import echo_json, example, json_option, stdout_console, stdout_to_stderr
 
 __all__ = ["COMMANDS"]
 
@@ -26,7 +26,8 @@ def report_cmd(run_dir: Path, out: Path | None, title: str | None, analyze: bool
     tables/*.csv|md|tex, from whatever stages the run holds; absent parts are listed."""
     from tidekit.report import report
 
-    result = report(run_dir, out=out, title=title, analyze=analyze, screenshot=screenshot)
+    with stdout_to_stderr(as_json):
+        result = report(run_dir, out=out, title=title, analyze=analyze, screenshot=screenshot)
     if as_json:
         echo_json(result)
         return

@@ -13,6 +13,7 @@ from tidekit.cli._common import (
     overrides_argument,
     stderr_console,
     stdout_console,
+    stdout_to_stderr,
 )
 
 __all__ = ["COMMANDS"]
@@ -67,7 +68,8 @@ def score_cmd(generations: tuple[Path, ...], references: Path, out: Path, config
     if seed is not None:
         flags.append(f"seed={seed}")
     config = load_config(ScoreConfig, config_path, [*flags, *overrides])
-    result = score(list(generations), references, out, config)
+    with stdout_to_stderr(as_json):
+        result = score(list(generations), references, out, config)
     if as_json:  # warnings are in the JSON; stderr still shows them to a person watching
         for warning in result.warnings:
             stderr_console().print(f"[bold red]warning:[/] {warning}", markup=True, highlight=False)

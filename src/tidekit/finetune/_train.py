@@ -216,19 +216,21 @@ def finetune(
         run.models.append(ModelIdentity(alias=cfg.model, source=str(model_path),
                                         sha256=weights_fingerprint(model_path), role="base"))
 
-        # -- 3. trainer
-        with run.step("set up"), tracker_env(cfg.train.report_to, out):
-            trainer, logger = _trainer(cfg, hw, model, tokenizer, train_examples, eval_examples, out, callbacks,
-                                       resuming=checkpoint is not None)
-            (out / CHECKPOINTS_DIR).mkdir(parents=True, exist_ok=True)
-            write_json(out / CHECKPOINTS_DIR / _RUN_CONFIG, cfg.model_dump(mode="json"))
+        # the tracker (train.report_to) sees the trainer from set-up to the final validation loss
+        with tracker_env(cfg.train.report_to, out):
+            # -- 3. trainer
+            with run.step("set up"):
+                trainer, logger = _trainer(cfg, hw, model, tokenizer, train_examples, eval_examples, out,
+                                           callbacks, resuming=checkpoint is not None)
+                (out / CHECKPOINTS_DIR).mkdir(parents=True, exist_ok=True)
+                write_json(out / CHECKPOINTS_DIR / _RUN_CONFIG, cfg.model_dump(mode="json"))
 
-        # -- 4. train (resumable), then a final validation loss
-        with run.step("train"), tracker_env(cfg.train.report_to, out):
-            trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
-        if eval_examples and not _evaluated_at(trainer, trainer.state.global_step):
-            with run.step("evaluate"):
-                trainer.evaluate()
+            # -- 4. train (resumable), then a final validation loss
+            with run.step("train"):
+                trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+            if eval_examples and not _evaluated_at(trainer, trainer.state.global_step):
+                with run.step("evaluate"):
+                    trainer.evaluate()
 
         # -- 5. save adapter + tokenizer + card together
         with run.step("save"):
