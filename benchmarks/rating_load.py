@@ -301,7 +301,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--items-per-rater", type=int, default=20)
     ap.add_argument("--time-limit", type=float, default=180.0, help="Hard bound on the load phase, seconds.")
     ap.add_argument("--double-rate", type=float, default=0.05, help="Share of forms posted twice.")
-    ap.add_argument("--kill-after", type=float, default=None, help="SIGKILL the server after this many seconds of load, then restart it.")
+    ap.add_argument("--kill-after", type=float, default=None, help="SIGKILL the server after this many seconds of load (and at least one acknowledged rating), then restart it.")
     ap.add_argument("--attach", type=int, default=None, help="Load a server already running on 127.0.0.1:PORT over --db (study made by you; for profiling).")
     ap.add_argument("--baseline", metavar="GIT_REF", default=None,
                     help="Also run the server (and build the study) from the src/ of GIT_REF, alternating with the "
@@ -352,6 +352,8 @@ def run_once(args: argparse.Namespace, env: dict[str, str]) -> dict[str, Any]:
 
     async def kill(stop: asyncio.Event) -> None:
         await asyncio.sleep(args.kill_after)
+        while not stats.acknowledged and not stop.is_set():  # a busy machine may need longer to get going
+            await asyncio.sleep(0.05)
         if stop.is_set():
             return
         kill_info["acknowledged_before_kill"] = len(stats.acknowledged)
