@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
+import select
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 
 import httpx
@@ -27,22 +28,23 @@ def _free_port() -> int:
 def server() -> Iterator[str]:
     """Base URL (``http://127.0.0.1:PORT``) of a running ``tidekit serve --model smollm2-135m``."""
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "tidekit", "serve", "--model", MODEL, "--port", str(port)],
-                            env={**os.environ, "HF_HUB_OFFLINE": "1"}, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-m", "tidekit", "serve", "--model", MODEL, "--port", str(port),
+                             "--json"], env={**os.environ, "HF_HUB_OFFLINE": "1"}, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 300
     try:
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError(f"tidekit serve exited: {proc.stderr.read() if proc.stderr else ''}")
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.5)
-        else:
-            raise RuntimeError("tidekit serve did not start within 300 s")
+        # --json prints one line once the socket listens; nothing else goes to stdout
+        assert proc.stdout is not None
+        ready, _, _ = select.select([proc.stdout], [], [], 300)
+        if not ready:
+            raise RuntimeError("tidekit serve --json said nothing within 300 s")
+        line = proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"tidekit serve exited ({proc.wait()}) before it listened")
+        announced = json.loads(line)
+        assert announced == {"base_url": f"{url}/v1", "model": MODEL, "host": "127.0.0.1", "port": port,
+                             "pid": proc.pid}, announced
+        assert httpx.get(f"{url}/health", timeout=5).status_code == 200  # it listens already
         yield url
     finally:
         proc.terminate()
