@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -30,6 +32,22 @@ def make_dataset(folder: Path, n: int = 6, split: str = "test") -> Path:
         for i in range(n)
     ]
     return save_dataset(Dataset(personas=personas, conversations=conversations), folder, "jsonl")
+
+
+def cli_command(*args: object) -> list[str]:
+    """The tidekit CLI as a subprocess command line (for runs that get killed)."""
+    return [sys.executable, "-m", "tidekit", *[str(a) for a in args]]
+
+
+def finished_results(cache: Path) -> int:
+    """Results committed to an engine cache so far (0 before the table exists)."""
+    if not cache.exists():
+        return 0
+    try:
+        with sqlite3.connect(cache, timeout=5) as db:
+            return int(db.execute("SELECT COUNT(*) FROM results").fetchone()[0])
+    except sqlite3.OperationalError:  # table not created yet
+        return 0
 
 
 @pytest.fixture

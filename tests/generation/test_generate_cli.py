@@ -6,15 +6,13 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from generation.conftest import make_dataset
+from generation.conftest import cli_command, finished_results, make_dataset
 from tidekit.data import read_generations
 
 
@@ -56,20 +54,6 @@ def test_missing_split_says_how_to_fix(run_cli, tmp_path: Path) -> None:  # type
     assert result.code != 0 and "tidekit data split" in result.err
 
 
-def _cli(*args: str | Path) -> list[str]:
-    return [sys.executable, "-m", "tidekit", *[str(a) for a in args]]
-
-
-def _finished(cache: Path) -> int:
-    if not cache.exists():
-        return 0
-    try:
-        with sqlite3.connect(cache, timeout=5) as db:
-            return int(db.execute("SELECT COUNT(*) FROM results").fetchone()[0])
-    except sqlite3.OperationalError:  # table not created yet
-        return 0
-
-
 @pytest.mark.slow
 def test_sigkill_then_rerun_gives_each_request_once_and_identical_outputs(tmp_path: Path) -> None:
     data = make_dataset(tmp_path / "data", n=8)
@@ -77,21 +61,21 @@ def test_sigkill_then_rerun_gives_each_request_once_and_identical_outputs(tmp_pa
               "--quiet"]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     # the uninterrupted greedy run
-    subprocess.run(_cli("generate", *common, "--out", tmp_path / "whole"), check=True, env=env,
+    subprocess.run(cli_command("generate", *common, "--out", tmp_path / "whole"), check=True, env=env,
                    capture_output=True, timeout=600)
     # the same run, killed with SIGKILL once at least one batch is committed
     killed = tmp_path / "killed"
-    proc = subprocess.Popen(_cli("generate", *common, "--out", killed), env=env,
+    proc = subprocess.Popen(cli_command("generate", *common, "--out", killed), env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 600
-    while _finished(killed / "cache.sqlite") < 2 and proc.poll() is None and time.monotonic() < deadline:
+    while finished_results(killed / "cache.sqlite") < 2 and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
-    partial = _finished(killed / "cache.sqlite")
+    partial = finished_results(killed / "cache.sqlite")
     assert 2 <= partial < 8 and not (killed / "generations.jsonl").exists()
-    rerun = subprocess.run(_cli("generate", *common, "--out", killed), env=env, capture_output=True,
+    rerun = subprocess.run(cli_command("generate", *common, "--out", killed), env=env, capture_output=True,
                            text=True, timeout=600)
     assert rerun.returncode == 0, rerun.stderr
     assert f"{partial} from cache" in rerun.stdout

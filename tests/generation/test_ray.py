@@ -11,32 +11,16 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from generation.conftest import make_dataset
+from generation.conftest import cli_command, finished_results, make_dataset
 from tidekit.data import read_generations
 
 pytest.importorskip("ray", reason="Ray is not installed (pip install 'tidekit[ray]')")
-
-
-def _cli(*args: object) -> list[str]:
-    return [sys.executable, "-m", "tidekit", *[str(a) for a in args]]
-
-
-def _finished(cache: Path) -> int:
-    if not cache.exists():
-        return 0
-    try:
-        with sqlite3.connect(cache, timeout=5) as db:
-            return int(db.execute("SELECT COUNT(*) FROM results").fetchone()[0])
-    except sqlite3.OperationalError:
-        return 0
 
 
 @pytest.mark.slow
@@ -44,17 +28,17 @@ def test_ray_local_matches_a_plain_run_and_resumes_after_sigkill(tmp_path: Path)
     data = make_dataset(tmp_path / "data", n=12)
     common = ["--data", data, "--model", "smollm2-135m", "--max-new-tokens", "10", "--batch-size", "2", "--quiet"]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "RAY_AUTH_MODE": "disabled"}
-    subprocess.run(_cli("generate", *common, "--out", tmp_path / "plain"), check=True, env=env,
+    subprocess.run(cli_command("generate", *common, "--out", tmp_path / "plain"), check=True, env=env,
                    capture_output=True, timeout=600)
     out = tmp_path / "ray"
     ray_args = ["--ray", "local", "--replicas", "2"]
     # killed once at least two results are committed; the Ray instance runs in the driver's session,
     # so the whole process group goes down with it
-    proc = subprocess.Popen(_cli("generate", *common, *ray_args, "--out", out), env=env, start_new_session=True,
+    proc = subprocess.Popen(cli_command("generate", *common, *ray_args, "--out", out), env=env, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 600
     try:
-        while _finished(out / "cache.sqlite") < 2 and proc.poll() is None and time.monotonic() < deadline:
+        while finished_results(out / "cache.sqlite") < 2 and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=60)
@@ -62,9 +46,9 @@ def test_ray_local_matches_a_plain_run_and_resumes_after_sigkill(tmp_path: Path)
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
-    partial = _finished(out / "cache.sqlite")
+    partial = finished_results(out / "cache.sqlite")
     assert 2 <= partial < 12 and not (out / "generations.jsonl").exists()
-    rerun = subprocess.run(_cli("generate", *common, *ray_args, "--out", out), env=env, capture_output=True,
+    rerun = subprocess.run(cli_command("generate", *common, *ray_args, "--out", out), env=env, capture_output=True,
                            text=True, timeout=600, start_new_session=True)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     assert f"{partial} from cache" in rerun.stdout

@@ -113,13 +113,8 @@ def _lmm_tests(sub: pd.DataFrame, factor: str, ref: str, config: AnalysisConfig,
     pairs = []
     omni = mm.fit.f_test(mm.term_matrix(factor))
     for b, a, L in pairwise_contrasts(mm, factor):
-        r = mm.fit.t_test(L, 1 - config.alpha)
-        pairs.append(TestResult(
-            family=f"{factor}/lmm-pairwise", test="LMM Wald t (Satterthwaite df)", term=f"{b} - {a}",
-            estimate=r["estimate"], estimate_kind="difference in mean rating (scale points)",
-            ci_low=r["ci_low"], ci_high=r["ci_high"], ci_level=1 - config.alpha, ci_method="t, Satterthwaite df",
-            statistic=r["t"], statistic_name="t", df=r["df"], p=r["p"],
-            **{**common, "extra": {"gate": f"{factor}/lmm-omnibus", "se": r["se"]}}))
+        pairs.append(TestResult(family=f"{factor}/lmm-pairwise", term=f"{b} - {a}", **mm.wald_t(L, 1 - config.alpha),
+                                **{**common, "extra": {"gate": f"{factor}/lmm-omnibus"}}))
     omnibus = TestResult(family=f"{factor}/lmm-omnibus", test="LMM F test (Satterthwaite df)", term=factor,
                          statistic=omni["F"], statistic_name="F", df=omni["df1"], df2=omni["df2"], p=omni["p"],
                          **largest_contrast(pairs, len(pairs) == 1), **common)
@@ -206,15 +201,11 @@ def condition_by_scenario(df: pd.DataFrame, config: AnalysisConfig) -> tuple[lis
             L = mm.vector(coefs)
             if L is None:
                 continue
-            r = mm.fit.t_test(L, 1 - config.alpha)
-            gains.append((cond, s, L, r["estimate"]))
+            fields = mm.wald_t(L, 1 - config.alpha)
+            gains.append((cond, s, L, float(fields["estimate"])))  # type: ignore[arg-type]
             n_s = int((sub["scenario"] == s).sum())
             tests.append(TestResult(
-                family=f"condition_by_scenario/{cond}", test="LMM Wald t (Satterthwaite df)",
-                term=f"{cond} - {ref_c} | {s}", estimate=r["estimate"],
-                estimate_kind="difference in mean rating (scale points)", ci_low=r["ci_low"],
-                ci_high=r["ci_high"], ci_level=1 - config.alpha, ci_method="t, Satterthwaite df",
-                statistic=r["t"], statistic_name="t", df=r["df"], p=r["p"],
+                family=f"condition_by_scenario/{cond}", term=f"{cond} - {ref_c} | {s}", **fields,
                 extra={"scenario": s, "condition": cond, "baseline": ref_c, "ratings_in_scenario": n_s},
                 **common))
     est: dict = {}

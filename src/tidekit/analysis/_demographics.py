@@ -237,13 +237,9 @@ def _lmm_main(sub: pd.DataFrame, attr: str, base: dict, flags: list[str], level_
         L = mm.vector({f"{attr}[{lv}]": 1.0})
         if L is None:
             continue
-        r = mm.fit.t_test(L, level_ci)
         contrasts.append(TestResult(
-            family=f"demographic-main/lmm-contrast:{attr}", test="LMM Wald t (Satterthwaite df)",
-            term=f"{attr}: {lv} - {mm.design.levels[attr][0]}", estimate=r["estimate"],
-            estimate_kind="difference in mean rating (scale points)", ci_low=r["ci_low"], ci_high=r["ci_high"],
-            ci_level=level_ci, ci_method="t, Satterthwaite df", statistic=r["t"], statistic_name="t", df=r["df"],
-            p=r["p"], **{**lmm_base, "extra": {"gate": family}}))
+            family=f"demographic-main/lmm-contrast:{attr}", term=f"{attr}: {lv} - {mm.design.levels[attr][0]}",
+            **mm.wald_t(L, level_ci), **{**lmm_base, "extra": {"gate": family}}))
     omni_est = largest_contrast(contrasts, len(mm.design.levels[attr]) == 2)
     return [TestResult(family=family, test="LMM F test (Satterthwaite df)", term=attr, statistic=omni["F"],
                        statistic_name="F", df=omni["df1"], df2=omni["df2"], p=omni["p"], **omni_est, **lmm_base),
@@ -383,13 +379,10 @@ def _lmm_interaction(data: pd.DataFrame, attr: str, factor: str, flevels: list[s
             L = mm.vector({f"{attr}[{x}]:{factor}[{f}]": 1.0})
             if L is None:
                 continue
-            r = mm.fit.t_test(L, level_ci)
-            coefs.append(TestResult(
-                family=f"demographic-interaction/lmm-coef:{attr}x{factor}", test="LMM Wald t (Satterthwaite df)",
-                estimate=r["estimate"], ci_low=r["ci_low"], ci_high=r["ci_high"], ci_level=level_ci,
-                estimate_kind=f"({f} - {flv[0]}) for {x} minus ({f} - {flv[0]}) for {alv[0]} (points)",
-                ci_method="t, Satterthwaite df", statistic=r["t"], statistic_name="t", df=r["df"], p=r["p"],
-                **{**lmm_base, "term": f"{attr}[{x}] x {factor}[{f}]", "extra": {"gate": family}}))
+            kind = f"({f} - {flv[0]}) for {x} minus ({f} - {flv[0]}) for {alv[0]} (points)"
+            coefs.append(TestResult(family=f"demographic-interaction/lmm-coef:{attr}x{factor}",
+                                    **mm.wald_t(L, level_ci, kind),
+                                    **{**lmm_base, "term": f"{attr}[{x}] x {factor}[{f}]", "extra": {"gate": family}}))
     shown = coefs if len(flv) <= MAX_PAIRWISE_LEVELS else []
     return [TestResult(family=family, test="LMM F test (Satterthwaite df)", statistic=it["F"], statistic_name="F",
                        df=it["df1"], df2=it["df2"], p=it["p"], **largest_contrast(coefs, len(coefs) == 1),

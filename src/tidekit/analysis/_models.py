@@ -48,6 +48,16 @@ class MixedModel:
             L[i] += w
         return L
 
+    def wald_t(self, L: np.ndarray, level: float,
+               estimate_kind: str = "difference in mean rating (scale points)") -> dict[str, object]:
+        """The fields of a :class:`TestResult` for the contrast ``L @ beta``: estimate, Satterthwaite t
+        interval at ``level``, t, df and p."""
+        r = self.fit.t_test(L, level)
+        return {"test": "LMM Wald t (Satterthwaite df)", "estimate": r["estimate"], "estimate_kind": estimate_kind,
+                "ci_low": r["ci_low"], "ci_high": r["ci_high"], "ci_level": level,
+                "ci_method": "t, Satterthwaite df", "statistic": r["t"], "statistic_name": "t", "df": r["df"],
+                "p": r["p"]}
+
     def term_matrix(self, term: str) -> np.ndarray:
         """Rows selecting the fitted coefficients of ``term``."""
         names = [self.design.names[i] for i in self.design.columns(term)]
