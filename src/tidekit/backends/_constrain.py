@@ -11,8 +11,8 @@ Why llguidance: it computes the allowed-token bitmask of a 49k-token vocabulary 
 step, which is the interface tidekit's own decode loop needs (no ``generate()``, no logits
 processor), builds a matcher in about a millisecond, and installs as one 8 MB wheel. xgrammar
 fills the mask faster but pulls in triton (about 1 GB on Linux x86-64, unused on CPU);
-lm-format-enforcer is pure Python and far slower per step. Measured in ``benchmarks/judge.py``;
-the choice is argued in docs/scoring.md.
+lm-format-enforcer 0.11.3 does not load with transformers 5. Measured in
+``benchmarks/judge.py``; the choice is argued in docs/scoring.md.
 """
 
 from __future__ import annotations

@@ -371,7 +371,7 @@ def _mask_disallowed(logits: torch.Tensor, constraints: Sequence[TokenConstraint
 
     The constraint packs allowed tokens into an int32 bitmask (32 tokens a word, the layout
     llguidance and xgrammar fill); numpy's ``unpackbits`` turns it into a boolean mask in one C
-    pass (on CPU it measured faster than xgrammar's ``apply_token_bitmask_inplace``).
+    pass, with no per-token Python work.
     """
     import numpy as np
     import torch
