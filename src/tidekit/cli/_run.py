@@ -11,7 +11,25 @@ import click
 
 from tidekit.cli._common import echo_json, example, overrides_argument, stdout_console
 
-__all__ = ["COMMANDS"]
+__all__ = ["COMMANDS", "shipped_config", "shipped_configs_dir"]
+
+
+def shipped_configs_dir() -> Path:
+    """Where the wheel installs the example configs: ``<prefix>/share/tidekit/configs``."""
+    import sysconfig
+
+    return Path(sysconfig.get_path("data")) / "share" / "tidekit" / "configs"
+
+
+def shipped_config(study: Path, shipped: Path | None = None) -> Path:
+    """``study`` itself when it exists, else the shipped example config of that name, if any."""
+    if study.exists():
+        return study
+    folder = shipped or shipped_configs_dir()
+    for candidate in (folder / study.name, folder / f"{study.name}.yaml"):
+        if candidate.is_file():
+            return candidate
+    return study  # the config loader says it is missing
 
 
 @click.command("run", **example("tidekit run configs/quickstart.yaml",
@@ -32,13 +50,17 @@ def run_cmd(study: Path, overrides: tuple[str, ...], from_stage: str | None, onl
     settings and inputs are unchanged; editing one section reruns that stage and those after
     it. A killed run resumes where it stopped. Stage names: dataset, split,
     finetune:<model>, generate:<model>:<condition>, score, rating, analysis, report.
+
+    STUDY may also name an example config shipped with tidekit (quickstart, tide-paper,
+    tide-500x20; with or without .yaml, or configs/NAME.yaml) when no such file exists here, so
+    the README's commands work after 'pip install tidekit' outside the repository.
     """
     from tidekit.study import load_study, plan_study, run_study
 
     if no_progress:  # also silence transformers' and the Hub's own bars (read when they load)
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
-    cfg = load_study(study, overrides)
+    cfg = load_study(shipped_config(study), overrides)
     console = stdout_console()
     if dry_run:
         plan = plan_study(cfg, from_stage, only)
