@@ -96,3 +96,25 @@ def test_in_process_vllm_where_it_imports(tmp_path: Path) -> None:
         assert all(r.text is not None and "\n" not in r.text for r in out)
     finally:
         backend.close()
+
+
+def test_system_text_is_folded_for_templates_without_a_system_role() -> None:
+    from tidekit.backends._vllm import VLLMBackend
+
+    seen: list[list[str]] = []
+
+    class Inner:
+        def generate(self, requests: list[ChatRequest]) -> list[object]:
+            seen.extend([m.role for m in r.messages] for r in requests)
+            return []
+
+    backend = VLLMBackend.__new__(VLLMBackend)
+    backend.config = BackendConfig(kind="vllm", model="gemma-2-2b")
+    backend._inner = Inner()
+    req = ChatRequest(id="a", messages=[Message(role="system", content="Be kind."),
+                                        Message(role="user", content="Hi")])
+    backend.generate([req])
+    assert seen == [["user"]]
+    backend.config = BackendConfig(kind="vllm", model="qwen2.5-0.5b")
+    backend.generate([req])
+    assert seen[-1] == ["system", "user"]

@@ -15,6 +15,9 @@ Three ways to reach vLLM, tried in this order:
    with chat templates, seeds, stop strings, LoRA (``LoRARequest``) and JSON-schema guided
    decoding done by vLLM.
 
+As with ``hf``, a model whose chat template has no system role (the registry says so: Gemma-2)
+gets the system text folded into the first user turn.
+
 Whatever the route, requests go through tidekit's engine (cache, resume, exactly-once, errors,
 progress), and the model identity is the weights' (alias, folder, hash, adapter), never the
 server's port, so a rerun finds its cache.
@@ -155,6 +158,15 @@ class VLLMBackend:
 
     # -- the backend interface ------------------------------------------------------------
     def generate(self, requests: Sequence[ChatRequest]) -> list[ChatResult]:
+        from tidekit.backends._registry import MODELS
+
+        spec = MODELS.get(self.config.model)
+        if spec is not None and not spec.system_role:  # e.g. Gemma-2: its template refuses a system turn
+            from tidekit.backends._hf import fold_system
+            from tidekit.data import Message
+
+            requests = [r.model_copy(update={"messages": [Message(**m) for m in fold_system(r.messages)]})
+                        for r in requests]
         return list(self._inner.generate(requests))
 
     def close(self) -> None:
