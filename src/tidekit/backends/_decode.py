@@ -402,9 +402,14 @@ def _top_logprobs(logits: torch.Tensor, chosen: torch.Tensor,
     if not idx:
         return {}
     rows = torch.tensor(idx, device=logits.device)
-    logp = torch.log_softmax(logits[rows].float(), dim=-1)
-    picked = logp.gather(1, chosen.to(logits.device)[rows].view(-1, 1)).view(-1).tolist()
-    values, ids = logp.topk(max(wanted[j] for j in idx), dim=-1)
+    every = len(idx) == logits.shape[0]
+    sub = (logits if every else logits[rows]).float()
+    # logprob = logit - logsumexp: no full-vocabulary log-softmax tensor is written
+    norm = torch.logsumexp(sub, dim=-1)
+    picked = (sub.gather(1, (chosen if every else chosen[rows]).to(logits.device).view(-1, 1)).view(-1)
+              - norm).tolist()
+    values, ids = sub.topk(max(wanted[j] for j in idx), dim=-1)
+    values = values - norm[:, None]
     out = {}
     for k, j in enumerate(idx):
         n = wanted[j]
