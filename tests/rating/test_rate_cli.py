@@ -81,3 +81,39 @@ def test_release_frees_idle_slots_and_keeps_ratings_unless_asked(
     status = json.loads(run_cli("rate", "status", "--db", db, "--json").out)
     assert status["ratings"] == 0 and status["slots_free"] == status["bundles"] and status["slots_released"] == 3
     assert run_cli("rate", "release", "--db", tmp_path / "none.db").code == 1
+
+
+def test_json_outputs_of_simulate_export_token_and_serve(run_cli: Callable[..., Any], tmp_path: Path,
+                                                         generations: list[GenerationRecord]) -> None:
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+
+    write_generations(tmp_path / "gens", generations)
+    db = tmp_path / "ratings.db"
+    assert run_cli("rate", "create", EXAMPLE, "--dataset", sample_path(), "--generations", tmp_path / "gens",
+                   "--db", db, "split=null", "items_per_rater=6", "ratings_per_item=2").code == 0
+    sim = run_cli("rate", "simulate", "--db", db, "--raters", "2", "--seed", "3", "planted=[]", "--json")
+    assert sim.code == 0 and json.loads(sim.out)["raters"] == 2
+    exported = run_cli("rate", "export", "--db", db, "--out", tmp_path / "r.csv", "--json")
+    assert exported.code == 0 and json.loads(exported.out)["rows"] == 16
+    token = run_cli("rate", "token", "--db", db, "--json")
+    assert token.code == 0 and len(json.loads(token.out)["admin_token"]) >= 24
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "tidekit", "rate", "serve", "--db", str(db), "--port", str(port),
+                             "--json"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                            env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    try:
+        assert proc.stdout is not None
+        line = json.loads(proc.stdout.readline())  # printed once the socket listens
+        assert line["port"] == port and line["url"] == f"http://127.0.0.1:{port}/"
+        import httpx
+
+        assert httpx.get(line["url"] + "healthz", timeout=10).status_code == 200
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)

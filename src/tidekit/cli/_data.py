@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from tidekit.cli._common import echo_json, example, stdout_console
+from tidekit.cli._common import echo_json, example, json_option, stdout_console
 from tidekit.data import (
     FORMATS,
     DatasetSummary,
@@ -110,8 +110,9 @@ def validate_cmd(path: Path, as_json: bool) -> int:
 @click.option("--split-seed", type=int, default=0, show_default=True,
               help="sft: seed of the persona-level split made when SRC has no splits (as finetune's "
                    "data.split_seed).")
+@json_option("{out, format, personas, conversations, examples (sft: per split; else null)}")
 def convert_cmd(src: Path, dst: Path, fmt: str, system_prompt: str | None, model: str | None, targets: str,
-                split_seed: int) -> None:
+                split_seed: int, as_json: bool) -> None:
     """Convert the dataset in SRC to the folder DST in another layout (records kept identical).
 
     SRC is any layout 'tidekit data validate' reads, a chat messages .jsonl file, or a Hugging Face
@@ -140,6 +141,10 @@ def convert_cmd(src: Path, dst: Path, fmt: str, system_prompt: str | None, model
                 save_dataset(dataset, dst, fmt)  # type: ignore[arg-type]
         run.counts.update(personas=len(dataset.personas), conversations=len(dataset.conversations))
         run.extra["from_format"] = detect_format(src)
+    if as_json:
+        echo_json({"out": str(dst), "format": fmt, "personas": len(dataset.personas),
+                   "conversations": len(dataset.conversations), "examples": counts if fmt == "sft" else None})
+        return
     what = (", ".join(f"{n} {k} examples" for k, n in counts.items()) if fmt == "sft"
             else f"{len(dataset.personas)} personas and {len(dataset.conversations)} conversations")
     click.echo(f"wrote {what} to {dst} ({fmt})")
@@ -169,7 +174,9 @@ def _system_role(model: str) -> bool:
                    "A field no persona has is an error that lists the fields there are.")
 @click.option("--to", "fmt", type=click.Choice(FORMATS), default=None,
               help="Layout to write [default: the input's].")
-def split_cmd(path: Path, out: Path, seed: int, ratios: str, stratify_by: str, fmt: str | None) -> None:
+@json_option("{out, format, seed, stratify_by, personas: {split: n}, conversations: {split: n}}")
+def split_cmd(path: Path, out: Path, seed: int, ratios: str, stratify_by: str, fmt: str | None,
+              as_json: bool) -> None:
     """Split a dataset by persona (no persona in two splits), stratified and reproducible.
 
     Writes the dataset with each conversation's 'split' field set, and splits.json listing the
@@ -190,6 +197,11 @@ def split_cmd(path: Path, out: Path, seed: int, ratios: str, stratify_by: str, f
         run.counts.update({f"{k}_conversations": v for k, v in result.conversations.items()})
         run.counts.update({f"{k}_personas": len(v) for k, v in result.personas.items()})
         run.extra["stratify_by"] = result.stratify_by
+    if as_json:
+        echo_json({"out": str(out), "format": fmt, "seed": seed, "stratify_by": result.stratify_by,
+                   "personas": {k: len(v) for k, v in result.personas.items()},
+                   "conversations": dict(result.conversations)})
+        return
     console = stdout_console()
     for name, ids in result.personas.items():
         console.print(f"{name}: {len(ids)} personas, {result.conversations[name]} conversations")
@@ -204,13 +216,17 @@ def split_cmd(path: Path, out: Path, seed: int, ratios: str, stratify_by: str, f
 @data.command("sample", **example("tidekit data sample runs/sample", "tidekit data sample runs/sample --to jsonl"))
 @click.argument("dst", type=click.Path(path_type=Path))
 @click.option("--to", "fmt", type=click.Choice(FORMATS), default="tide", show_default=True)
-def sample_cmd(dst: Path, fmt: str) -> None:
+@json_option("{out, format}")
+def sample_cmd(dst: Path, fmt: str, as_json: bool) -> None:
     """Copy the bundled synthetic sample (5 personas x 20 scenarios; not real people) to DST."""
     src = sample_path()
     if fmt == "tide":
         shutil.copytree(src, dst, dirs_exist_ok=True)
     else:
         save_dataset(load_dataset(src), dst, fmt)  # type: ignore[arg-type]
+    if as_json:
+        echo_json({"out": str(dst), "format": fmt})
+        return
     click.echo(f"copied the synthetic sample to {dst} ({fmt})")
 
 

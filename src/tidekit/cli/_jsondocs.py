@@ -24,6 +24,17 @@ __all__ = ["JSON_OUTPUTS", "json_reference", "main"]
 # verb -> (what is printed, "module:Model" giving its fields, or None when the note says it all)
 JSON_OUTPUTS: dict[str, tuple[str, str | None]] = {
     "data validate": ("the validation report", "tidekit.data._validate:ValidationReport"),
+    "data convert": ("{out, format, personas, conversations, examples}: the folder written, its layout, the "
+                     "counts, and with --to sft the examples per split (else null)", None),
+    "data split": ("{out, format, seed, stratify_by, personas: {split: n}, conversations: {split: n}}", None),
+    "data sample": ("{out, format}: where the synthetic sample was copied, in which layout", None),
+    "judge validate": ("the validation (the content of OUT/validation.json)",
+                       "tidekit.metrics._validate:JudgeValidation"),
+    "rate export": ("the export summary", "tidekit.rating._export:ExportSummary"),
+    "rate simulate": ("the simulation summary", "tidekit.rating._simulate:SimulationSummary"),
+    "rate token": ("{admin_token}: the new admin token (shown once)", None),
+    "rate serve": ("one line once the socket listens: {url, admin_url, host, port, pid}; the server then runs "
+                   "until Ctrl-C", None),
     "personas": ("the persona run (file, counts, target vs realised distributions)",
                  "tidekit.personas._store:PersonaRun"),
     "build run": ("the build result; with --check the plan: {out, personas, conversations, turns, teacher, "

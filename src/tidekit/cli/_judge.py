@@ -6,7 +6,15 @@ from pathlib import Path
 
 import click
 
-from tidekit.cli._common import example, overrides_argument, stdout_console
+from tidekit.backends._factory import BACKENDS
+from tidekit.cli._common import (
+    echo_json,
+    example,
+    json_option,
+    overrides_argument,
+    stdout_console,
+    stdout_to_stderr,
+)
 
 __all__ = ["COMMANDS"]
 
@@ -29,13 +37,15 @@ def judge_group() -> None:
               help="A score config YAML: its judges, judge options, bootstrap and seed are used.")
 @click.option("--model", default=None, help="The judge: registry alias, local folder, or server-side model name. "
                                             "[smollm2-135m, unless the config names judges]")
-@click.option("--backend", "kind", default=None, type=click.Choice(["hf", "openai", "anthropic"]),
+@click.option("--backend", "kind", default=None, type=click.Choice(sorted(BACKENDS)),
               help="Which backend runs the judge. [hf]")
 @click.option("--base-url", default=None, help="openai/anthropic: server URL, e.g. http://127.0.0.1:8000/v1.")
 @click.option("--seed", type=int, default=None, help="Bootstrap seed [default: 0].")
+@json_option("the validation (the content of OUT/validation.json)")
 @overrides_argument
 def validate_cmd(labels: Path, human: tuple[str, ...], out: Path, config_path: Path | None, model: str | None,
-                 kind: str | None, base_url: str | None, seed: int | None, overrides: tuple[str, ...]) -> None:
+                 kind: str | None, base_url: str | None, seed: int | None, as_json: bool,
+                 overrides: tuple[str, ...]) -> None:
     """Judge every labelled reply and write validation.json: Spearman and Kendall (bootstrap
     95% CIs) of each judge criterion with each human column, the parse-failure rate, the
     human-human agreement when several columns are given, and a scatter/calibration figure.
@@ -52,7 +62,11 @@ def validate_cmd(labels: Path, human: tuple[str, ...], out: Path, config_path: P
     if seed is not None:
         flags.append(f"seed={seed}")
     config = load_config(ScoreConfig, config_path, [*flags, *overrides])
-    result = validate_judge(labels, list(human), out, config)
+    with stdout_to_stderr(as_json):
+        result = validate_judge(labels, list(human), out, config)
+    if as_json:
+        echo_json(result)
+        return
     console = stdout_console()
     console.print(f"judged {result.n_items} labelled replies -> {out / 'validation.json'}")
     for s in result.judges:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from tidekit.cli._common import echo_json, example, overrides_argument, stdout_console
+from tidekit.cli._common import echo_json, example, json_option, overrides_argument, stdout_console
 
 __all__ = ["COMMANDS"]
 
@@ -69,8 +69,9 @@ def create_cmd(config: Path | None, dataset: Path, generations: tuple[Path, ...]
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535), help="TCP port.")
 @click.option("--root-path", default="", help="URL prefix when a proxy serves the app under a sub-path.")
+@json_option("one line once the socket listens: {url, admin_url, host, port, pid}")
 @overrides_argument
-def serve_cmd(db: str, host: str, port: int, root_path: str, overrides: tuple[str, ...]) -> None:
+def serve_cmd(db: str, host: str, port: int, root_path: str, as_json: bool, overrides: tuple[str, ...]) -> None:
     """Serve the study to raters until Ctrl-C. Raters open http://HOST:PORT/ (Prolific: append
     ?PROLIFIC_PID={{%PROLIFIC_PID%}}&STUDY_ID={{%STUDY_ID%}}&SESSION_ID={{%SESSION_ID%}});
     the admin page is /admin; /healthz says whether the database can be written. KEY=VALUE
@@ -82,8 +83,11 @@ def serve_cmd(db: str, host: str, port: int, root_path: str, overrides: tuple[st
     from tidekit.rating import ServeConfig, serve
 
     cfg = load_config(ServeConfig, None, overrides)
+    import json
+
     click.echo(f"serving on http://{host}:{port}{root_path}/  (admin: /admin; Ctrl-C to stop)", err=True)
-    serve(db, host=host, port=port, config=cfg, root_path=root_path)
+    serve(db, host=host, port=port, config=cfg, root_path=root_path,
+          on_ready=(lambda info: click.echo(json.dumps(info))) if as_json else None)
 
 
 @rate.command("export", **example("tidekit rate export --db runs/ratings.db --out runs/ratings/ratings.parquet"))
@@ -91,12 +95,16 @@ def serve_cmd(db: str, host: str, port: int, root_path: str, overrides: tuple[st
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Output .csv or .parquet file.")
 @click.option("--format", "fmt", type=click.Choice(["csv", "parquet"]), default=None,
               help="Format; default from the file suffix.")
-def export_cmd(db: str, out: Path, fmt: str | None) -> None:
+@json_option("the export summary")
+def export_cmd(db: str, out: Path, fmt: str | None, as_json: bool) -> None:
     """Write one row per rating with rater demographics joined and no raw identifiers (a
     manifest.json lands beside the file)."""
     from tidekit.rating import export_ratings
 
     summary = export_ratings(db, out, fmt)  # type: ignore[arg-type]
+    if as_json:
+        echo_json(summary)
+        return
     stdout_console().print(f"wrote {summary.rows} ratings from {summary.raters} raters to {summary.path} "
                            f"({summary.attention_failed_raters} raters failed an attention check; "
                            f"{summary.simulated_rows} simulated rows)")
@@ -160,8 +168,10 @@ def release_cmd(db: str, idle_min: float, with_ratings: bool, dry_run: bool, as_
 @click.option("--seed", default=0, show_default=True, help="Seed of the simulation.")
 @click.option("--model", "model_path", type=click.Path(path_type=Path), default=None,
               help="YAML rater model (see docs/rating.md); KEY=VALUE overrides its keys.")
+@json_option("the simulation summary")
 @overrides_argument
-def simulate_cmd(db: str, raters: int | None, seed: int, model_path: Path | None, overrides: tuple[str, ...]) -> None:
+def simulate_cmd(db: str, raters: int | None, seed: int, model_path: Path | None, as_json: bool,
+                 overrides: tuple[str, ...]) -> None:
     """Fill the study with simulated raters (rows labelled simulated=true) from a model with rater
     leniency, item effects, condition effects and planted demographic effects."""
     from tidekit._config import load_config
@@ -169,13 +179,17 @@ def simulate_cmd(db: str, raters: int | None, seed: int, model_path: Path | None
 
     model = load_config(RaterModel, model_path, overrides)
     s = simulate_ratings(db, raters=raters, model=model, seed=seed)
+    if as_json:
+        echo_json(s)
+        return
     stdout_console().print(f"added {s.raters} simulated raters ({s.inattentive} inattentive), {s.ratings} ratings"
                            + ("; the study is now full" if s.full else ""))
 
 
 @rate.command("token", **example("tidekit rate token --db runs/ratings.db"))
 @click.option("--db", required=True, help=_DB_HELP)
-def token_cmd(db: str) -> None:
+@json_option("{admin_token}")
+def token_cmd(db: str, as_json: bool) -> None:
     """Replace the admin token (the old one stops working) and print the new one."""
     from tidekit.rating import RatingStore
     from tidekit.rating._security import new_token
@@ -186,6 +200,9 @@ def token_cmd(db: str) -> None:
         store.set_admin_token(token)
     finally:
         store.close()
+    if as_json:
+        echo_json({"admin_token": token})
+        return
     click.echo(token)
 
 

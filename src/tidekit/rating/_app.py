@@ -582,15 +582,35 @@ def serve(
     config: ServeConfig | None = None,
     root_path: str = "",
     log_level: str = "warning",
+    on_ready: Callable[[dict[str, Any]], None] | None = None,
 ) -> None:
     """Run the app with uvicorn until interrupted. Access logs stay off: request URLs carry the
     Prolific id, which must not land in log files. ``X-Forwarded-For`` is read by the app itself
-    (``trust_proxy``, ``trusted_proxies``), so uvicorn's own proxy-header handling stays off."""
+    (``trust_proxy``, ``trusted_proxies``), so uvicorn's own proxy-header handling stays off.
+    ``on_ready`` is called once the socket listens with ``{"url", "admin_url", "host", "port",
+    "pid"}`` (what ``tidekit rate serve --json`` prints)."""
+    import os
+    import threading
+    import time
+
     import uvicorn
 
     app = create_app(db, config, root_path=root_path)
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False,
+                                           proxy_headers=False, server_header=False))
+
+    def announce() -> None:
+        while not server.started and not server.should_exit:
+            time.sleep(0.05)
+        if server.started and on_ready is not None:
+            url = f"http://{host}:{port}{root_path}/"
+            on_ready({"url": url, "admin_url": url + "admin", "host": host, "port": port, "pid": os.getpid()})
+
+    watcher = threading.Thread(target=announce, daemon=True)
+    watcher.start()
     try:
-        uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False, proxy_headers=False,
-                    server_header=False)
+        server.run()
     finally:
+        server.should_exit = True
+        watcher.join(timeout=1)
         app.state.store.close()
