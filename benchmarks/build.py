@@ -75,7 +75,7 @@ class InstantTeacher:
 
 def overhead_at_scale(tmp: Path) -> dict[str, float]:
     from tidekit._config import load_config
-    from tidekit.build import BuildConfig, build_dataset
+    from tidekit.builder import BuildConfig, build_dataset
 
     config = load_config(BuildConfig, CONFIG, [f"out={tmp / 'scale'}"])
     t0 = time.perf_counter()
@@ -88,7 +88,7 @@ def overhead_at_scale(tmp: Path) -> dict[str, float]:
 
 def smollm2(tmp: Path, personas: int, scenarios: int) -> dict[str, float]:
     from tidekit._config import load_config
-    from tidekit.build import BuildConfig, build_dataset
+    from tidekit.builder import BuildConfig, build_dataset
     from tidekit.scenarios import load_taxonomy
 
     ids = list(load_taxonomy().scenario_ids)[:scenarios]

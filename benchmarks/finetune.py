@@ -7,7 +7,7 @@ Run (from the repository root)::
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/finetune.py --threads 1     # on a busy shared machine
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/finetune.py --gpu-seconds 60   # CUDA: one-minute run
 
-What it measures: ``tidekit.finetune.finetune`` on the bundled sample (80 training
+What it measures: ``tidekit.finetuning.finetune`` on the bundled sample (80 training
 conversations, tidekit's default responder prompt, so examples are ~400-550 tokens) with LoRA
 r=16 on q/k/v/o, batch 2, max_length 1024 in both runs (unpacked rows are padded to the longest
 example of their batch; a packed row holds about two examples), precision chosen by the
@@ -45,7 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def config(out: Path, *, packing: bool, steps: int, batch: int, max_length: int, device: str) -> Any:
     from tidekit.data import sample_path
-    from tidekit.finetune import FinetuneConfig
+    from tidekit.finetuning import FinetuneConfig
 
     return FinetuneConfig.model_validate({
         "model": "smollm2-135m", "out": str(out), "seed": 0, "device": device, "progress": False,
@@ -59,7 +59,7 @@ def config(out: Path, *, packing: bool, steps: int, batch: int, max_length: int,
 
 def steady_rate(out: Path, warmup: int) -> tuple[float, float, float]:
     """tokens/s, s/step and real tokens/step over the logged steps after ``warmup``."""
-    from tidekit.finetune import read_metrics
+    from tidekit.finetuning import read_metrics
 
     rows = [r for r in read_metrics(out) if r["kind"] == "train" and r["step"] > warmup and "step_s" in r]
     seconds = sum(r["step_s"] for r in rows)  # logging_steps=1: each row is one step
@@ -97,7 +97,7 @@ def main() -> int:
 
     import torch
 
-    from tidekit.finetune import finetune
+    from tidekit.finetuning import finetune
 
     if args.threads:
         torch.set_num_threads(args.threads)

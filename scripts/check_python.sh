@@ -36,8 +36,8 @@ PY
 else
   "$venv/bin/pip" install -q ".[all]"
   modules="tidekit tidekit.cli tidekit.data tidekit.personas tidekit.study tidekit.serve tidekit.errors \
-tidekit.backends tidekit.generation tidekit.finetune tidekit.metrics tidekit.analysis tidekit.rating \
-tidekit.report torch transformers trl peft sentence_transformers datasets huggingface_hub"
+tidekit.backends tidekit.generation tidekit.finetuning tidekit.metrics tidekit.analysis tidekit.rating \
+tidekit.reporting torch transformers trl peft sentence_transformers datasets huggingface_hub"
 fi
 "$venv/bin/python" -c "
 import importlib, sys

@@ -29,12 +29,12 @@ __all__ = ["cli_reference", "config_reference", "main"]
 # (title, "module:Class") of the configs a user writes, in pipeline order
 CONFIG_MODELS = [
     ("Study (`tidekit run STUDY.yaml`)", "tidekit.study._config:StudyConfig"),
-    ("Dataset build (`tidekit build CONFIG`)", "tidekit.build._config:BuildConfig"),
+    ("Dataset build (`tidekit build CONFIG`)", "tidekit.builder._config:BuildConfig"),
     ("Personas (`tidekit personas --config`)", "tidekit.personas._spec:PersonaConfig"),
     ("Backend (any `backend:` / `teacher:` entry)", "tidekit.backends._protocol:BackendConfig"),
     ("Decoding (`params:`, `client:`, `supporter:`)", "tidekit.backends._protocol:GenerationParams"),
     ("Generation (`tidekit generate`)", "tidekit.generation._dataset:GenerateConfig"),
-    ("Fine-tuning (`tidekit finetune CONFIG`)", "tidekit.finetune._config:FinetuneConfig"),
+    ("Fine-tuning (`tidekit finetune CONFIG`)", "tidekit.finetuning._config:FinetuneConfig"),
     ("Scoring (`tidekit score --config`)", "tidekit.metrics._config:ScoreConfig"),
     ("Rating study (`tidekit rate create --config`)", "tidekit.rating._config:StudyConfig"),
     ("Simulated raters (`rating.rater_model`)", "tidekit.rating._simulate:RaterModel"),

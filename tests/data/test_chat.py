@@ -100,8 +100,8 @@ def test_persona_fields_must_agree_across_a_persona_s_lines(tmp_path: Path) -> N
 
 def _finetune_examples(data: Path, out: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The training and validation examples 'tidekit finetune' builds for ``data`` (its own code)."""
-    from tidekit.finetune import FinetuneConfig
-    from tidekit.finetune._train import _examples, _load_conversations
+    from tidekit.finetuning import FinetuneConfig
+    from tidekit.finetuning._train import _examples, _load_conversations
 
     cfg = FinetuneConfig.model_validate({"model": "smollm2-135m", "out": str(out), "eval": {"max_examples": None},
                                          "data": {"path": str(data), "system_prompt": SHORT_PROMPT}})

@@ -159,7 +159,7 @@ def test_judge_validate_cli_reports_bad_labels_without_a_traceback(run_cli, tmp_
 
 
 def test_the_report_shows_the_validation_beside_the_judge_scores(tmp_path: Path) -> None:
-    from tidekit.report import report
+    from tidekit.reporting import report
 
     run = tmp_path / "run"
     config = ScoreConfig(judges=[JudgeConfig(name="follows")], bootstrap={"n_resamples": 200})

@@ -54,7 +54,7 @@ def run_cmd(config_path: Path, check: bool, no_progress: bool, as_json: bool, ov
     review.csv, manifest.json.
     """
     from tidekit._config import load_config
-    from tidekit.build import BuildConfig, build_dataset, plan_build
+    from tidekit.builder import BuildConfig, build_dataset, plan_build
 
     config = load_config(BuildConfig, config_path, overrides)
     if check:
@@ -101,7 +101,7 @@ def import_review_cmd(build_dir: Path, sheet: Path, out: Path | None, as_json: b
     the conversation's provenance; the dataset card gains a review section. Every bad row
     (unknown id, unknown decision, edit without text) is reported at once and nothing is written.
     """
-    from tidekit.build import apply_review
+    from tidekit.builder import apply_review
 
     result = apply_review(build_dir, sheet, out)
     if as_json:

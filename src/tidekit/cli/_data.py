@@ -157,7 +157,7 @@ def _system_role(model: str) -> bool:
     spec = MODELS.get(model)
     if spec is not None:
         return spec.system_role
-    from tidekit.finetune._train import _load_tokenizer
+    from tidekit.finetuning._train import _load_tokenizer
 
     return bool(_load_tokenizer(model)[2])
 

@@ -62,7 +62,7 @@ def train_cmd(config: Path, overrides: tuple[str, ...], out: Path | None, resume
     Loss is on supporter replies only. Writes the adapter, tokenizer, README.md (model card),
     metrics.jsonl, manifest.json and checkpoints/ to OUT; rerunning a finished run does nothing.
     """
-    from tidekit.finetune import finetune
+    from tidekit.finetuning import finetune
 
     if resume and force:
         raise ConfigError("--resume and --force contradict each other; give one")
@@ -100,7 +100,7 @@ def train_cmd(config: Path, overrides: tuple[str, ...], out: Path | None, resume
 def merge_cmd(adapter: Path, out: Path, base: str | None, dtype: str, force: bool, as_json: bool) -> None:
     """Merge the LoRA ADAPTER into its base model and save full weights that plain transformers
     (and vLLM) load, with the tokenizer, a model card and a manifest."""
-    from tidekit.finetune import merge_adapter
+    from tidekit.finetuning import merge_adapter
 
     with stdout_to_stderr(as_json):
         result = merge_adapter(adapter, out, base=base, dtype=dtype, force=force)  # type: ignore[arg-type]
@@ -134,7 +134,7 @@ def ceiling_cmd(scores: Path, out: Path, metrics: tuple[str, ...], params: tuple
 
     SCORES is scores.parquet (or a folder holding it) from 'tidekit score' with both conditions.
     """
-    from tidekit.finetune import ceiling_analysis
+    from tidekit.finetuning import ceiling_analysis
 
     sizes: dict[str, float] = {}
     for item in params:

@@ -38,22 +38,22 @@ JSON_OUTPUTS: dict[str, tuple[str, str | None]] = {
     "personas": ("the persona run (file, counts, target vs realised distributions)",
                  "tidekit.personas._store:PersonaRun"),
     "build run": ("the build result; with --check the plan: {out, personas, conversations, turns, teacher, "
-                  "max_requests}", "tidekit.build._build:BuildResult"),
-    "build import-review": ("the review result", "tidekit.build._review:ReviewResult"),
+                  "max_requests}", "tidekit.builder._build:BuildResult"),
+    "build import-review": ("the review result", "tidekit.builder._review:ReviewResult"),
     "generate": ("the generation result", "tidekit.generation._dataset:GenerateResult"),
     "serve": ("one line once the socket listens: {base_url, model, host, port, pid}; the server then runs "
               "until Ctrl-C", None),
     "finetune train": ("the fine-tuning result (`skipped: true` when OUT already held the run)",
-                       "tidekit.finetune._train:FinetuneResult"),
-    "finetune merge": ("the merge result", "tidekit.finetune._merge:MergeResult"),
-    "finetune ceiling": ("the ceiling analysis plus `files`: the paths written", "tidekit.finetune._ceiling:CeilingResult"),
+                       "tidekit.finetuning._train:FinetuneResult"),
+    "finetune merge": ("the merge result", "tidekit.finetuning._merge:MergeResult"),
+    "finetune ceiling": ("the ceiling analysis plus `files`: the paths written", "tidekit.finetuning._ceiling:CeilingResult"),
     "score": ("the scoring result", "tidekit.metrics._score:ScoreResult"),
     "rate create": ("the study summary", "tidekit.rating._create:StudySummary"),
     "rate status": ("the study status", "tidekit.rating._status:StudyStatus"),
     "rate release": ("{released: [...slots], dry_run: bool}", None),
     "models": ("a list of registry entries", "tidekit.backends._registry:ModelSpec"),
     "analyze": ("the analysis (the same content as OUT/analysis.json)", "tidekit.analysis._results:AnalysisResult"),
-    "report": ("the report result", "tidekit.report._report:ReportResult"),
+    "report": ("the report result", "tidekit.reporting._report:ReportResult"),
     "run": ("the study result; with --dry-run the plan (StudyPlan, below)", "tidekit.study._study:StudyResult"),
 }
 # printed by `tidekit run --dry-run --json`

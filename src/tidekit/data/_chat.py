@@ -14,7 +14,7 @@ the last ``assistant`` message (a conversation without a reference ends with ``u
 drops a leading ``system`` message and gives back the same conversations and personas.
 
 ``sft``: ``{split}.jsonl`` of TRL's conversational prompt-completion examples, built by
-``tidekit.finetune``'s own example builder, so the files hold exactly what ``tidekit finetune``
+``tidekit.finetuning``'s own example builder, so the files hold exactly what ``tidekit finetune``
 trains and evaluates on with the same system prompt, chat-template system role and targets.
 """
 
@@ -128,14 +128,14 @@ def write_sft(dataset: Dataset, folder: str | Path, system_prompt: str | None = 
               targets: str = "all_supporter_turns", split_seed: int = 0) -> dict[str, int]:
     """Write TRL prompt-completion examples, one ``{split}.jsonl`` per split; returns examples per file.
 
-    The examples are what ``tidekit finetune`` builds (``tidekit.finetune.build_examples``) for
+    The examples are what ``tidekit finetune`` builds (``tidekit.finetuning.build_examples``) for
     each split, conversations in id order; ``system_prompt`` None means the default responder
     prompt, ``system_role=False`` folds it into the first user message as for templates without
     a system role. Unsplit data is split as ``tidekit finetune`` does (persona-level,
     ``split_seed``, default ratios).
     """
     from tidekit.data._split import split_dataset
-    from tidekit.finetune._examples import build_examples, default_system_prompt
+    from tidekit.finetuning._examples import build_examples, default_system_prompt
 
     prompt = system_prompt if system_prompt is not None else default_system_prompt()
     if all(c.split is None for c in dataset.conversations):

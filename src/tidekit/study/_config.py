@@ -16,8 +16,8 @@ from pydantic import Field, model_validator
 from tidekit._config import StrictModel
 from tidekit.analysis._config import AnalysisConfig
 from tidekit.backends._protocol import BackendConfig, GenerationParams
-from tidekit.build._config import BuildConfig
-from tidekit.finetune._config import CheckpointSettings, EvalSettings, LoraSettings, TrainSettings
+from tidekit.builder._config import BuildConfig
+from tidekit.finetuning._config import CheckpointSettings, EvalSettings, LoraSettings, TrainSettings
 from tidekit.generation._ray import ExecutorConfig
 from tidekit.metrics._config import ScoreConfig
 from tidekit.rating._config import StudyConfig as RatingStudyConfig

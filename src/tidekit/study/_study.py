@@ -93,7 +93,7 @@ def build_stages(cfg: StudyConfig, progress: bool = True) -> list[Stage]:
 
         data_dir = ds_dir / "data"
         if cfg.dataset.source == "build":
-            from tidekit.build import build_dataset
+            from tidekit.builder import build_dataset
 
             assert cfg.dataset.build is not None
             build_cfg = cfg.dataset.build.model_copy(update={"out": ds_dir / "build"})
@@ -158,7 +158,7 @@ def build_stages(cfg: StudyConfig, progress: bool = True) -> list[Stage]:
         facts: dict[str, Any] = {"rows": result.rows, "systems": len(result.systems)}
         both = [s.model for s in cfg.systems if {"zero_shot", "fine_tuned"} <= set(s.conditions)]
         if len(both) >= 2:  # a slope over model size needs two sizes; one model: the report says so
-            from tidekit.finetune import ceiling_analysis
+            from tidekit.finetuning import ceiling_analysis
 
             scores_file = scores_dir / "scores.parquet"
             ceiling_analysis(scores_file).write(scores_dir / "ceiling", source=str(scores_file))
@@ -230,7 +230,7 @@ def build_stages(cfg: StudyConfig, progress: bool = True) -> list[Stage]:
     report_dir = run / "report"
 
     def report_stage() -> dict[str, Any]:
-        from tidekit.report import report
+        from tidekit.reporting import report
 
         result = report(run, out=report_dir, title=cfg.report.title or cfg.name, analyze=False)
         return {"html": str(result.html), "figures": len(result.figures), "missing": len(result.missing)}
@@ -243,7 +243,7 @@ def build_stages(cfg: StudyConfig, progress: bool = True) -> list[Stage]:
 
 def _finetune_stage(cfg: StudyConfig, system: SystemSection, split_dir: Path, out: Path,
                     progress: bool) -> Stage:
-    from tidekit.finetune._config import DataSettings, FinetuneConfig
+    from tidekit.finetuning._config import DataSettings, FinetuneConfig
 
     ft = cfg.finetune
     train = ft.train
@@ -258,8 +258,8 @@ def _finetune_stage(cfg: StudyConfig, system: SystemSection, split_dir: Path, ou
 
     def run() -> dict[str, Any]:
         from tidekit.errors import ConfigError
-        from tidekit.finetune import finetune
-        from tidekit.finetune._train import last_checkpoint
+        from tidekit.finetuning import finetune
+        from tidekit.finetuning._train import last_checkpoint
 
         # a killed run left checkpoints: continue it; an adapter from older settings is replaced
         # (the stage key changed, so this stage is meant to produce a new one)
@@ -306,7 +306,7 @@ def plan_study(cfg: StudyConfig, from_stage: str | None = None, only: str | None
     calls_max: dict[str, int] = {}
     tokens = 0
     if cfg.dataset.source == "build":
-        from tidekit.build import plan_build
+        from tidekit.builder import plan_build
 
         assert cfg.dataset.build is not None
         b = cfg.dataset.build

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tidekit.build import BuildConfig, apply_review, build_dataset
+from tidekit.builder import BuildConfig, apply_review, build_dataset
 from tidekit.data import load_dataset, validate_dataset
 from tidekit.errors import ConfigError, DataError
 

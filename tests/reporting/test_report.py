@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tidekit.report import report
+from tidekit.reporting import report
 
 EXPECTED = {"metrics", "scenarios", "ceiling", "human", "demographics", "agreement", "metric_human"}
 
@@ -55,7 +55,7 @@ def test_report_renders_in_headless_chromium(rendered: Any, full_run: Path,
                                               require_tool: Callable[[str], str]) -> None:
     require_tool("chromium")
     pytest.importorskip("playwright")
-    from tidekit.report._screenshot import figure_status, screenshot_html
+    from tidekit.reporting._screenshot import figure_status, screenshot_html
 
     images = figure_status(rendered.html)
     assert {i["key"] for i in images} == EXPECTED
@@ -66,8 +66,8 @@ def test_report_renders_in_headless_chromium(rendered: Any, full_run: Path,
 
 
 def test_training_figure_leaves_out_the_end_of_training_summary(tmp_path: Path) -> None:
-    from tidekit.report._figures import fig_training
-    from tidekit.report._run import RunContents
+    from tidekit.reporting._figures import fig_training
+    from tidekit.reporting._run import RunContents
 
     rows = [{"kind": "train", "step": 10, "loss": 2.4}, {"kind": "train", "step": 20, "loss": 1.9},
             {"kind": "eval", "step": 20, "eval_loss": 2.1},

@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
-from tidekit.report._figures import RenderedFigure, metric_columns_in, render_figures
-from tidekit.report._run import RunContents, discover_run
-from tidekit.report._tables import Table, to_html, write_table
+from tidekit.reporting._figures import RenderedFigure, metric_columns_in, render_figures
+from tidekit.reporting._run import RunContents, discover_run
+from tidekit.reporting._tables import Table, to_html, write_table
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -137,7 +137,7 @@ def _judge_validation_tables(c: RunContents) -> list[Table]:
 
 
 def _sections(c: RunContents, figs: dict[str, RenderedFigure], tables: dict[str, Table]) -> list[dict[str, Any]]:
-    from tidekit.report._methods import methods_paragraphs
+    from tidekit.reporting._methods import methods_paragraphs
 
     def fig(key: str) -> list[dict[str, Any]]:
         f = figs.get(key)
@@ -250,7 +250,7 @@ def report(run_dir: str | Path, out: str | Path | None = None, title: str | None
         write_text(html, page)
         shot = None
         if screenshot:
-            from tidekit.report._screenshot import screenshot_html
+            from tidekit.reporting._screenshot import screenshot_html
 
             with rec.step("screenshot"):
                 shot = screenshot_html(html, out / "screenshot.png")
@@ -261,6 +261,6 @@ def report(run_dir: str | Path, out: str | Path | None = None, title: str | None
 
 
 def _template() -> str:
-    from tidekit.report._template import TEMPLATE
+    from tidekit.reporting._template import TEMPLATE
 
     return TEMPLATE

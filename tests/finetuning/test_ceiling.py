@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from tidekit.errors import DataError
-from tidekit.finetune import ceiling_analysis
+from tidekit.finetuning import ceiling_analysis
 
 SIZES = {"tiny": 0.135, "small": 0.5, "mid": 1.5, "large": 3.8}
 

@@ -22,9 +22,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from tidekit.backends._protocol import Backend, ChatRequest, ChatResult, GenerationParams
-from tidekit.build._config import BuildPlan
-from tidekit.build._gates import Gate, GateItem, Rejection, make_gates
-from tidekit.build._prompts import client_messages, supporter_messages
+from tidekit.builder._config import BuildPlan
+from tidekit.builder._gates import Gate, GateItem, Rejection, make_gates
+from tidekit.builder._prompts import client_messages, supporter_messages
 from tidekit.data import Conversation, Dataset, Message, Persona, Provenance, Turn
 from tidekit.scenarios import Scenario
 

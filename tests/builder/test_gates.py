@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tidekit.build import GateItem, GatesConfig, Rejection, make_gates, run_gates
-from tidekit.build._gates import GATES, REASON_CODES, DuplicateIndex
+from tidekit.builder import GateItem, GatesConfig, Rejection, make_gates, run_gates
+from tidekit.builder._gates import GATES, REASON_CODES, DuplicateIndex
 from tidekit.data import Persona, Turn
 from tidekit.scenarios import get_scenario
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from tidekit.backends._protocol import Backend, ChatRequest, ChatResult
-from tidekit.build import (
+from tidekit.builder import (
     BuildConfig,
     GenerationStats,
     RejectionRecord,

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 import yaml
-
 from finetune.conftest import tiny_config
+
 from tidekit.errors import ConfigError, DataError
-from tidekit.finetune import FinetuneConfig, finetune
+from tidekit.finetuning import FinetuneConfig, finetune
 
 
 def _no_training_happened(out: Path) -> None:

@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 import yaml
-
 from finetune.conftest import tiny_config
+
 from tidekit.errors import ConfigError
-from tidekit.finetune import FinetuneResult, finetune, last_checkpoint, read_metrics
+from tidekit.finetuning import FinetuneResult, finetune, last_checkpoint, read_metrics
 
 pytestmark = pytest.mark.slow
 
@@ -34,6 +34,7 @@ def _train_losses(out: str | Path) -> dict[int, float]:
 
 def _prompts(tokenizer: Any) -> list[Any]:
     from finetune.conftest import SHORT_PROMPT
+
     from tidekit.data import load_dataset, sample_path
     from tidekit.generation import conversation_messages
 
@@ -87,7 +88,7 @@ def test_loss_is_on_supporter_reply_tokens_only(baseline: FinetuneResult, tmp_pa
 
     from tidekit.backends import resolve_model_path
     from tidekit.data import load_dataset, sample_path
-    from tidekit.finetune import build_examples
+    from tidekit.finetuning import build_examples
 
     conv = load_dataset(sample_path()).conversations[0]
     example = build_examples([conv], "S", system_role=True)[0]
@@ -191,6 +192,7 @@ def test_merge_writes_weights_plain_transformers_loads(baseline: FinetuneResult,
 
 def test_generate_with_the_adapter_records_fine_tuned_outputs(baseline: FinetuneResult, tmp_path: Path) -> None:
     from finetune.conftest import SHORT_PROMPT
+
     from tidekit.data import read_generations, sample_path
     from tidekit.generation import generate
 

@@ -10,22 +10,22 @@ card, a rejection report and a review sheet for a clinician.
 Typical use::
 
     from tidekit._config import load_config
-    from tidekit.build import BuildConfig, build_dataset, apply_review
+    from tidekit.builder import BuildConfig, build_dataset, apply_review
     config = load_config(BuildConfig, "configs/build-quickstart.yaml")
     result = build_dataset(config)                          # ConfigError before any model call
     apply_review(result.out, "reviewed.csv")                # a clinician's decisions
 """
 
-from tidekit.build._build import BuildResult, build_dataset
-from tidekit.build._card import DatasetCard, render_card
-from tidekit.build._config import (
+from tidekit.builder._build import BuildResult, build_dataset
+from tidekit.builder._card import DatasetCard, render_card
+from tidekit.builder._config import (
     BuildConfig,
     BuildPlan,
     RegenerationConfig,
     ScenarioSelection,
     plan_build,
 )
-from tidekit.build._gates import (
+from tidekit.builder._gates import (
     GATE_NAMES,
     GATES,
     REASON_CODES,
@@ -37,14 +37,14 @@ from tidekit.build._gates import (
     make_gates,
     run_gates,
 )
-from tidekit.build._pipeline import GenerationStats, RejectionRecord, generate_conversations
-from tidekit.build._prompts import (
+from tidekit.builder._pipeline import GenerationStats, RejectionRecord, generate_conversations
+from tidekit.builder._prompts import (
     client_messages,
     describe_persona,
     prompt_hashes,
     supporter_messages,
 )
-from tidekit.build._review import (
+from tidekit.builder._review import (
     DECISIONS,
     REVIEW_COLUMNS,
     ReviewResult,

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 import yaml
-
 from finetune.conftest import tiny_config
+
 from tidekit.errors import ConfigError
 
 
@@ -103,7 +103,7 @@ def test_report_to_wandb_offline_writes_a_run_folder(tmp_path: Path, run_cli: Ca
 
 def test_wandb_without_a_key_or_offline_mode_is_refused_before_work(tmp_path: Path,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    from tidekit.finetune import finetune
+    from tidekit.finetuning import finetune
 
     monkeypatch.delenv("WANDB_MODE", raising=False)
     monkeypatch.delenv("WANDB_API_KEY", raising=False)

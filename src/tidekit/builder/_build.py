@@ -1,7 +1,7 @@
 """``build_dataset``: one config in, a gated, carded dataset out.
 
 Steps: plan (every config check, before any model call), load the teacher, generate and gate
-(:mod:`tidekit.build._pipeline`), write the dataset in each layout, the rejection report, the
+(:mod:`tidekit.builder._pipeline`), write the dataset in each layout, the rejection report, the
 dataset card and the review sheet, and a ``manifest.json`` with counts and the time spent
 inside and outside model calls.
 
@@ -30,12 +30,12 @@ from pydantic import BaseModel, Field
 from tidekit._io import atomic_write, write_text
 from tidekit._manifest import RunRecorder
 from tidekit.backends._protocol import Backend, ChatRequest, ChatResult
-from tidekit.build._card import DatasetCard, FacetSummary, now, render_card, scenario_table
-from tidekit.build._config import BuildConfig, BuildPlan, plan_build
-from tidekit.build._gates import GATE_NAMES
-from tidekit.build._pipeline import GenerationStats, RejectionRecord, generate_conversations
-from tidekit.build._prompts import prompt_hashes
-from tidekit.build._review import clear_tide, review_sheet
+from tidekit.builder._card import DatasetCard, FacetSummary, now, render_card, scenario_table
+from tidekit.builder._config import BuildConfig, BuildPlan, plan_build
+from tidekit.builder._gates import GATE_NAMES
+from tidekit.builder._pipeline import GenerationStats, RejectionRecord, generate_conversations
+from tidekit.builder._prompts import prompt_hashes
+from tidekit.builder._review import clear_tide, review_sheet
 from tidekit.data import Dataset, save_dataset
 from tidekit.personas import fit_report
 

@@ -104,7 +104,7 @@ def merge_adapter(adapter: str | Path, out: str | Path, *, base: str | None = No
             merged.save_pretrained(str(out))
             tokenizer.save_pretrained(str(out))
             from tidekit import __version__
-            from tidekit.finetune._card import render_card
+            from tidekit.finetuning._card import render_card
 
             trained = read_manifest(adapter / MANIFEST_NAME) if (adapter / MANIFEST_NAME).is_file() else None
             facts = {**(trained.extra.get("result", {}) if trained else {}), "adapter": str(adapter), "dtype": target,

@@ -3,18 +3,18 @@ analysis (fine-tuning gain against model size).
 
 Typical use::
 
-    from tidekit.finetune import finetune, merge_adapter
+    from tidekit.finetuning import finetune, merge_adapter
     result = finetune("configs/finetune-smollm2.yaml", ["train.max_steps=100"])
     print(result.first_train_loss, result.last_train_loss, result.eval_loss_after)
     merge_adapter(result.out, "runs/merged")       # full weights for transformers / vLLM
 
-    from tidekit.finetune import ceiling_analysis
+    from tidekit.finetuning import ceiling_analysis
     ceiling = ceiling_analysis("runs/study/scores")  # zero_shot vs fine_tuned rows of scores.parquet
     ceiling.write("runs/study/ceiling")              # slopes.csv, gains.csv, ceiling.png/.svg
 """
 
-from tidekit.finetune._ceiling import CeilingResult, ceiling_analysis, plot_ceiling
-from tidekit.finetune._config import (
+from tidekit.finetuning._ceiling import CeilingResult, ceiling_analysis, plot_ceiling
+from tidekit.finetuning._config import (
     CheckpointSettings,
     DataSettings,
     EvalSettings,
@@ -22,16 +22,16 @@ from tidekit.finetune._config import (
     LoraSettings,
     TrainSettings,
 )
-from tidekit.finetune._examples import (
+from tidekit.finetuning._examples import (
     ExampleStats,
     build_examples,
     check_lengths,
     default_system_prompt,
 )
-from tidekit.finetune._merge import MergeResult, merge_adapter
-from tidekit.finetune._metrics import METRICS_FILE, read_metrics
-from tidekit.finetune._preflight import Hardware, check_target_modules, resolve_hardware
-from tidekit.finetune._train import CHECKPOINTS_DIR, FinetuneResult, finetune, last_checkpoint
+from tidekit.finetuning._merge import MergeResult, merge_adapter
+from tidekit.finetuning._metrics import METRICS_FILE, read_metrics
+from tidekit.finetuning._preflight import Hardware, check_target_modules, resolve_hardware
+from tidekit.finetuning._train import CHECKPOINTS_DIR, FinetuneResult, finetune, last_checkpoint
 
 __all__ = [
     "CHECKPOINTS_DIR",

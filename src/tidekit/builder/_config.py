@@ -17,7 +17,7 @@ from pydantic import Field, model_validator
 
 from tidekit._config import StrictModel
 from tidekit.backends._protocol import BackendConfig, GenerationParams
-from tidekit.build._gates import GatesConfig
+from tidekit.builder._gates import GatesConfig
 from tidekit.data import FORMATS, Format, Persona
 from tidekit.errors import ConfigError
 from tidekit.personas import (

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tidekit.finetune import FinetuneConfig
+from tidekit.finetuning import FinetuneConfig
 
 # a short system prompt keeps sequences short (the default responder prompt is ~170 tokens)
 SHORT_PROMPT = "You are a warm, trauma-informed listener. Reply supportively in a few sentences."

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tidekit.report._run import RunContents
+from tidekit.reporting._run import RunContents
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

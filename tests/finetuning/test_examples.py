@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from tidekit.data import Conversation, Turn
-from tidekit.finetune import build_examples, default_system_prompt
-from tidekit.finetune._metrics import make_metrics_logger, read_metrics
-from tidekit.finetune._train import _differences
+from tidekit.finetuning import build_examples, default_system_prompt
+from tidekit.finetuning._metrics import make_metrics_logger, read_metrics
+from tidekit.finetuning._train import _differences
 
 
 def _dialogue() -> Conversation:

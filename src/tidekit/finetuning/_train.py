@@ -35,8 +35,8 @@ from tidekit._io import write_json, write_text
 from tidekit._manifest import MANIFEST_NAME, ModelIdentity, RunRecorder, read_manifest
 from tidekit._tracking import check_tracker, tracker_env
 from tidekit.errors import BackendError, ConfigError
-from tidekit.finetune._config import FinetuneConfig
-from tidekit.finetune._metrics import METRICS_FILE, read_metrics
+from tidekit.finetuning._config import FinetuneConfig
+from tidekit.finetuning._metrics import METRICS_FILE, read_metrics
 
 __all__ = ["CHECKPOINTS_DIR", "FinetuneResult", "finetune", "last_checkpoint"]
 
@@ -183,7 +183,7 @@ def finetune(
     checkpoint = state if isinstance(state, Path) else None
 
     # -- preflight: hardware and optional packages, before reading data or weights
-    from tidekit.finetune._preflight import resolve_hardware
+    from tidekit.finetuning._preflight import resolve_hardware
 
     hw = resolve_hardware(cfg.device, cfg.train.precision, cfg.train.quantization)
     check_tracker(cfg.train.report_to)
@@ -196,7 +196,7 @@ def finetune(
         with run.step("tokenizer and examples"):
             model_path, tokenizer, system_role = _load_tokenizer(cfg.model)
             train_examples, eval_examples, system_prompt = _examples(cfg, train_convs, eval_convs, system_role)
-            from tidekit.finetune._examples import check_lengths
+            from tidekit.finetuning._examples import check_lengths
 
             train_stats = check_lengths(train_examples, tokenizer, cfg.train.max_length, "training")
             eval_stats = (check_lengths(eval_examples, tokenizer, cfg.train.max_length, "validation")
@@ -210,7 +210,7 @@ def finetune(
         with run.step("load model"):
             model = _load_model(model_path, hw)
             from tidekit.backends import weights_fingerprint
-            from tidekit.finetune._preflight import check_target_modules
+            from tidekit.finetuning._preflight import check_target_modules
 
             check_target_modules(model, cfg.lora.target_modules)
         run.models.append(ModelIdentity(alias=cfg.model, source=str(model_path),
@@ -238,7 +238,7 @@ def finetune(
             tokenizer.save_pretrained(str(out))
             result = _result(cfg, out, trainer, logger, hw, len(train_examples), len(eval_examples), checkpoint)
             from tidekit import __version__
-            from tidekit.finetune._card import render_card
+            from tidekit.finetuning._card import render_card
 
             facts = {**result.model_dump(), "tidekit_version": __version__, "train_conversations": len(train_convs),
                      "truncated": train_stats.truncated, "epochs": round(float(trainer.state.epoch or 0), 3)}
@@ -256,7 +256,7 @@ def finetune(
 
 def _load_conversations(cfg: FinetuneConfig, run: RunRecorder) -> tuple[list[Any], list[Any]]:
     from tidekit.data import load_dataset, split_dataset
-    from tidekit.finetune._examples import require_targets
+    from tidekit.finetuning._examples import require_targets
 
     dataset = load_dataset(cfg.data.path)
     if all(c.split is None for c in dataset.conversations):
@@ -298,7 +298,7 @@ def _load_tokenizer(model: str) -> tuple[Path, Any, bool]:
 
 def _examples(cfg: FinetuneConfig, train_convs: list[Any], eval_convs: list[Any],
               system_role: bool) -> tuple[list[dict[str, Any]], list[dict[str, Any]], str]:
-    from tidekit.finetune._examples import build_examples, default_system_prompt
+    from tidekit.finetuning._examples import build_examples, default_system_prompt
 
     prompt = cfg.data.system_prompt if cfg.data.system_prompt is not None else default_system_prompt()
     train = build_examples(train_convs, prompt, system_role, cfg.data.targets)
@@ -335,7 +335,7 @@ def _trainer(cfg: FinetuneConfig, hw: Any, model: Any, tokenizer: Any, train: li
     from peft import LoraConfig
     from trl import SFTConfig, SFTTrainer
 
-    from tidekit.finetune._metrics import make_metrics_logger
+    from tidekit.finetuning._metrics import make_metrics_logger
 
     def to_hf(rows: list[dict[str, Any]]) -> Any:
         return HFDataset.from_list([{"prompt": r["prompt"], "completion": r["completion"]} for r in rows])

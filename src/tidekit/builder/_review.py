@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 
 from tidekit._io import write_json, write_text
 from tidekit._manifest import RunRecorder, read_manifest
-from tidekit.build._card import DatasetCard, now, render_card
+from tidekit.builder._card import DatasetCard, now, render_card
 from tidekit.data import Dataset, Problems, Turn, detect_format, load_dataset, save_dataset
 from tidekit.errors import DataError
 
