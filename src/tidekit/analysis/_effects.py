@@ -118,11 +118,24 @@ def wilson(successes: int, n: int, level: float = 0.95) -> tuple[float, float]:
 
 
 def adjust(pvalues: Sequence[float | None], method: str) -> list[float | None]:
-    """Holm ('holm') or Benjamini-Hochberg ('fdr_bh') adjusted p-values; None stays None."""
+    """Holm ('holm') or Benjamini-Hochberg ('fdr_bh') adjusted p-values; None and NaN stay None.
+
+    The one multiple-comparison adjustment of tidekit (``tidekit.metrics.holm`` calls it too),
+    delegated to statsmodels so the step-down/step-up arithmetic is a maintained library's.
+    Missing p-values (None, NaN) are left out of the family and keep their place as None.
+    """
+    if method not in ("holm", "fdr_bh"):
+        raise ValueError(f"unknown correction {method!r}; use holm or fdr_bh")
     idx = [i for i, p in enumerate(pvalues) if p is not None and np.isfinite(p)]
     out: list[float | None] = [None] * len(pvalues)
     if not idx:
         return out
+    from statsmodels.stats.multitest import multipletests
+
+    adjusted = multipletests([float(pvalues[i]) for i in idx], method=method)[1]  # type: ignore[arg-type]
+    for i, q in zip(idx, adjusted, strict=True):
+        out[i] = float(q)
+    return out
     p = np.array([pvalues[i] for i in idx], float)
     m = len(p)
     order = np.argsort(p)

@@ -26,17 +26,14 @@ REFERENCE_FREE = ("distinct_1", "distinct_2", "judge_emotion_recognition", "judg
 
 
 def holm(pvalues: Sequence[float]) -> list[float]:
-    """Holm (1979) step-down adjusted p-values; NaN stays NaN and is not counted."""
-    import math
+    """Holm (1979) step-down adjusted p-values; NaN stays NaN and is not counted.
 
-    indexed = sorted((p, i) for i, p in enumerate(pvalues) if not math.isnan(p))
-    m = len(indexed)
-    out = [float("nan")] * len(pvalues)
-    running = 0.0
-    for rank, (p, i) in enumerate(indexed):
-        running = max(running, min(1.0, (m - rank) * p))
-        out[i] = running
-    return out
+    A float-typed view of :func:`tidekit.analysis._effects.adjust`, the one Holm in tidekit
+    (imported here, not copied, so the two tables can never disagree).
+    """
+    from tidekit.analysis._effects import adjust
+
+    return [float("nan") if q is None else q for q in adjust(list(pvalues), "holm")]
 
 
 def rank_biserial(diffs: Sequence[float]) -> float:
