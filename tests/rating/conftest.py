@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from tidekit.data import Dataset, GenerationRecord, load_dataset, sample_path
-from tidekit.rating import StudyConfig, create_study
+from tidekit.rating import RatingStudyConfig, create_study
 
 XSS = "<script>alert('xss')</script>"
 
@@ -138,7 +138,7 @@ def make_study(dataset: Dataset) -> Callable[..., tuple[str, str]]:
 
     def _make(db: str, conversations: int = 10, **overrides: object) -> tuple[str, str]:
         gens = make_generations(dataset, conversations)
-        config = StudyConfig.model_validate({"items_per_rater": 6, "ratings_per_item": 2, "attention_checks": 1,
+        config = RatingStudyConfig.model_validate({"items_per_rater": 6, "ratings_per_item": 2, "attention_checks": 1,
                                              "seed": 3, "split": None, **overrides})
         summary = create_study(config, Dataset(personas=dataset.personas, conversations=dataset.conversations),
                                gens, db=db, admin_token="test-admin-token")

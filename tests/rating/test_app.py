@@ -13,13 +13,13 @@ import pytest
 from tidekit.rating import (
     DEMOGRAPHICS,
     PREFER_NOT,
+    RatingServeConfig,
     RatingStore,
-    ServeConfig,
     create_app,
     rating_frame,
 )
 
-FAST = ServeConfig(submit_rate=1000, submit_burst=1000, join_rate=1000, join_burst=1000)
+FAST = RatingServeConfig(submit_rate=1000, submit_burst=1000, join_rate=1000, join_burst=1000)
 ANSWER = {"empathy": "5", "emotion_recognition": "4", "distress_normalization": "6", "supportive_reflection": "3"}
 
 
@@ -31,7 +31,7 @@ def study(db_url: str, make_study: Callable[..., tuple[str, str]]) -> Iterator[t
     store.close()
 
 
-def client_for(store: RatingStore, config: ServeConfig = FAST) -> Any:
+def client_for(store: RatingStore, config: RatingServeConfig = FAST) -> Any:
     from fastapi.testclient import TestClient
 
     return TestClient(create_app(store, config), follow_redirects=False)
@@ -201,7 +201,7 @@ def test_decline_stores_nothing_and_withdrawal_deletes(study: tuple[RatingStore,
 
 def test_submissions_are_rate_limited(study: tuple[RatingStore, str]) -> None:
     store, _ = study
-    client = client_for(store, ServeConfig(submit_rate=0.01, submit_burst=2))
+    client = client_for(store, RatingServeConfig(submit_rate=0.01, submit_burst=2))
     consent(client)
     demographics(client)
     codes = []

@@ -14,7 +14,7 @@ from tidekit.errors import ConfigError
 from tidekit.rating import (
     RaterModel,
     RatingStore,
-    StudyConfig,
+    RatingStudyConfig,
     build_plan,
     create_study,
     emotionally_layered,
@@ -45,7 +45,7 @@ def test_too_many_items_per_rater_is_a_config_error() -> None:
 
 def test_plan_is_seeded_orders_differ_and_checks_never_come_first(dataset: Dataset,
                                                                   generations: list[GenerationRecord]) -> None:
-    cfg = StudyConfig(items_per_rater=6, ratings_per_item=2, attention_checks=2, seed=5)
+    cfg = RatingStudyConfig(items_per_rater=6, ratings_per_item=2, attention_checks=2, seed=5)
     a, b = build_plan(cfg, dataset, generations), build_plan(cfg, dataset, generations)
     assert [x.items for x in a.bundles] == [x.items for x in b.bundles] and a.inputs_hash == b.inputs_hash
     c = build_plan(cfg.model_copy(update={"seed": 6}), dataset, generations)
@@ -78,7 +78,7 @@ def test_simulated_raters_carry_the_planted_effects(dataset: Dataset, tmp_path: 
         gens.append(GenerationRecord(conversation_id=conv.id, system="m:zero_shot", model="m",
                                      condition="zero_shot", output=text))
     db = str(tmp_path / "sim.db")
-    create_study(StudyConfig(items_per_rater=20, ratings_per_item=30, attention_checks=1, include_reference=False),
+    create_study(RatingStudyConfig(items_per_rater=20, ratings_per_item=30, attention_checks=1, include_reference=False),
                  dataset, gens, db=db)
     model = RaterModel(rater_sd=0.3, noise_sd=0.5, attentive_share=1.0)
     store = RatingStore.open(db)

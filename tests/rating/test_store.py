@@ -15,7 +15,7 @@ from tidekit.rating import (
     EXPORT_COLUMNS,
     MIGRATIONS,
     RatingStore,
-    StudyConfig,
+    RatingStudyConfig,
     applied_migrations,
     create_study,
     export_ratings,
@@ -75,7 +75,7 @@ def test_design_is_balanced_and_blinded(db_url: str, make_study: Callable[..., t
 def test_create_is_idempotent_and_refuses_other_inputs(db_url: str, make_study: Callable[..., tuple[str, str]],
                                                        dataset: Dataset, generations: list[GenerationRecord]) -> None:
     db, _ = make_study(db_url)
-    cfg = StudyConfig(items_per_rater=6, ratings_per_item=2, attention_checks=1, seed=3)
+    cfg = RatingStudyConfig(items_per_rater=6, ratings_per_item=2, attention_checks=1, seed=3)
     again = create_study(cfg, dataset, generations, db=db)
     assert not again.created and again.admin_token is None
     with pytest.raises(ConfigError, match="other inputs"):

@@ -38,11 +38,11 @@ def create_cmd(config: Path | None, dataset: Path, generations: tuple[Path, ...]
     with the same inputs is a no-op. The admin token is printed once: keep it.
     """
     from tidekit._config import load_config
-    from tidekit.rating import StudyConfig, create_study
+    from tidekit.rating import RatingStudyConfig, create_study
 
     if config is not None and "=" in config.name and not config.exists():  # no CONFIG, only overrides
         config, overrides = None, (str(config), *overrides)
-    cfg = load_config(StudyConfig, config, overrides)
+    cfg = load_config(RatingStudyConfig, config, overrides)
     summary = create_study(cfg, dataset, list(generations), db=db)
     if as_json:
         echo_json(summary)
@@ -80,9 +80,9 @@ def serve_cmd(db: str, host: str, port: int, root_path: str, as_json: bool, over
     real raters put it behind an HTTPS proxy and follow the launch checklist in docs/rating.md.
     """
     from tidekit._config import load_config
-    from tidekit.rating import ServeConfig, serve
+    from tidekit.rating import RatingServeConfig, serve
 
-    cfg = load_config(ServeConfig, None, overrides)
+    cfg = load_config(RatingServeConfig, None, overrides)
     import json
 
     click.echo(f"serving on http://{host}:{port}{root_path}/  (admin: /admin; Ctrl-C to stop)", err=True)

@@ -2,8 +2,8 @@
 
 Typical use::
 
-    from tidekit.rating import StudyConfig, create_study, simulate_ratings, export_ratings
-    summary = create_study(StudyConfig(ratings_per_item=3), "data/", ["gens/"], db="runs/ratings.db")
+    from tidekit.rating import RatingStudyConfig, create_study, simulate_ratings, export_ratings
+    summary = create_study(RatingStudyConfig(ratings_per_item=3), "data/", ["gens/"], db="runs/ratings.db")
     # tidekit rate serve --db runs/ratings.db --port 8000   (raters), or for a rehearsal:
     simulate_ratings("runs/ratings.db", seed=1)
     export_ratings("runs/ratings.db", "runs/ratings/ratings.parquet")
@@ -16,12 +16,12 @@ from tidekit.rating._config import (
     DEMOGRAPHICS,
     PREFER_NOT,
     ConsentInfo,
+    RatingServeConfig,
+    RatingStudyConfig,
     ScaleConfig,
-    ServeConfig,
-    StudyConfig,
 )
 from tidekit.rating._create import StudySummary, create_study
-from tidekit.rating._design import StudyPlan, build_plan, plan_bundles
+from tidekit.rating._design import RatingPlan, build_plan, plan_bundles
 from tidekit.rating._export import EXPORT_COLUMNS, ExportSummary, export_ratings, rating_frame
 from tidekit.rating._migrations import MIGRATIONS, applied_migrations, migrate
 from tidekit.rating._simulate import (
@@ -45,12 +45,12 @@ __all__ = [
     "PlantedEffect",
     "RaterModel",
     "RaterProgress",
+    "RatingPlan",
+    "RatingServeConfig",
     "RatingStore",
+    "RatingStudyConfig",
     "ScaleConfig",
-    "ServeConfig",
     "SimulationSummary",
-    "StudyConfig",
-    "StudyPlan",
     "StudyStatus",
     "StudySummary",
     "applied_migrations",

@@ -35,7 +35,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any, TypeVar
 
-from tidekit.rating._config import DEMOGRAPHICS, ServeConfig
+from tidekit.rating._config import DEMOGRAPHICS, RatingServeConfig
 from tidekit.rating._http import Guard, security_headers
 from tidekit.rating._security import (
     RateLimiter,
@@ -108,7 +108,7 @@ def _templates() -> Any:
                               trim_blocks=True, lstrip_blocks=True, auto_reload=False)
 
 
-def create_app(db: str | Path | RatingStore, config: ServeConfig | None = None, root_path: str = "") -> Any:
+def create_app(db: str | Path | RatingStore, config: RatingServeConfig | None = None, root_path: str = "") -> Any:
     """The FastAPI app serving the study in ``db``.
 
     ``root_path`` is the URL prefix when served under a sub-path by a proxy (e.g. ``/study``).
@@ -120,7 +120,7 @@ def create_app(db: str | Path | RatingStore, config: ServeConfig | None = None, 
     from markupsafe import Markup
     from starlette.concurrency import run_in_threadpool
 
-    cfg = config or ServeConfig()
+    cfg = config or RatingServeConfig()
     # SQLite: statements never wait for a lock (busy_timeout 0); call_db retries instead (below)
     store = db if isinstance(db, RatingStore) else RatingStore.open(db, busy_timeout_s=0.0)
     info = store.info
@@ -579,7 +579,7 @@ def serve(
     db: str | Path,
     host: str = "127.0.0.1",
     port: int = 8000,
-    config: ServeConfig | None = None,
+    config: RatingServeConfig | None = None,
     root_path: str = "",
     log_level: str = "warning",
     on_ready: Callable[[dict[str, Any]], None] | None = None,

@@ -1,8 +1,8 @@
 """The study configuration: what raters see, how many ratings each item gets, and the scale.
 
-A study config is YAML validated by :class:`StudyConfig` (unknown keys are errors); the shipped
+A study config is YAML validated by :class:`RatingStudyConfig` (unknown keys are errors); the shipped
 example is ``src/tidekit/rating/study.example.yaml``. Serving knobs that do not change the
-study's design (rate limits, cookie flags) live in :class:`ServeConfig`.
+study's design (rate limits, cookie flags) live in :class:`RatingServeConfig`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pydantic import Field, model_validator
 
 from tidekit._config import StrictModel
 
-__all__ = ["DEMOGRAPHICS", "PREFER_NOT", "ConsentInfo", "ScaleConfig", "ServeConfig", "StudyConfig"]
+__all__ = ["DEMOGRAPHICS", "PREFER_NOT", "ConsentInfo", "RatingServeConfig", "RatingStudyConfig", "ScaleConfig"]
 
 PREFER_NOT = "prefer_not_to_say"
 
@@ -74,7 +74,7 @@ class ConsentInfo(StrictModel):
         description="Crisis and support resources shown on the consent page and in the footer.")
 
 
-class StudyConfig(StrictModel):
+class RatingStudyConfig(StrictModel):
     """The design of one rating study (``tidekit rate create``)."""
 
     title: str = Field(default="How supportive is this reply?", description="Study title shown to raters.")
@@ -92,13 +92,13 @@ class StudyConfig(StrictModel):
     consent: ConsentInfo = Field(default_factory=ConsentInfo, description="Text of the information-and-consent page.")
 
     @model_validator(mode="after")
-    def _check(self) -> StudyConfig:
+    def _check(self) -> RatingStudyConfig:
         if "{code}" not in self.completion_url:
             raise ValueError("completion_url must contain '{code}'")
         return self
 
 
-class ServeConfig(StrictModel):
+class RatingServeConfig(StrictModel):
     """Runtime knobs of ``tidekit rate serve`` (they do not change the study)."""
 
     submit_rate: float = Field(default=1.0, gt=0, description="Sustained rating submissions per second per rater (humans need several seconds an item).")
@@ -116,7 +116,7 @@ class ServeConfig(StrictModel):
     admin_session_hours: float = Field(default=8.0, gt=0, le=168, description="How long an admin sign-in lasts; signing out ends it at once.")
 
     @model_validator(mode="after")
-    def _check_proxies(self) -> ServeConfig:
+    def _check_proxies(self) -> RatingServeConfig:
         from tidekit.rating._security import parse_networks
 
         parse_networks(self.trusted_proxies)  # raises ValueError naming the bad entry

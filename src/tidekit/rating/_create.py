@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 
 from tidekit.data import Dataset, GenerationRecord, load_dataset, read_generations
 from tidekit.errors import ConfigError
-from tidekit.rating._config import StudyConfig
+from tidekit.rating._config import RatingStudyConfig
 from tidekit.rating._design import build_plan
 from tidekit.rating._security import new_token
 from tidekit.rating._store import RatingStore
@@ -38,7 +38,7 @@ class StudySummary(BaseModel):
 
 
 def create_study(
-    config: StudyConfig,
+    config: RatingStudyConfig,
     dataset: Dataset | str | Path,
     generations: Sequence[GenerationRecord] | Sequence[str | Path] = (),
     db: str | Path = "ratings.db",

@@ -1,7 +1,7 @@
 """The study design: which (context, reply) items exist, their blinding codes, and who rates what.
 
 Pure functions, no database: :func:`build_plan` turns a dataset, generation records and a
-:class:`~tidekit.rating.StudyConfig` into a :class:`StudyPlan` that the store writes once.
+:class:`~tidekit.rating.RatingStudyConfig` into a :class:`RatingPlan` that the store writes once.
 
 Balance. The items are laid out in ``k`` passes; each pass lists every item once, conversations
 in a fresh shuffled order and each conversation's systems rotated, so neighbouring slots come
@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 
 from tidekit.data import Dataset, GenerationRecord, Problems
 from tidekit.errors import ConfigError
-from tidekit.rating._config import StudyConfig
+from tidekit.rating._config import RatingStudyConfig
 
-__all__ = ["PlannedBundle", "PlannedItem", "StudyPlan", "SystemCode", "build_plan", "plan_bundles"]
+__all__ = ["PlannedBundle", "PlannedItem", "RatingPlan", "SystemCode", "build_plan", "plan_bundles"]
 
 # Attention checks: a plausible client message and a reply that asks for a given answer.
 _CHECK_CONTEXT = ("Since the accident I jump at every loud noise and I can't sleep more than a few "
@@ -74,7 +74,7 @@ class PlannedBundle:
 
 
 @dataclass
-class StudyPlan:
+class RatingPlan:
     """Everything ``tidekit rate create`` writes, plus what it had to leave out."""
 
     systems: list[SystemCode]
@@ -174,11 +174,11 @@ def _order(items: list[int], checks: list[int], seed: int) -> list[int]:
 
 
 def build_plan(
-    config: StudyConfig,
+    config: RatingStudyConfig,
     dataset: Dataset,
     generations: Sequence[GenerationRecord],
     source: str = "generations",
-) -> StudyPlan:
+) -> RatingPlan:
     """Items, blinding codes and bundles for a study; DataError lists every input problem."""
     rng = random.Random(config.seed)
     problems = Problems()
@@ -261,4 +261,4 @@ def build_plan(
         "config": config.model_dump(mode="json"),
         "items": [[i.conversation_id, i.system_code, i.response, i.context] for i in items[:n_real]],
     }, sort_keys=True).encode()).hexdigest()
-    return StudyPlan(systems=systems, items=items, bundles=bundles, skipped=skipped, inputs_hash=digest)
+    return RatingPlan(systems=systems, items=items, bundles=bundles, skipped=skipped, inputs_hash=digest)

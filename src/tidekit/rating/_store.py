@@ -31,10 +31,11 @@ import sqlalchemy as sa
 
 from tidekit.errors import ConfigError, DataError, MissingDependencyError
 from tidekit.rating import _schema as t
-from tidekit.rating._config import DEMOGRAPHICS, StudyConfig
-from tidekit.rating._design import StudyPlan
+from tidekit.rating._config import DEMOGRAPHICS, RatingStudyConfig
+from tidekit.rating._design import RatingPlan
 from tidekit.rating._migrations import migrate
 from tidekit.rating._security import keyed_hash, new_token, sha256_hex
+from tidekit.scenarios import EMPATHY_FACTOR_IDS
 
 __all__ = [
     "FACTORS",
@@ -49,7 +50,7 @@ __all__ = [
     "normalize_url",
 ]
 
-FACTORS = ("emotion_recognition", "distress_normalization", "supportive_reflection")
+FACTORS = EMPATHY_FACTOR_IDS  # the DB columns of the ratings table; names come from tidekit.scenarios
 SCORE_FIELDS = ("empathy", *FACTORS)
 
 
@@ -76,7 +77,7 @@ DOUBLE_CLICK_S = 30.0  # a repeated "I agree" from the same browser and address 
 class StudyInfo:
     """The immutable facts of a study, read once per process."""
 
-    config: StudyConfig
+    config: RatingStudyConfig
     secret: str
     salt: str
     completion_code: str
@@ -271,7 +272,7 @@ class RatingStore:
             if "config" not in m:
                 raise DataError("this database holds no study yet; run 'tidekit rate create' first")
             self._info = StudyInfo(
-                config=StudyConfig.model_validate(m["config"]), secret=m["secret"], salt=m["salt"],
+                config=RatingStudyConfig.model_validate(m["config"]), secret=m["secret"], salt=m["salt"],
                 completion_code=m["completion_code"], admin_token_hash=m["admin_token_hash"],
                 per_rater=int(m["per_rater"]), created_at=float(m["created_at"]))
         return self._info
@@ -281,7 +282,7 @@ class RatingStore:
             row = conn.execute(sa.select(t.meta.c.value).where(t.meta.c.key == "inputs_hash")).first()
         return json.loads(row[0]) if row else None
 
-    def create_study(self, config: StudyConfig, plan: StudyPlan, admin_token: str) -> None:
+    def create_study(self, config: RatingStudyConfig, plan: RatingPlan, admin_token: str) -> None:
         """Write a new study (config, blinding, items, bundles) in one transaction."""
         per_rater = config.items_per_rater + config.attention_checks
         meta = {

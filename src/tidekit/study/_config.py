@@ -20,7 +20,7 @@ from tidekit.builder._config import BuildConfig
 from tidekit.finetuning._config import CheckpointSettings, EvalSettings, LoraSettings, TrainSettings
 from tidekit.generation._ray import ExecutorConfig
 from tidekit.metrics._config import ScoreConfig
-from tidekit.rating._config import StudyConfig as RatingStudyConfig
+from tidekit.rating._config import RatingStudyConfig
 from tidekit.rating._simulate import RaterModel
 
 __all__ = [
