@@ -188,6 +188,29 @@ def test_bad_empathy_file_lists_missing_anchor_and_missing_factor(tmp_path: Path
         load_empathy_model(path)
 
 
+def test_empathy_file_must_list_the_factors_in_the_one_order(tmp_path: Path) -> None:
+    # EMPATHY_FACTOR_IDS is the one list every module imports (store columns, judge criteria);
+    # the packaged file agrees with it exactly, and a reordered file is refused
+    assert tuple(f.id for f in load_empathy_model().factors) == EMPATHY_FACTOR_IDS
+    data = _raw(PACKAGED_EMPATHY)
+    data["factors"] = data["factors"][::-1]
+    path = _write_yaml(tmp_path / "reordered.yaml", data)
+    with pytest.raises(ConfigError, match="must be listed in the order emotion_recognition"):
+        load_empathy_model(path)
+
+
+def test_factor_ids_everywhere_come_from_the_one_source() -> None:
+    from tidekit.analysis._config import DEFAULT_EXTRA_RATINGS
+    from tidekit.metrics._rubric import CRITERIA
+    from tidekit.rating._schema import ratings
+    from tidekit.rating._store import FACTORS
+
+    assert FACTORS == DEFAULT_EXTRA_RATINGS == EMPATHY_FACTOR_IDS == CRITERIA[:3]
+    # the rating store's column names are unchanged (existing databases keep working)
+    assert [c.name for c in ratings.c if c.name in EMPATHY_FACTOR_IDS] == [
+        "emotion_recognition", "distress_normalization", "supportive_reflection"]
+
+
 # --- the bundled sample (read with the json module, independent of tidekit's reader) -----
 
 

@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from tidekit._config import StrictModel
+from tidekit.scenarios import EMPATHY_FACTOR_IDS
 
 __all__ = [
     "DEFAULT_ATTRIBUTES",
@@ -24,7 +25,7 @@ __all__ = [
 
 # Rater attribute columns written by ``tidekit rate export``; used when ``by`` is not given.
 DEFAULT_ATTRIBUTES = ("age_group", "gender", "education", "race_ethnicity", "mh_support_experience")
-DEFAULT_EXTRA_RATINGS = ("emotion_recognition", "distress_normalization", "supportive_reflection")
+DEFAULT_EXTRA_RATINGS = EMPATHY_FACTOR_IDS
 Factor = Literal["system", "condition", "scenario"]
 _FACTORS: tuple[Factor, ...] = ("system", "condition", "scenario")
 

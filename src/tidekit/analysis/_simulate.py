@@ -25,6 +25,7 @@ import numpy as np
 from pydantic import Field
 
 from tidekit._config import StrictModel
+from tidekit.scenarios import EMPATHY_FACTOR_IDS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -115,7 +116,7 @@ def synthetic_ratings(spec: SyntheticSpec | None = None, **overrides: object) ->
         latent += rng.normal(0, spec.conversation_sd, C)[rows_c]
     empathy = np.clip(np.rint(latent), 1, 7).astype(int)
     facets = {f: np.clip(np.rint(latent + rng.normal(0, 0.7, len(latent))), 1, 7).astype(int)
-              for f in ("emotion_recognition", "distress_normalization", "supportive_reflection")}
+              for f in EMPATHY_FACTOR_IDS}
     sys_names = np.array([f"{m}:{c}" for m, c in systems], dtype=object)
     conv_ids = np.array([f"p{c % max(1, C // 4 or 1):03d}-c{c:03d}" for c in range(C)], dtype=object)
     scen_ids = np.array([f"scenario_{(c % spec.scenarios) + 1:02d}" for c in range(C)], dtype=object)

@@ -18,11 +18,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Literal
 
+from tidekit.scenarios import EMPATHY_FACTOR_IDS
+
 __all__ = ["REFERENCE_FREE", "compare_systems", "holm", "paired_test", "rank_biserial"]
 
 # metrics that do not compare a reply with the reference, so "system vs reference" is meaningful
-REFERENCE_FREE = ("distinct_1", "distinct_2", "judge_emotion_recognition", "judge_distress_normalization",
-                  "judge_supportive_reflection", "judge_overall")
+REFERENCE_FREE = ("distinct_1", "distinct_2", *(f"judge_{f}" for f in EMPATHY_FACTOR_IDS), "judge_overall")
 
 
 def holm(pvalues: Sequence[float]) -> list[float]:

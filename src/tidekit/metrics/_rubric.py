@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tidekit.data import Message
+from tidekit.scenarios import EMPATHY_FACTOR_IDS
 
 if TYPE_CHECKING:
     from tidekit.backends._protocol import TokenLogprob
@@ -40,7 +41,7 @@ __all__ = [
 ]
 
 # output keys, in the paper's factor order; "overall" is overall empathy
-CRITERIA: tuple[str, ...] = ("emotion_recognition", "distress_normalization", "supportive_reflection", "overall")
+CRITERIA: tuple[str, ...] = (*EMPATHY_FACTOR_IDS, "overall")
 SCALE: tuple[int, ...] = (1, 2, 3, 4, 5)
 
 

@@ -14,6 +14,8 @@ from collections.abc import Callable
 
 import sqlalchemy as sa
 
+from tidekit.scenarios import EMPATHY_FACTOR_IDS
+
 __all__ = ["MIGRATIONS", "applied_migrations", "migrate"]
 
 MigrationFn = Callable[[sa.Connection], None]
@@ -71,7 +73,7 @@ def _m0001_initial(conn: sa.Connection) -> None:
              sa.Column("rater_id", sa.String(40), sa.ForeignKey("raters.id"), nullable=False),
              sa.Column("item_id", sa.Integer, sa.ForeignKey("items.id"), nullable=False),
              *(sa.Column(name, sa.SmallInteger, nullable=False) for name in
-               ("empathy", "emotion_recognition", "distress_normalization", "supportive_reflection")),
+               ("empathy", *EMPATHY_FACTOR_IDS)),
              sa.Column("comment", sa.Text, nullable=False),
              sa.Column("submitted_at", sa.Double, nullable=False), sa.Column("duration_s", sa.Double))
     md.create_all(conn)

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from tidekit.scenarios import EMPATHY_FACTOR_IDS
+
 __all__ = [
     "admin_sessions",
     "assignments",
@@ -126,9 +128,7 @@ ratings = sa.Table(
     sa.Column("rater_id", sa.String(40), sa.ForeignKey("raters.id"), nullable=False),
     sa.Column("item_id", sa.Integer, sa.ForeignKey("items.id"), nullable=False),
     sa.Column("empathy", sa.SmallInteger, nullable=False),
-    sa.Column("emotion_recognition", sa.SmallInteger, nullable=False),
-    sa.Column("distress_normalization", sa.SmallInteger, nullable=False),
-    sa.Column("supportive_reflection", sa.SmallInteger, nullable=False),
+    *(sa.Column(factor, sa.SmallInteger, nullable=False) for factor in EMPATHY_FACTOR_IDS),
     sa.Column("comment", sa.Text, nullable=False),
     sa.Column("submitted_at", sa.Double, nullable=False),
     sa.Column("duration_s", sa.Double),

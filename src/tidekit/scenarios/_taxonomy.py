@@ -42,6 +42,10 @@ __all__ = [
     "load_taxonomy",
 ]
 
+# The one list of empathy-factor ids in tidekit, in the paper's order: the rating store's
+# columns, the judge's criteria, the analysis defaults and the simulators all import it.
+# ``empathy.yaml`` must list exactly these, in this order (checked when it is loaded, and by
+# tests/scenarios), so the typed ids and the packaged data cannot drift apart.
 EmpathyFactorId = Literal["emotion_recognition", "distress_normalization", "supportive_reflection"]
 EMPATHY_FACTOR_IDS: tuple[str, ...] = get_args(EmpathyFactorId)
 
@@ -131,6 +135,10 @@ class EmpathyModel(_DataModel):
         problems += [
             f"factor '{fid}' is missing" for fid in EMPATHY_FACTOR_IDS if fid not in counts
         ]
+        order = tuple(factor.id for factor in self.factors)
+        if not problems and order != EMPATHY_FACTOR_IDS:
+            problems.append(f"factors must be listed in the order {', '.join(EMPATHY_FACTOR_IDS)}; "
+                            f"got {', '.join(order)}")
         if problems:
             raise ValueError("; ".join(problems))
         return self
