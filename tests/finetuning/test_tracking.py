@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import yaml
-from finetune.conftest import tiny_config
+from finetuning.conftest import tiny_config
 
 from tidekit.errors import ConfigError
 
