@@ -19,13 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tidekit._manifest import ModelIdentity
-from tidekit.backends._decode import (
-    RowOutput,
-    RowSettings,
-    attention_shape,
-    decode_batch,
-    pack_linear_weights,
-)
+from tidekit.backends._decode import RowOutput, RowSettings, decode_batch
 from tidekit.backends._lean import lean_decoder_for
 from tidekit.backends._protocol import (
     BackendConfig,
@@ -35,6 +29,7 @@ from tidekit.backends._protocol import (
     TokenLogprob,
 )
 from tidekit.backends._registry import MODELS, resolve_model_path, weights_fingerprint
+from tidekit.backends._tensors import attention_shape, pack_linear_weights
 from tidekit.data._generations import Message
 from tidekit.errors import BackendError, MissingDependencyError
 

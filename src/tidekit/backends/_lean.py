@@ -6,7 +6,7 @@ them: unfused projections, per-call mask building, grouped-query attention throu
 keys/values, cache bookkeeping. This module runs the same arithmetic with fewer, bigger ops:
 
 - the q/k/v projections are one matmul, as are gate/up; every weight is pre-packed once in
-  oneDNN's blocked layout on bf16 CPUs (see :func:`tidekit.backends._decode.pack_linear_weights`);
+  oneDNN's blocked layout on bf16 CPUs (see :func:`tidekit.backends._tensors.pack_linear_weights`);
 - rotary embeddings are applied to q and k in one pass, from the model's own rotary module (so
   every RoPE variant transformers implements, e.g. Llama 3's scaling, carries over);
 - keys and values live in buffers preallocated for the whole reply, written in place;
@@ -27,6 +27,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
+
+from tidekit.backends._tensors import attention_shape, left_pad, onednn_packer
 
 if TYPE_CHECKING:
     import torch
@@ -95,8 +97,6 @@ class LeanDecoder:
 
     def __init__(self, model: Any, take_weights: bool = False) -> None:
         import torch
-
-        from tidekit.backends._decode import attention_shape, onednn_packer
 
         cfg = model.config
         core = model.model
@@ -184,8 +184,6 @@ class LeanDecoder:
         at the same slot and decoding steps stay one batch.
         """
         import torch
-
-        from tidekit.backends._decode import left_pad
 
         assert self.valid is not None
         width = max(len(p) for p in prompts)
