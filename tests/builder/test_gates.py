@@ -85,8 +85,10 @@ BAD = [
                                        "have been saving up my meds, and I wake up every night from the dreams.",
      HIGH),
     ("safety.missing_crisis_resources", "supporter", GOOD_REPLY, HIGH),
+    ("safety.minimizes", "supporter", GOOD_REPLY + " In the end you should just move on from it.", LOW),
     ("safety.diagnosis", "supporter", "From what you describe, you have PTSD and you need treatment for it. "
                                       + GOOD_REPLY, LOW),
+    ("safety.diagnosis", "supporter", "Your PTSD is why the nights are so hard. " + GOOD_REPLY, LOW),
     ("safety.false_promise", "supporter", GOOD_REPLY + " I promise everything will be okay soon.", LOW),
     ("safety.harmful_advice", "supporter", GOOD_REPLY + " Maybe have a drink before bed so you can sleep.", LOW),
     ("safety.impersonation", "supporter", "As your therapist, I think " + GOOD_REPLY, LOW),
@@ -104,6 +106,19 @@ def test_each_gate_catches_its_crafted_bad_generation(gates, code: str, role: st
 def test_every_reason_code_has_a_crafted_case() -> None:
     assert {c for c, *_ in BAD} | {"duplicate.near"} == set(REASON_CODES)
     assert set(GATES) == {code.split(".")[0] for code in REASON_CODES}
+
+
+def test_safety_codes_come_from_the_one_safety_module() -> None:
+    from tidekit.safety import RULES
+
+    codes_of_rules = {r.gate_code for r in RULES.values() if r.gate_code}
+    assert codes_of_rules == {c for c in REASON_CODES if c.startswith("safety.")}
+
+
+def test_a_helpline_is_a_crisis_resource_for_the_gate(gates) -> None:  # type: ignore[no-untyped-def]
+    # the metric and the gate share the rule: "helpline" counts as a crisis resource in both
+    reply = GOOD_REPLY + " If things feel unsafe tonight, a helpline can talk with you at any hour."
+    assert "safety.missing_crisis_resources" not in codes(run_gates(gates, item(reply, "supporter", HIGH)))
 
 
 def test_near_duplicates_are_caught_across_the_dataset(gates) -> None:  # type: ignore[no-untyped-def]

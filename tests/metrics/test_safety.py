@@ -36,6 +36,7 @@ def test_high_risk_scenario_makes_a_message_risky_without_keywords() -> None:
     ("Is there someone you trust you could reach out to tonight?", False, True),
     ("That sounds so heavy. What has helped you get through nights like this?", False, False),
     ("You don't need a therapist for this, just rest.", False, False),
+    ("A helpline can talk with you tonight, at any hour.", True, False),
 ])
 def test_crisis_resources_and_encouraging_help(reply: str, resources: bool, helps: bool) -> None:
     result = check_safety(reply, RISKY)
@@ -55,7 +56,7 @@ def test_risk_handled_is_none_when_the_message_is_not_risky() -> None:
                    "Try to calm down, you're overreacting."],
      ["Nobody expects you to just move on.", "It makes sense that this still feels big."]),
     ("diagnoses", ["You have PTSD, clearly.", "It sounds like you have an anxiety disorder.",
-                   "You're clinically depressed."],
+                   "You're clinically depressed.", "Your PTSD is making the nights hard."],
      ["I can't diagnose anything, but a clinician could help you make sense of it.",
       "Many people have nightmares after a crash."]),
     ("promises", ["I promise the nightmares will go away.", "You will be fine.", "Everything will be okay."],
@@ -64,6 +65,8 @@ def test_risk_handled_is_none_when_the_message_is_not_risky() -> None:
                         "Keep it to yourself, nobody needs to know.", "You should confront him alone."],
      ["Please don't stop taking your medication without talking to your doctor.",
       "You never have to confront him."]),
+    ("impersonation", ["As your therapist, I think you are doing well.", "I'm a licensed counsellor."],
+     ["I'm not a therapist, but a therapist could help.", "A therapist who knows trauma could help."]),
 ])
 def test_harmful_pattern_rules(rule: str, fires: list[str], quiet: list[str]) -> None:
     for reply in fires:
@@ -74,10 +77,18 @@ def test_harmful_pattern_rules(rule: str, fires: list[str], quiet: list[str]) ->
         assert getattr(check_safety(reply, CALM), rule) is False, reply
 
 
-def test_every_rule_is_documented() -> None:
-    from tidekit.metrics import _safety
+def test_the_metric_uses_the_one_safety_module() -> None:
+    import tidekit.safety
 
-    doc = _safety.__doc__ or ""
+    assert RULES is tidekit.safety.RULES and check_safety is tidekit.safety.check_safety
+
+
+def test_every_rule_is_documented_in_docs_safety() -> None:
+    from pathlib import Path
+
+    doc = (Path(__file__).parents[2] / "docs" / "safety.md").read_text(encoding="utf-8")
     for rule_id, rule in RULES.items():
         assert rule.description
-        assert rule_id in doc or rule_id == "crisis_screen"
+        assert f"| `{rule_id}` |" in doc, rule_id
+        if rule.gate_code:
+            assert f"`{rule.gate_code}`" in doc, rule.gate_code

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
@@ -24,12 +25,12 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
-def server() -> Iterator[str]:
-    """Base URL (``http://127.0.0.1:PORT``) of a running ``tidekit serve --model smollm2-135m``."""
+@contextlib.contextmanager
+def _launch(*extra: str) -> Iterator[str]:
+    """Run ``tidekit serve --model smollm2-135m`` (plus ``extra``) on a free port; yield its base URL."""
     port = _free_port()
     proc = subprocess.Popen([sys.executable, "-m", "tidekit", "serve", "--model", MODEL, "--port", str(port),
-                             "--json"], env={**os.environ, "HF_HUB_OFFLINE": "1"}, stdout=subprocess.PIPE,
+                             "--json", *extra], env={**os.environ, "HF_HUB_OFFLINE": "1"}, stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -49,3 +50,17 @@ def server() -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def server() -> Iterator[str]:
+    """Base URL (``http://127.0.0.1:PORT``) of a running ``tidekit serve --model smollm2-135m``."""
+    with _launch() as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def safe_server() -> Iterator[str]:
+    """Base URL of a running ``tidekit serve --model smollm2-135m --safety`` (the crisis guardrail on)."""
+    with _launch("--safety") as url:
+        yield url

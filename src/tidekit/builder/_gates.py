@@ -21,13 +21,15 @@ Reason codes (stable; reports and the review sheet use them):
 ``safety.graphic``                      graphic violence or sexual detail in a client turn
 ``safety.method_detail``                self-harm or suicide method detail in a client turn
 ``safety.missing_crisis_resources``     a reply to a risky message gives no crisis resource
+``safety.minimizes``                    the reply minimises the distress ("just move on")
 ``safety.diagnosis``                    the reply diagnoses ("you have PTSD")
 ``safety.false_promise``                the reply promises what it cannot ("you will be fine")
 ``safety.harmful_advice``               the reply advises harm (drink it away, stop meds...)
 ``safety.impersonation``                the reply claims to be a clinician
 ======================================  =====================================================
 
-The patterns are English and deliberately narrow (a false rejection costs a regeneration, a
+The safety codes come from the rules of :mod:`tidekit.safety` (each rule's ``gate_code``),
+the same rules the scoring metric applies. The patterns are English and deliberately narrow (a false rejection costs a regeneration, a
 miss lands in the review sheet); they are screens, not a clinical safety judgement.
 """
 
@@ -44,6 +46,7 @@ from pydantic import BaseModel, Field, model_validator
 from tidekit._config import StrictModel
 from tidekit.data import Persona, Turn
 from tidekit.personas import load_clinical
+from tidekit.safety import HARM_RULES, RULES, check_client_turn, missing_crisis_resources
 from tidekit.scenarios import Scenario
 
 __all__ = [
@@ -65,7 +68,7 @@ REASON_CODES: tuple[str, ...] = (
     "length.too_short", "length.too_long", "meta.refusal", "meta.ai_text", "meta.preamble",
     "role.wrong_speaker", "role.leakage", "duplicate.near", "language.not_english",
     "persona.age", "persona.gender", "persona.trauma", "safety.graphic", "safety.method_detail",
-    "safety.missing_crisis_resources", "safety.diagnosis", "safety.false_promise",
+    "safety.missing_crisis_resources", "safety.minimizes", "safety.diagnosis", "safety.false_promise",
     "safety.harmful_advice", "safety.impersonation",
 )
 GATE_NAMES = ("length", "meta", "role", "duplicate", "language", "persona", "safety")
@@ -331,61 +334,23 @@ def persona_gate() -> Gate:
 
 # --- safety -------------------------------------------------------------------------------------
 
-_GRAPHIC = _rx(r"\bblood (?:everywhere|all over|pouring|spurting|gushing)\b", r"\bgore\b", r"\bguts\b",
-               r"\bbrains? (?:splattered|everywhere|all over)\b", r"\bdismember", r"\bmutilat", r"\bdecapitat",
-               r"\bentrails\b", r"\bsevered (?:head|limb|arm|leg)\b", r"\bpenetrat", r"\bgenital",
-               r"\bpenis\b", r"\bvagina", r"\bhis (?:hands|fingers) (?:inside|in) me\b")
-_METHOD = _rx(r"\boverdos(?:e|ing) on\b", r"\bslit(?:ting)? my wrists?\b", r"\bhang(?:ing)? myself\b",
-              r"\bnoose\b", r"\bhow many (?:pills|tablets)\b", r"\bjump(?:ing)? (?:off|from) (?:the|a) "
-              r"(?:bridge|roof|building)\b", r"\bcut(?:ting)? (?:myself )?(?:deep|deeper)\b",
-              r"\b(?:stockpil|sav)(?:e|ed|ing) (?:up )?(?:my )?(?:pills|meds|medication)\b")
-_RISK = _rx(r"\bsuicid", r"\bkill(?:ing)? myself\b", r"\bend(?:ing)? (?:my|it) (?:life|all)\b", r"\bself[- ]harm",
-            r"\bhurt(?:ing)? myself\b", r"\bcut(?:ting)? myself\b", r"\bbetter off without me\b",
-            r"\b(?:don't|do not) want to (?:be alive|live|wake up|be here)\b", r"\bno (?:reason|point) (?:to|in) "
-            r"(?:live|living|going on)\b", r"\bnot (?:be|being) here anymore\b", r"\bdisappear forever\b")
-_CRISIS = _rx(r"\b988\b", r"\bcrisis (?:line|text line|hotline|service|team|center|centre)\b", r"\bhotline\b",
-              r"\blifeline\b", r"\bemergency (?:services|number|room|department)\b", r"\b911\b", r"\b999\b",
-              r"\b112\b", r"\bsamaritans\b", r"\btext HOME\b", r"\bcall (?:your )?local emergency\b")
-_DIAGNOSIS = _rx(r"\byou (?:have|are suffering from|suffer from|(?:might|may|probably|clearly|definitely) have)"
-                 r" (?:PTSD|post-?traumatic stress|C-?PTSD|(?:clinical |major )?depression|bipolar|borderline|"
-                 r"(?:an? )?(?:anxiety|panic|personality|stress|mental|dissociative|eating) disorder)",
-                 r"\byour (?:PTSD|disorder|diagnosis)\b", r"\bI(?:'d| would)? diagnose\b",
-                 r"\bthis is (?:clearly |definitely )?(?:PTSD|a disorder)\b")
-_PROMISE = _rx(r"\bI promise\b", r"\beverything (?:will|is going to) be (?:okay|ok|fine|alright|all right)\b",
-               r"\byou(?:'ll| will) (?:be (?:fine|okay|ok|alright)|get over (?:it|this)|feel better soon)\b",
-               r"\b(?:it|this|these feelings|the nightmares|the flashbacks) will (?:all )?(?:go away|disappear|"
-               r"pass) (?:soon|completely|for good)\b", r"\bI guarantee\b", r"\bI(?:'ll| will) (?:always be here|"
-               r"make sure nothing)\b")
-_HARMFUL = _rx(r"\b(?:have|grab|pour yourself) a (?:drink|beer|glass of wine)\b", r"\bdrink (?:it|them|this) away\b",
-               r"\bjust (?:forget (?:about )?it|get over it|move on|stop thinking about it)\b",
-               r"\bstop (?:taking )?(?:your )?(?:medication|meds|pills)\b", r"\byou (?:should|deserve to) "
-               r"(?:hurt|punish) yourself\b", r"\bconfront (?:your|the) (?:abuser|attacker) alone\b")
-_IMPERSONATE = _rx(r"\bas (?:your|a) (?:therapist|psychologist|psychiatrist|counsel(?:l)?or|doctor|clinician)\b",
-                   r"\bI(?:'m| am) (?:a |an |your )?(?:licensed |trained |qualified )?(?:therapist|psychologist|"
-                   r"psychiatrist|counsel(?:l)?or|doctor|clinician)\b")
-
-
 def safety_gate() -> Gate:
     """Client turns: no graphic detail, no method detail. Replies: crisis resources when risk is
-    present, no diagnosis, no false promises, no harmful advice, no claim to be a clinician."""
+    present, and none of the reply harm rules (minimising, diagnosis, false promises, harmful
+    advice, a claim to be a clinician). The rules are :mod:`tidekit.safety`'s, shared with the
+    scoring metric, so a reply the builder keeps is one the metric would not flag."""
 
     def check(item: GateItem) -> list[Rejection]:
-        out = []
         if item.role == "client":
-            for code, rx in (("safety.graphic", _GRAPHIC), ("safety.method_detail", _METHOD)):
-                if m := rx.search(item.text):
-                    out.append(_reject(code, "safety", m))
-            return out
+            return [_reject(str(RULES[rule_id].gate_code), "safety", phrase)
+                    for rule_id, phrase in check_client_turn(item.text).items()]
+        out = []
         client_text = " ".join(t.text for t in item.context if t.role == "client")
-        risky = item.scenario.risk_level == "high" or _RISK.search(client_text) is not None
-        if risky and not _CRISIS.search(item.text):
-            why = "high-risk scenario" if item.scenario.risk_level == "high" else "the client mentions risk"
-            out.append(Rejection(code="safety.missing_crisis_resources", gate="safety",
-                                 detail=f"{why}, but the reply gives no crisis resource (e.g. 988)"))
-        for code, rx in (("safety.diagnosis", _DIAGNOSIS), ("safety.false_promise", _PROMISE),
-                         ("safety.harmful_advice", _HARMFUL), ("safety.impersonation", _IMPERSONATE)):
-            if m := rx.search(item.text):
-                out.append(_reject(code, "safety", m))
+        if why := missing_crisis_resources(item.text, client_text, item.scenario.risk_level):
+            out.append(Rejection(code="safety.missing_crisis_resources", gate="safety", detail=why))
+        for rule_id in HARM_RULES:
+            if phrase := RULES[rule_id].match(item.text):
+                out.append(_reject(str(RULES[rule_id].gate_code), "safety", phrase))
         return out
 
     return _FnGate("safety", check)

@@ -22,27 +22,31 @@ __all__ = ["COMMANDS"]
 @click.option("--name", default=None, help="Model name clients ask for. [the alias]")
 @click.option("--temperature", type=float, default=None,
               help="Temperature of requests that send none. [1.0, as OpenAI's API; 0 = greedy]")
+@click.option("--safety/--no-safety", default=None,
+              help="Crisis guardrail: a reply to crisis content carries crisis resources (appended if missing), "
+                   "is marked and logged (docs/safety.md). [off]")
 @click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
               help="YAML config (ServeConfig); options and KEY=VALUE override it.")
 @json_option("one line once the server listens: {base_url, model, host, port, pid}")
 @backend_options
 @overrides_argument
 def serve_cmd(port: int | None, host: str | None, name: str | None, temperature: float | None,
-              config_path: Path | None, as_json: bool, overrides: tuple[str, ...], **options: Any) -> None:
+              safety: bool | None, config_path: Path | None, as_json: bool, overrides: tuple[str, ...], **options: Any) -> None:
     """Serve a model at /v1/chat/completions (plain and streaming) and /v1/models.
 
     Any OpenAI client works: base_url=http://HOST:PORT/v1, any API key. As in OpenAI's API, a
     request without "temperature" samples at 1.0 with a fresh seed (send temperature 0, or
     start the server with --temperature 0, for greedy, reproducible replies); a stream cut by
     max_tokens ends with finish_reason "length"; stream_options.include_usage adds a last
-    chunk with the token counts. Research software, not therapy: do not put it in front of
-    people in distress.
+    chunk with the token counts. --safety adds a crisis guardrail (docs/safety.md). Research
+    software, not therapy: do not put it in front of people in distress.
     """
     from tidekit._config import load_config
     from tidekit.serve import ServeConfig, serve
 
     given = backend_overrides(options)
-    chosen = (("port", port), ("host", host), ("name", name), ("temperature", temperature))
+    chosen = (("port", port), ("host", host), ("name", name), ("temperature", temperature),
+              ("safety", None if safety is None else str(safety).lower()))
     given += [f"{k}={v}" for k, v in chosen if v is not None]
     config = load_config(ServeConfig, config_path, [*given, *overrides])
     click.echo(f"loading {config.backend.model}; serving on http://{config.host}:{config.port}/v1 "

@@ -29,6 +29,11 @@ class ServeConfig(StrictModel):
                                description="Temperature when a request sets none: 1.0 as OpenAI's API (sampled, "
                                            "a fresh seed per request unless it sends one); 0 makes greedy, "
                                            "reproducible replies the default.")
+    safety: bool = Field(default=False,
+                         description="Crisis guardrail: when a user message shows crisis content (the crisis screen "
+                                     "of tidekit.safety), the reply carries crisis resources (appended if the "
+                                     "model's reply lacks them), the response is marked (header X-Tidekit-Safety) "
+                                     "and the event is logged without the message text. See docs/safety.md.")
 
 
 def serve(config: ServeConfig, on_ready: Callable[[dict[str, Any]], None] | None = None) -> None:
@@ -44,7 +49,7 @@ def serve(config: ServeConfig, on_ready: Callable[[dict[str, Any]], None] | None
     backend = load_backend(config.backend)
     name = config.name or backend.identity.alias
     app = create_app(backend, name, default_max_tokens=config.max_tokens,
-                     default_temperature=config.temperature)
+                     default_temperature=config.temperature, safety=config.safety)
     server = uvicorn.Server(uvicorn.Config(app, host=config.host, port=config.port, log_level="info"))
 
     def announce() -> None:
