@@ -34,7 +34,7 @@ _LAZY: dict[str, str] = {
     "export_ratings": "tidekit.rating",
     "finetune": "tidekit.finetuning",
     "merge_adapter": "tidekit.finetuning",
-    "ceiling_analysis": "tidekit.finetuning",
+    "ceiling_analysis": "tidekit.analysis",
     "analyze": "tidekit.analysis",
     "report": "tidekit.reporting",
     "run_study": "tidekit.study",

@@ -13,9 +13,8 @@ def make_run(root: Path, seed: int = 0) -> Path:
     import numpy as np
 
     from tidekit._manifest import RunRecorder
-    from tidekit.analysis import synthetic_ratings
+    from tidekit.analysis import ceiling_analysis, synthetic_ratings
     from tidekit.data import load_dataset, sample_path, save_dataset
-    from tidekit.finetuning import ceiling_analysis
 
     with RunRecorder(root / "dataset", command="data convert", config={"to": "jsonl"}, seed=seed):
         save_dataset(load_dataset(sample_path()), root / "dataset", "jsonl")

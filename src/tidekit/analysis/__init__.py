@@ -1,5 +1,6 @@
 """Statistics on human ratings: model comparisons, demographic effects, agreement, metric-human
-correlation and power by simulation.
+correlation and power by simulation; and the ceiling analysis of scores (fine-tuning gain
+against model size).
 
 Typical use::
 
@@ -9,12 +10,17 @@ Typical use::
     for t in result.find(analysis="demographic", finding=True):
         print(t.term, t.test, t.p_adjusted)
 
+    from tidekit.analysis import ceiling_analysis
+    ceiling = ceiling_analysis("runs/study/scores")  # zero_shot vs fine_tuned rows of scores.parquet
+    ceiling.write("runs/study/ceiling", source="runs/study/scores")  # slopes.csv, gains.csv, plots
+
 Rater attributes are tested at the rater level and with rater and item random effects (see
 ``_demographics``); rating-level tests are only shown beside them, labelled.
 """
 
 from tidekit.analysis._agreement import agreement
 from tidekit.analysis._analyze import analyze, apply_corrections, write_tables
+from tidekit.analysis._ceiling import CeilingResult, ceiling_analysis, plot_ceiling
 from tidekit.analysis._config import DEFAULT_ATTRIBUTES, AnalysisConfig, Columns, PowerConfig
 from tidekit.analysis._lmm import LMMFit, fit_lmm
 from tidekit.analysis._metric_human import load_scores, metric_human
@@ -38,6 +44,7 @@ __all__ = [
     "AgreementResult",
     "AnalysisConfig",
     "AnalysisResult",
+    "CeilingResult",
     "Columns",
     "DataSummary",
     "Exclusion",
@@ -51,10 +58,12 @@ __all__ = [
     "agreement",
     "analyze",
     "apply_corrections",
+    "ceiling_analysis",
     "fit_lmm",
     "load_ratings",
     "load_scores",
     "metric_human",
+    "plot_ceiling",
     "power_by_simulation",
     "prepare_ratings",
     "synthetic_ratings",

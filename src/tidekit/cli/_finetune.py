@@ -134,7 +134,7 @@ def ceiling_cmd(scores: Path, out: Path, metrics: tuple[str, ...], params: tuple
 
     SCORES is scores.parquet (or a folder holding it) from 'tidekit score' with both conditions.
     """
-    from tidekit.finetuning import ceiling_analysis
+    from tidekit.analysis import ceiling_analysis
 
     sizes: dict[str, float] = {}
     for item in params:

@@ -46,7 +46,7 @@ JSON_OUTPUTS: dict[str, tuple[str, str | None]] = {
     "finetune train": ("the fine-tuning result (`skipped: true` when OUT already held the run)",
                        "tidekit.finetuning._train:FinetuneResult"),
     "finetune merge": ("the merge result", "tidekit.finetuning._merge:MergeResult"),
-    "finetune ceiling": ("the ceiling analysis plus `files`: the paths written", "tidekit.finetuning._ceiling:CeilingResult"),
+    "finetune ceiling": ("the ceiling analysis plus `files`: the paths written", "tidekit.analysis._ceiling:CeilingResult"),
     "score": ("the scoring result", "tidekit.metrics._score:ScoreResult"),
     "rate create": ("the study summary", "tidekit.rating._create:StudySummary"),
     "rate status": ("the study status", "tidekit.rating._status:StudyStatus"),

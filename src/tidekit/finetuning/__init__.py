@@ -1,5 +1,7 @@
-"""LoRA / QLoRA supervised fine-tuning on TIDE-layout data, adapter merging, and the ceiling
-analysis (fine-tuning gain against model size).
+"""LoRA / QLoRA supervised fine-tuning on TIDE-layout data and adapter merging.
+
+The ceiling analysis of the resulting scores (fine-tuning gain against model size) is
+statistics on scores, so it lives in :mod:`tidekit.analysis` (``ceiling_analysis``).
 
 Typical use::
 
@@ -7,13 +9,8 @@ Typical use::
     result = finetune("configs/finetune-smollm2.yaml", ["train.max_steps=100"])
     print(result.first_train_loss, result.last_train_loss, result.eval_loss_after)
     merge_adapter(result.out, "runs/merged")       # full weights for transformers / vLLM
-
-    from tidekit.finetuning import ceiling_analysis
-    ceiling = ceiling_analysis("runs/study/scores")  # zero_shot vs fine_tuned rows of scores.parquet
-    ceiling.write("runs/study/ceiling")              # slopes.csv, gains.csv, ceiling.png/.svg
 """
 
-from tidekit.finetuning._ceiling import CeilingResult, ceiling_analysis, plot_ceiling
 from tidekit.finetuning._config import (
     CheckpointSettings,
     DataSettings,
@@ -36,7 +33,6 @@ from tidekit.finetuning._train import CHECKPOINTS_DIR, FinetuneResult, finetune,
 __all__ = [
     "CHECKPOINTS_DIR",
     "METRICS_FILE",
-    "CeilingResult",
     "CheckpointSettings",
     "DataSettings",
     "EvalSettings",
@@ -48,14 +44,12 @@ __all__ = [
     "MergeResult",
     "TrainSettings",
     "build_examples",
-    "ceiling_analysis",
     "check_lengths",
     "check_target_modules",
     "default_system_prompt",
     "finetune",
     "last_checkpoint",
     "merge_adapter",
-    "plot_ceiling",
     "read_metrics",
     "resolve_hardware",
 ]

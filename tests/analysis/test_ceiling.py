@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tidekit.analysis import ceiling_analysis
 from tidekit.errors import DataError
-from tidekit.finetuning import ceiling_analysis
 
 SIZES = {"tiny": 0.135, "small": 0.5, "mid": 1.5, "large": 3.8}
 

@@ -14,7 +14,7 @@ less from fine-tuning. This module measures that on scores (``scores.parquet`` f
    above zero is the ceiling pattern.
 
 Two confidence intervals are reported for each slope, because they answer different questions
-(chosen here, documented in docs/finetune.md):
+(chosen here, documented in docs/analysis.md):
 
 - ``ci_low``/``ci_high``: **persona bootstrap** (percentile, personas resampled with
   replacement jointly for all models, so the pairing across models is kept). Uncertainty from
@@ -144,7 +144,7 @@ def _load(scores: pd.DataFrame | str | Path) -> tuple[pd.DataFrame, str | None]:
 
     if isinstance(scores, pd.DataFrame):
         return scores, None
-    from tidekit.analysis import load_scores
+    from tidekit.analysis._metric_human import load_scores
 
     return load_scores(scores), str(scores)
 
