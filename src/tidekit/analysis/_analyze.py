@@ -7,21 +7,21 @@ config rewrites the same files (seeded bootstraps), so reruns are idempotent.
 
 from __future__ import annotations
 
-import multiprocessing
-import os
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tidekit.analysis._config import AnalysisConfig
 from tidekit.analysis._effects import adjust
 from tidekit.analysis._results import ANALYSIS_FILE, AnalysisResult, TestResult
+from tidekit.analysis._steps import StepInputs, StepResult, plan_steps, run_steps, worker_count
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from tidekit.analysis._ratings import PreparedRatings
 
 __all__ = ["NOTES", "analyze", "apply_corrections", "write_tables"]
 
@@ -74,102 +74,6 @@ def apply_corrections(tests: list[TestResult], method: str) -> None:
             t.correction = f"{t.correction}; gated by '{gate}' (closed testing)"
 
 
-@dataclass
-class _Shared:
-    """What every step reads; set before steps run (and inherited by forked workers)."""
-
-    df: pd.DataFrame
-    raters: pd.DataFrame
-    config: AnalysisConfig
-    within: list[str]
-    extra_ratings: list[str]
-    scores: pd.DataFrame | None
-
-
-_SHARED: _Shared | None = None
-
-
-def _run_step(kind: str, arg: str | None) -> dict[str, Any]:
-    """Run one analysis step on the shared data; returns its partial results and wall time."""
-    from tidekit.analysis._agreement import agreement
-    from tidekit.analysis._compare import compare_factor, condition_by_scenario, factor_means
-    from tidekit.analysis._demographics import attribute_effects, skip_on_failure
-    from tidekit.analysis._metric_human import metric_human
-    from tidekit.analysis._power import power_by_simulation
-
-    assert _SHARED is not None
-    sh, t0 = _SHARED, time.perf_counter()
-    df, config = sh.df, sh.config
-    out: dict[str, Any] = {"tests": [], "skipped": []}
-    if kind == "means":
-        out["means"] = [m for f in ("system", "condition", "model", "scenario")
-                        if f in df and df[f].notna().any() for m in factor_means(df, f, config)]
-    elif kind == "compare":
-        assert arg is not None
-        if arg in df:
-            with skip_on_failure(f"{arg} comparison", out["skipped"]):
-                out["tests"], out["skipped"] = compare_factor(df, arg, config)
-        else:
-            out["skipped"] = [f"{arg} comparison skipped: no {arg} column"]
-    elif kind == "scenario":
-        with skip_on_failure("condition-by-scenario LMM", out["skipped"]):
-            out["tests"], out["skipped"] = condition_by_scenario(df, config)
-    elif kind == "demographic":
-        assert arg is not None
-        out["tests"], out["means"], out["skipped"] = attribute_effects(df, sh.raters, arg, sh.within, config)
-    elif kind == "agreement":
-        out["agreement"] = [agreement(df, col, label, (config.scale_min, config.scale_max), metric,
-                                      config.bootstrap, config.seed, 1 - config.alpha)
-                            for col, label in [("rating", config.columns.rating)]
-                            + [(c, c[2:]) for c in sh.extra_ratings] for metric in ("ordinal", "interval")]
-    elif kind == "metric":
-        assert sh.scores is not None
-        out["tests"], out["skipped"] = metric_human(df, sh.scores, config.metrics, config.alpha)
-    elif kind == "power":
-        assert config.power is not None
-        out["power"] = power_by_simulation(config.power, config.alpha, config.seed)
-    out["wall_s"] = round(time.perf_counter() - t0, 4)
-    return out
-
-
-def _workers(config: AnalysisConfig, n: int) -> int:
-    if config.workers:
-        return config.workers
-    return 1 if n < 20_000 else min(2, os.cpu_count() or 1)  # forking only pays off on large data
-
-
-def _run_steps(steps: list[tuple[str, str, str | None]], workers: int,
-               progress: bool) -> list[tuple[str, dict[str, Any]]]:
-    """Run steps in order, or across forked worker processes; results keep the step order."""
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(steps), desc="analyze", unit="step", leave=False)
-    results: dict[str, dict[str, Any]] = {}
-    try:
-        if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
-            for name, kind, arg in steps:
-                if bar is not None:
-                    bar.set_postfix_str(name)
-                results[name] = _run_step(kind, arg)
-                if bar is not None:
-                    bar.update()
-        else:
-            from concurrent.futures import ProcessPoolExecutor, as_completed
-
-            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-                futures = {pool.submit(_run_step, kind, arg): name for name, kind, arg in steps}
-                for fut in as_completed(futures):
-                    results[futures[fut]] = fut.result()
-                    if bar is not None:
-                        bar.update()
-    finally:
-        if bar is not None:
-            bar.close()
-    return [(name, results[name]) for name, _, _ in steps]
-
-
 def _load_frame(ratings: str | Path | pd.DataFrame, table: str) -> tuple[pd.DataFrame, str]:
     import pandas as pd
 
@@ -206,9 +110,34 @@ def analyze(ratings: str | Path | pd.DataFrame, out: str | Path | None = None,
 
     raw, source = timed("load", lambda: _load_frame(ratings, table))
     prep = timed("prepare", lambda: prepare_ratings(raw, config))
-    df = prep.df
+    result = _start_result(prep, config)
     inputs = {"ratings": source}
-    result = AnalysisResult(config=config.model_dump(mode="json"), inputs=inputs, rating=config.columns.rating,
+    frame = None
+    if scores is not None:
+        frame = scores if isinstance(scores, pd.DataFrame) else timed("load scores", lambda: load_scores(scores))
+        inputs["scores"] = "<DataFrame>" if isinstance(scores, pd.DataFrame) else str(scores)
+    else:
+        result.skipped.append("metric-human correlation skipped: no --scores given")
+    steps = plan_steps(prep.attributes, scores=frame is not None, power=config.power is not None)
+    present = [f for f in ("system", "condition", "scenario") if f in prep.df and prep.df[f].notna().any()]
+    step_inputs = StepInputs(df=prep.df, raters=prep.raters, config=config,
+                             within=[f for f in config.interactions_with if f in present],
+                             extra_ratings=prep.extra_ratings, scores=frame)
+    for step, part in run_steps(steps, step_inputs, worker_count(config, len(prep.df)), progress):
+        timings[step.name] = part.wall_s
+        _add_step_result(result, part)
+    apply_corrections(result.tests, config.correction)
+    result.timings = timings
+    result.inputs = inputs
+    if out is not None:
+        write_analysis(result, out, config)
+    return result
+
+
+def _start_result(prep: PreparedRatings, config: AnalysisConfig) -> AnalysisResult:
+    """The result before any test: data summary, exclusions, notes and what is skipped for lack of data."""
+    df = prep.df
+    result = AnalysisResult(config=config.model_dump(mode="json"), inputs={}, rating=config.columns.rating,
                             scale=(config.scale_min, config.scale_max), summary=prep.summary,
                             exclusions=prep.exclusions, skipped=list(prep.skipped), notes=list(NOTES),
                             primary=_primary_names(config, prep.attributes),
@@ -220,44 +149,19 @@ def analyze(ratings: str | Path | pd.DataFrame, out: str | Path | None = None,
     if result.summary.simulated:
         result.notes.insert(0, f"SIMULATED RATINGS: {result.summary.simulated_fraction:.0%} of the ratings are "
                                "simulated, not collected from people.")
-    factors_present = [f for f in ("system", "condition", "scenario") if f in df and df[f].notna().any()]
-    steps: list[tuple[str, str, str | None]] = [("means", "means", None)]
-    steps += [(f"compare {f}", "compare", f) for f in ("system", "condition")]
-    steps.append(("condition by scenario", "scenario", None))
-    steps += [(f"demographic {a}", "demographic", a) for a in prep.attributes]
     if not prep.attributes:
         result.skipped.append("demographic effects skipped: no rater attribute columns (name them with --by)")
-    steps.append(("agreement", "agreement", None))
-    frame = None
-    if scores is not None:
-        frame = scores if isinstance(scores, pd.DataFrame) else timed("load scores", lambda: load_scores(scores))
-        inputs["scores"] = "<DataFrame>" if isinstance(scores, pd.DataFrame) else str(scores)
-        steps.append(("metric-human", "metric", None))
-    else:
-        result.skipped.append("metric-human correlation skipped: no --scores given")
-    if config.power is not None:
-        steps.append(("power", "power", None))
-    global _SHARED
-    _SHARED = _Shared(df, prep.raters, config, [f for f in config.interactions_with if f in factors_present],
-                      prep.extra_ratings, frame)
-    try:
-        partials = _run_steps(steps, _workers(config, len(df)), progress)
-    finally:
-        _SHARED = None
-    for name, part in partials:
-        timings[name] = part.pop("wall_s")
-        result.tests.extend(part.get("tests", []))
-        result.means.extend(part.get("means", []))
-        result.agreement.extend(part.get("agreement", []))
-        result.skipped.extend(part.get("skipped", []))
-        if part.get("power") is not None:
-            result.power = part["power"]
-    apply_corrections(result.tests, config.correction)
-    result.timings = timings
-    result.inputs = inputs
-    if out is not None:
-        write_analysis(result, out, config)
     return result
+
+
+def _add_step_result(result: AnalysisResult, part: StepResult) -> None:
+    """Append one step's tests, means, agreement and skipped reasons (in step order, so reruns match)."""
+    result.tests.extend(part.tests)
+    result.means.extend(part.means)
+    result.agreement.extend(part.agreement)
+    result.skipped.extend(part.skipped)
+    if part.power is not None:
+        result.power = part.power
 
 
 def _primary_names(config: AnalysisConfig, attributes: list[str]) -> dict[str, str]:
