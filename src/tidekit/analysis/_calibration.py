@@ -2,7 +2,8 @@
 
 A simulated study has the shape of a real one (conversations each answered by every system,
 raters each rating a random subset of the replies, rater leniency, conversation difficulty,
-reply quality and rating noise on the 1-7 scale; :mod:`tidekit.analysis._simulate`). Each study
+reply quality and rating noise on the 1-7 scale; :mod:`tidekit.analysis._simulate`, which
+scores with tidekit's one rater model, :mod:`tidekit.analysis._rater_model`). Each study
 is analysed exactly as ``tidekit analyze`` analyses system and condition (same tests, same
 corrections, same gating), and a study "flags a difference" when any test marked ``finding``
 for system or condition has an adjusted p below alpha. Over many null studies (no true

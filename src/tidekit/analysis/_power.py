@@ -7,6 +7,11 @@ effect, or on each rater's style contrast for an interaction). Power is the shar
 with p < alpha, with a Wilson interval. With ``effect=0`` the same function measures the
 false-positive rate, and ``rating_level=True`` runs the naive test over all ratings instead,
 to show how far it strays from alpha.
+
+Ratings are drawn from tidekit's one rater model (:mod:`tidekit.analysis._rater_model`): rater
+leniency, item quality, each rater's own taste for validate-first replies (half the items),
+noise, and the planted group effect, either on every item (``kind="main"``) or on
+validate-first items only (``kind="interaction"``), rounded to the 1-7 scale.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from scipy import stats
 
 from tidekit.analysis._config import PowerConfig
 from tidekit.analysis._effects import wilson
+from tidekit.analysis._rater_model import Planted, RaterBehaviour
 from tidekit.analysis._results import PowerResult
 
 __all__ = ["power_by_simulation", "simulate_study_p"]
@@ -34,19 +40,19 @@ def simulate_study_p(cfg: PowerConfig, rng: np.random.Generator, rating_level: b
     """Simulate one study and return the p-value of the rater-level (or rating-level) test."""
     R, k, G = cfg.raters, cfg.ratings_per_rater, cfg.groups
     group = np.arange(R) % G
-    shift = cfg.effect * group / (G - 1)
     items = (rng.integers(0, cfg.items, size=(R, k)) if k > cfg.items  # each rater: k distinct items
              else np.argsort(rng.random((R, cfg.items)), axis=1)[:, :k])
     style = (items % 2).astype(float)  # half the items validate first
-    u_r = rng.normal(0, cfg.rater_sd, R)
-    u_i = rng.normal(0, cfg.item_sd, cfg.items)
-    slope = rng.normal(0, cfg.slope_sd, R)
-    latent = 4.0 + u_r[:, None] + u_i[items] + rng.normal(0, cfg.residual_sd, (R, k))
-    if cfg.kind == "main":
-        latent += shift[:, None]
-    else:
-        latent += style * (slope + shift)[:, None]
-    y = np.clip(np.rint(latent), 1, 7)
+    behaviour = RaterBehaviour(rater_sd=cfg.rater_sd, item_sd=cfg.item_sd, noise_sd=cfg.residual_sd,
+                               slope_sd=cfg.slope_sd, points=7)
+    u_r = behaviour.leniency(rng, R)
+    u_i = behaviour.item_effects(rng, cfg.items)
+    slope = behaviour.slopes(rng, R)  # drawn in both kinds (used by "interaction"), so seeds repeat
+    group_effect = Planted(cfg.effect, (group / (G - 1))[:, None], 1.0 if cfg.kind == "main" else style)
+    latent = behaviour.latent(rng, 4.0, rater=u_r[:, None], item=u_i[items], style=style,
+                              slope=slope[:, None] if cfg.kind == "interaction" else 0.0,
+                              planted=[group_effect], size=(R, k))
+    y = behaviour.to_scale(latent)
     if cfg.kind == "main":
         if rating_level:
             return _group_p(y.ravel(), np.repeat(group, k), G)

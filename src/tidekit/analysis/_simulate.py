@@ -1,10 +1,11 @@
 """Simulated ratings with known effects, for tests, benchmarks, power and demonstrations.
 
-The generating model is a crossed random-effects model on a latent scale, rounded and clipped
-to the 1-7 scale::
+The generating model is tidekit's one rater model (:mod:`tidekit.analysis._rater_model`): a
+crossed random-effects model on a latent scale, rounded and clipped to the 1-7 scale. Here::
 
     latent = 4.2 + rater_r + conversation_c + item_i + system_s + gain * fine_tuned
-             + style_i * (age_style * age_rank_r + slope_r) + gender_main * female_r + noise
+             + style_i * (age_style * age_rank_r + slope_r)
+             + age_main * age_rank_r + gender_main * female_r + noise
 
 ``conversation_c`` is shared by every system's reply to conversation c (how hard the message is
 to answer well); ``item_i`` is the particular reply's own quality (reply SD). Raters see a
@@ -25,6 +26,7 @@ import numpy as np
 from pydantic import Field
 
 from tidekit._config import StrictModel
+from tidekit.analysis._rater_model import Planted, RaterBehaviour
 from tidekit.scenarios import EMPATHY_FACTOR_IDS
 
 if TYPE_CHECKING:
@@ -57,6 +59,8 @@ class SyntheticSpec(StrictModel):
                                         "each rater rates a random subset of all conversation x system replies.")
     slope_sd: float = Field(default=0.2, ge=0, description="SD of raters' own preference for the style.")
     residual_sd: float = Field(default=0.9, gt=0, description="Residual SD.")
+    factor_sd: float = Field(default=0.7, ge=0, description="SD of each empathy-factor rating around the "
+                                                           "overall rating's latent score.")
     finetune_gain: float = Field(default=0.4, description="Fine-tuned minus zero-shot, rating points.")
     model_effects: list[float] | None = Field(default=None, description="Per-model shift (default 0, 0.2, ...).")
     age_style: float = Field(default=0.0, description="Extra preference for validate-first replies of the "
@@ -69,6 +73,12 @@ class SyntheticSpec(StrictModel):
     attention_fail_rate: float = Field(default=0.05, ge=0, le=1, description="Chance a rater fails a check.")
     seed: int = Field(default=0, description="Seed.")
 
+    def behaviour(self) -> RaterBehaviour:
+        """The rater model with this study's variance components, on the 1-7 scale."""
+        return RaterBehaviour(rater_sd=self.rater_sd, item_sd=self.item_sd, noise_sd=self.residual_sd,
+                              slope_sd=self.slope_sd, conversation_sd=self.conversation_sd,
+                              factor_sd=self.factor_sd, points=7)
+
 
 def synthetic_ratings(spec: SyntheticSpec | None = None, **overrides: object) -> pd.DataFrame:
     """A long-format ratings table with the columns of ``tidekit rate export`` (simulated=True)."""
@@ -79,6 +89,7 @@ def synthetic_ratings(spec: SyntheticSpec | None = None, **overrides: object) ->
     rng = np.random.default_rng(spec.seed)
     systems = [(m, c) for m in spec.models for c in spec.conditions]
     S, C, R = len(systems), spec.conversations, spec.raters
+    behaviour = spec.behaviour()
     model_fx = spec.model_effects or [0.2 * i for i in range(len(spec.models))]
     sys_fx = np.array([model_fx[spec.models.index(m)] + (spec.finetune_gain if c == "fine_tuned" else 0.0)
                        for m, c in systems])
@@ -93,9 +104,9 @@ def synthetic_ratings(spec: SyntheticSpec | None = None, **overrides: object) ->
              "race_ethnicity": pick(RACE), "mh_support_experience": pick(MH_SUPPORT)}
     age_rank = np.array([AGE_GROUPS.index(a) / (len(AGE_GROUPS) - 1) for a in age])
     female = (gender == "female").astype(float)
-    u_r = rng.normal(0, spec.rater_sd, R) + spec.age_main * age_rank + spec.gender_main * female
-    slope_r = rng.normal(0, spec.slope_sd, R) + spec.age_style * age_rank
-    u_i = rng.normal(0, spec.item_sd, (C, S))
+    u_r = behaviour.leniency(rng, R)
+    slope_r = behaviour.slopes(rng, R)
+    u_i = behaviour.item_effects(rng, (C, S))
     for name, values in attrs.items():  # some raters prefer not to say (gender, education, ...)
         if name != "age_group":
             values[rng.random(R) < spec.missing_attribute_rate] = "prefer_not_to_say"
@@ -110,13 +121,13 @@ def synthetic_ratings(spec: SyntheticSpec | None = None, **overrides: object) ->
     else:
         rows_s = np.concatenate([(np.arange(k) + rng.integers(S)) % S for _ in range(R)])
         rows_c = np.concatenate([rng.choice(C, size=k, replace=k > C) for _ in range(R)])
-    latent = (4.2 + u_r[rows_r] + u_i[rows_c, rows_s] + sys_fx[rows_s] + style[rows_s] * slope_r[rows_r]
-              + rng.normal(0, spec.residual_sd, len(rows_r)))
-    if spec.conversation_sd > 0:  # drawn only when used, so studies without it are unchanged
-        latent += rng.normal(0, spec.conversation_sd, C)[rows_c]
-    empathy = np.clip(np.rint(latent), 1, 7).astype(int)
-    facets = {f: np.clip(np.rint(latent + rng.normal(0, 0.7, len(latent))), 1, 7).astype(int)
-              for f in EMPATHY_FACTOR_IDS}
+    planted = [Planted(spec.age_main, age_rank[rows_r]), Planted(spec.gender_main, female[rows_r]),
+               Planted(spec.age_style, age_rank[rows_r], style[rows_s])]
+    latent = behaviour.latent(rng, 4.2 + sys_fx[rows_s], rater=u_r[rows_r], item=u_i[rows_c, rows_s],
+                              style=style[rows_s], slope=slope_r[rows_r], planted=planted,
+                              conversation=(rows_c, C))
+    empathy = behaviour.to_scale(latent)
+    facets = behaviour.factor_ratings(rng, latent, EMPATHY_FACTOR_IDS)
     sys_names = np.array([f"{m}:{c}" for m, c in systems], dtype=object)
     conv_ids = np.array([f"p{c % max(1, C // 4 or 1):03d}-c{c:03d}" for c in range(C)], dtype=object)
     scen_ids = np.array([f"scenario_{(c % spec.scenarios) + 1:02d}" for c in range(C)], dtype=object)

@@ -5,7 +5,9 @@ did not?) and to rehearse a study before paying raters. Simulated raters go thro
 store as real ones (consent, demographics, one transaction per rating), so the export path is
 exercised; their rows carry ``simulated=True``.
 
-The model (all knobs in :class:`RaterModel`). For rater r and item i with system s, condition c:
+The model is tidekit's one rater model (:mod:`tidekit.analysis._rater_model`, shared with
+``synthetic_ratings`` and the power analysis); its knobs here are :class:`RaterModel`. For
+rater r and item i with system s, condition c:
 
     latent  = base + condition_effect[c] + system_effect[s] + u_r + v_i + sum(planted) + e
     u_r ~ N(0, rater_sd)    rater leniency (a random effect shared by all of r's ratings)
@@ -29,13 +31,18 @@ import math
 import random
 import re
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, Field
 
 from tidekit._config import StrictModel
 from tidekit.rating._config import DEMOGRAPHICS, PREFER_NOT
 from tidekit.rating._store import FACTORS, ItemView, RatingStore, StudyFull
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from tidekit.analysis._rater_model import RaterBehaviour
 
 __all__ = [
     "PlantedEffect",
@@ -114,6 +121,14 @@ class RaterModel(StrictModel):
         description="Per attribute, the probability of each level (normalised); missing attributes use the default.")
     planted: list[PlantedEffect] = Field(default_factory=_default_planted, description="Demographic effects to plant.")
 
+    def behaviour(self, points: int) -> RaterBehaviour:
+        """The shared rater model with these variance components, on a 1..``points`` scale."""
+        # imported here, not at the top, so that `import tidekit.rating` stays light
+        from tidekit.analysis._rater_model import RaterBehaviour
+
+        return RaterBehaviour(rater_sd=self.rater_sd, item_sd=self.item_sd, noise_sd=self.noise_sd,
+                              factor_sd=self.factor_sd, points=points)
+
 
 class SimulationSummary(BaseModel):
     """What a simulation added."""
@@ -137,8 +152,12 @@ def simulate_ratings(
 ) -> SimulationSummary:
     """Add ``raters`` simulated raters (None: until every bundle is taken) to the study in ``db``.
 
-    Deterministic for a given study, model and seed (item effects are seeded per item id).
+    Deterministic for a given study, model and seed (item effects are seeded per item id). The
+    rater's way through the study (demographics, attention, time per item) is drawn with
+    :mod:`random`; the scores with the shared rater model's numpy generator.
     """
+    import numpy as np
+
     model = model or RaterModel()
     store = db if isinstance(db, RatingStore) else RatingStore.open(db)
     try:
@@ -146,6 +165,8 @@ def simulate_ratings(
         points = info.config.scale.points
         systems, conditions = _system_lookup(store)
         rng = random.Random(seed)
+        behaviour = model.behaviour(points)
+        scoring = np.random.default_rng([seed % 2**63, 1])
         demo_probs = _default_demographics() | model.demographics
         item_effect: dict[int, float] = {}
         features: dict[int, set[str]] = {}
@@ -165,10 +186,10 @@ def simulate_ratings(
             assert rater is not None
             attentive = rng.random() < model.attentive_share
             inattentive += not attentive
-            leniency = rng.gauss(0.0, model.rater_sd)
+            leniency = float(behaviour.leniency(scoring, 1)[0])
             for item in store.bundle_items(rater):
-                scores = _scores(item, attentive, leniency, demo, model, points, rng, systems, conditions,
-                                 item_effect, features, seed)
+                scores = _scores(item, attentive, leniency, demo, model, behaviour, rng, scoring, systems,
+                                 conditions, item_effect, features, seed)
                 duration = round(math.exp(rng.gauss(math.log(model.duration_mean_s), 0.5)), 2)
                 ratings += store.submit_rating(rater, item.assignment_id, scores, "", duration_s=duration)
             added += 1
@@ -189,30 +210,30 @@ def _system_lookup(store: RatingStore) -> tuple[dict[str, str], dict[str, str]]:
 
 
 def _scores(
-    item: ItemView, attentive: bool, leniency: float, demo: dict[str, str], model: RaterModel, points: int,
-    rng: random.Random, systems: dict[str, str], conditions: dict[str, str], item_effect: dict[int, float],
-    features: dict[int, set[str]], seed: int,
+    item: ItemView, attentive: bool, leniency: float, demo: dict[str, str], model: RaterModel,
+    behaviour: RaterBehaviour, rng: random.Random, scoring: np.random.Generator, systems: dict[str, str],
+    conditions: dict[str, str], item_effect: dict[int, float], features: dict[int, set[str]], seed: int,
 ) -> dict[str, int]:
+    import numpy as np
+
+    from tidekit.analysis._rater_model import Planted
+
     fields = ("empathy", *FACTORS)
     if not attentive:
-        return {f: rng.randint(1, points) for f in fields}
+        return {f: rng.randint(1, behaviour.points) for f in fields}
     if item.is_attention_check:
         assert item.expected is not None
         return dict.fromkeys(fields, item.expected)
     key = item.item
     if key not in item_effect:
-        item_effect[key] = random.Random(f"{seed}|{key}").gauss(0.0, model.item_sd)
+        item_effect[key] = float(behaviour.item_effects(np.random.default_rng([seed % 2**63, 2, key]), 1)[0])
         features[key] = {"any"} | ({"validation_first"} if validation_first(item.response) else set()) \
             | ({"emotionally_layered"} if emotionally_layered(item.response) else set())
     code = item.system_code or ""
-    latent = (model.base + model.condition_effects.get(conditions.get(code, ""), 0.0)
-              + model.system_effects.get(systems.get(code, ""), 0.0) + leniency + item_effect[key])
-    for eff in model.planted:
-        if demo.get(eff.attribute) in eff.levels and eff.item_feature in features[key]:
-            latent += eff.effect
-    latent += rng.gauss(0.0, model.noise_sd)
-
-    def clip(x: float) -> int:
-        return int(min(points, max(1, round(x))))
-
-    return {"empathy": clip(latent), **{f: clip(latent + rng.gauss(0.0, model.factor_sd)) for f in FACTORS}}
+    mean = (model.base + model.condition_effects.get(conditions.get(code, ""), 0.0)
+            + model.system_effects.get(systems.get(code, ""), 0.0))
+    planted = [Planted(eff.effect, float(demo.get(eff.attribute) in eff.levels),
+                       float(eff.item_feature in features[key])) for eff in model.planted]
+    latent = behaviour.latent(scoring, mean, rater=leniency, item=item_effect[key], planted=planted, size=1)
+    factors = behaviour.factor_ratings(scoring, latent, FACTORS)
+    return {"empathy": int(behaviour.to_scale(latent)[0]), **{f: int(v[0]) for f, v in factors.items()}}
