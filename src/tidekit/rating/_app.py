@@ -74,14 +74,18 @@ log = logging.getLogger("tidekit.rating")
 _HERE = Path(__file__).parent
 T = TypeVar("T")
 
+# the question wording is the rating form's own; the factor ids (and their order) are the one
+# list in tidekit.scenarios, via FACTORS, so a form question always matches a ratings column
+_FACTOR_QUESTIONS = {
+    "emotion_recognition": "Emotion recognition: does the reply recognise what the person feels?",
+    "distress_normalization": "Distress normalization: does it make the person's reactions feel understandable?",
+    "supportive_reflection": "Supportive reflection: does it reflect what matters and offer gentle support?",
+}
 QUESTIONS = (
     ("empathy", "Overall, how empathetic is this reply?",
      "How understood and supported would the person feel?"),
-    ("emotion_recognition", "Emotion recognition: does the reply recognise what the person feels?", ""),
-    ("distress_normalization", "Distress normalization: does it make the person's reactions feel understandable?", ""),
-    ("supportive_reflection", "Supportive reflection: does it reflect what matters and offer gentle support?", ""),
+    *((factor, _FACTOR_QUESTIONS[factor], "") for factor in FACTORS),
 )
-assert tuple(q[0] for q in QUESTIONS[1:]) == FACTORS
 
 
 
