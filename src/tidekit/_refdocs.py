@@ -139,7 +139,21 @@ def config_reference() -> str:
         model = getattr(importlib.import_module(module), cls)
         lines += [f"## {title}", ""]
         _model_table(model, "", {model}, lines)
+        if target == "tidekit.backends._protocol:BackendConfig":
+            lines += _backend_kinds()
     return "\n".join(lines)
+
+
+def _backend_kinds() -> list[str]:
+    """A table per registered backend kind: its own options (beyond kind and model)."""
+    from tidekit.backends import BACKENDS, backend_kinds
+
+    lines: list[str] = []
+    for kind in backend_kinds():
+        options = BACKENDS[kind].options
+        lines += [f"### Backend kind `{kind}`", ""]
+        _model_table(options, f"kind: {kind}", {options}, lines)
+    return lines
 
 
 def _targets(root: Path) -> dict[Path, str]:

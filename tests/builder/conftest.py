@@ -8,8 +8,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from tidekit._manifest import ModelIdentity
-from tidekit.backends._protocol import Capabilities, ChatRequest, ChatResult
+from tidekit.backends import ChatRequest, MockBackend, MockConfig
 
 CLIENT_BITS = [
     "lately my nights are short and my days feel long.", "I keep replaying that day when it gets quiet.",
@@ -33,37 +32,25 @@ REPLY_BITS = [
 ]
 
 
-class ScriptedTeacher:
-    """Writes a plausible client message or reply from the prompt; the first attempt of every
-    third conversation is a refusal, and ``always_bad`` ids never pass."""
+class ScriptedTeacher(MockBackend):
+    """The library's ``mock`` backend with a script: a plausible client message or reply from the
+    prompt; the first attempt of every third conversation is a refusal, and ``always_bad`` ids
+    never pass."""
 
     def __init__(self, always_bad: Sequence[str] = ()) -> None:
-        self.identity = ModelIdentity(alias="scripted-teacher", source="tests")
-        self.capabilities = Capabilities(batching=True, max_batch_size=64)
+        super().__init__(MockConfig(model="scripted-teacher", batch_size=64), respond=self._script)
         self.always_bad = set(always_bad)
-        self.calls: list[str] = []
 
-    def generate(self, requests: Sequence[ChatRequest]) -> list[ChatResult]:
-        out = []
-        for r in requests:
-            self.calls.append(r.id)
-            conv, step, attempt = r.id.split("/")
-            n = int(hashlib.sha256(conv.encode()).hexdigest()[:6], 16)
-            if conv in self.always_bad or (attempt == "0" and n % 3 == 0):
-                text = "I'm sorry, but I can't help with that request because it involves sensitive topics."
-            elif int(step) % 2 == 0:
-                age = r.messages[1].content.split("-year-old")[0].split()[-1]
-                rng = random.Random(r.params.seed)
-                text = f"I'm {age} and " + " ".join(rng.sample(CLIENT_BITS, 4))
-            else:
-                rng = random.Random(r.params.seed)
-                text = " ".join(rng.sample(REPLY_BITS, 4)) + " If you ever feel unsafe, you can call or text 988."
-            out.append(ChatResult(id=r.id, text=text, prompt_tokens=10, completion_tokens=len(text.split()),
-                                  latency_s=0.0, finish_reason="stop"))
-        return out
-
-    def close(self) -> None:
-        pass
+    def _script(self, r: ChatRequest) -> str:
+        conv, step, attempt = r.id.split("/")
+        n = int(hashlib.sha256(conv.encode()).hexdigest()[:6], 16)
+        if conv in self.always_bad or (attempt == "0" and n % 3 == 0):
+            return "I'm sorry, but I can't help with that request because it involves sensitive topics."
+        rng = random.Random(r.params.seed)
+        if int(step) % 2 == 0:
+            age = r.messages[1].content.split("-year-old")[0].split()[-1]
+            return f"I'm {age} and " + " ".join(rng.sample(CLIENT_BITS, 4))
+        return " ".join(rng.sample(REPLY_BITS, 4)) + " If you ever feel unsafe, you can call or text 988."
 
 
 @pytest.fixture

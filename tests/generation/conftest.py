@@ -1,16 +1,14 @@
-"""Fixtures for the generation tests: a tiny dataset and a fake backend (no model weights)."""
+"""Fixtures for the generation tests: a tiny dataset and the mock backend (no model weights)."""
 
 from __future__ import annotations
 
 import sqlite3
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
-from tidekit._manifest import ModelIdentity
-from tidekit.backends import Capabilities, ChatRequest, ChatResult
+from tidekit.backends import MockBackend, MockConfig
 from tidekit.data import Conversation, Dataset, Persona, Turn, save_dataset
 
 CLIENT_TEXTS = [
@@ -55,29 +53,12 @@ def tiny_data(tmp_path: Path) -> Path:
     return make_dataset(tmp_path / "data")
 
 
-class FakeBackend:
-    """Echoes a deterministic reply; fails requests whose last message contains 'FAIL'."""
+class FakeBackend(MockBackend):
+    """The library's ``mock`` backend as these tests use it: echoes 'reply to <start of the last
+    message> seed=<seed>', fails requests whose last message contains 'FAIL', batches of 4."""
 
     def __init__(self, batch_size: int = 4, alias: str = "fake") -> None:
-        self.identity = ModelIdentity(alias=alias, source="memory")
-        self.capabilities = Capabilities(batching=True, max_batch_size=batch_size)
-        self.calls: list[list[str]] = []
-
-    def generate(self, requests: Sequence[ChatRequest]) -> list[ChatResult]:
-        self.calls.append([r.id for r in requests])
-        out = []
-        for r in requests:
-            last = r.messages[-1].content
-            if "FAIL" in last:
-                out.append(ChatResult(id=r.id, error="simulated failure", finish_reason="error"))
-            else:
-                text = f"reply to {last[:20]!r} seed={r.params.seed}"
-                out.append(ChatResult(id=r.id, text=text, prompt_tokens=len(last.split()),
-                                      completion_tokens=len(text.split()), finish_reason="stop"))
-        return out
-
-    def close(self) -> None:
-        pass
+        super().__init__(MockConfig(model=alias, batch_size=batch_size, fail_on="FAIL"))
 
 
 @pytest.fixture

@@ -1,14 +1,13 @@
-"""The empathy judge against a scripted fake backend (the Backend protocol), and its rubric."""
+"""The empathy judge against the mock backend with scripted answers, and its rubric."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import pytest
 
-from tidekit._manifest import ModelIdentity
-from tidekit.backends._protocol import Backend, Capabilities, ChatRequest, ChatResult
+from tidekit.backends import Backend, ChatRequest, MockBackend, MockConfig
 from tidekit.errors import DataError
 from tidekit.metrics import (
     CRITERIA,
@@ -24,26 +23,10 @@ from tidekit.metrics import (
 )
 
 
-class FakeJudge:
-    """A Backend whose reply is computed from the request by ``answer``; records requests."""
-
-    def __init__(self, answer: Callable[[ChatRequest], str | None], name: str = "fake") -> None:
-        self.identity = ModelIdentity(alias=name, source="memory")
-        self.capabilities = Capabilities(batching=True, max_batch_size=64)
-        self.answer = answer
-        self.requests: list[ChatRequest] = []
-        self.closed = False
-
-    def generate(self, requests: Sequence[ChatRequest]) -> list[ChatResult]:
-        self.requests.extend(requests)
-        out = []
-        for r in requests:
-            text = self.answer(r)
-            out.append(ChatResult(id=r.id, text=text, error=None if text is not None else "boom"))
-        return out
-
-    def close(self) -> None:
-        self.closed = True
+def scripted_judge(answer: Callable[[ChatRequest], str | None], name: str = "fake") -> MockBackend:
+    """The library's ``mock`` backend replying ``answer(request)`` (None: the error 'boom'); it
+    records the requests and whether it was closed."""
+    return MockBackend(MockConfig(model=name, batch_size=64, fail_message="boom"), respond=answer)
 
 
 def _json(**scores: int) -> str:
@@ -56,7 +39,7 @@ ITEMS = [JudgeItem(id=f"c{i}|sys", client_text="I can't sleep since the crash.",
 
 
 def test_fake_satisfies_the_backend_protocol() -> None:
-    assert isinstance(FakeJudge(lambda r: GOOD), Backend)
+    assert isinstance(scripted_judge(lambda r: GOOD), Backend)
 
 
 @pytest.mark.parametrize("reply", [
@@ -105,7 +88,7 @@ def test_unreadable_replies_are_retried_then_recorded() -> None:
             return None  # a backend error
         return GOOD
 
-    fake = FakeJudge(answer)
+    fake = scripted_judge(answer)
     verdicts = {v.id: v for v in judge_items(ITEMS, fake.generate, "fake", JudgeOptions(max_retries=2))}
     assert verdicts["c0|sys"].scores is None and verdicts["c0|sys"].attempts == 3
     assert "no JSON" in (verdicts["c0|sys"].error or "") and verdicts["c0|sys"].raw == "I like it"
@@ -117,7 +100,7 @@ def test_unreadable_replies_are_retried_then_recorded() -> None:
     assert retry.messages[-2].content == "Rating: great" and "could not read that" in retry.messages[-1].content
 
 
-def _runner_for(fakes: dict[str, FakeJudge]):  # type: ignore[no-untyped-def]
+def _runner_for(fakes: dict[str, MockBackend]):  # type: ignore[no-untyped-def]
     def build(cfg: JudgeConfig):  # type: ignore[no-untyped-def]
         fake = fakes[cfg.label]
         return fake.generate, fake.identity, fake.close
@@ -126,8 +109,8 @@ def _runner_for(fakes: dict[str, FakeJudge]):  # type: ignore[no-untyped-def]
 
 def test_several_judges_are_averaged_with_identities_and_rates() -> None:
     low = _json(emotion_recognition=2, distress_normalization=2, supportive_reflection=2, overall=2)
-    fakes = {"a": FakeJudge(lambda r: GOOD, "a"),
-             "b": FakeJudge(lambda r: low if not r.id.startswith("c5|") else "??", "b")}
+    fakes = {"a": scripted_judge(lambda r: GOOD, "a"),
+             "b": scripted_judge(lambda r: low if not r.id.startswith("c5|") else "??", "b")}
     run = run_judges([JudgeConfig(name="a"), JudgeConfig(name="b")], ITEMS, JudgeOptions(max_retries=1, bias_probe_n=0),
                      runner_for=_runner_for(fakes))
     assert [i.alias for i in run.identities] == ["a", "b"] and all(i.role == "judge" for i in run.identities)
@@ -146,7 +129,7 @@ def test_verbosity_and_position_bias_are_measured() -> None:
         er = min(5, n + 1) if reversed_order else n  # the reversed rubric inflates emotion recognition
         return _json(emotion_recognition=er, distress_normalization=n, supportive_reflection=n, overall=n)
 
-    fake = FakeJudge(by_length)
+    fake = scripted_judge(by_length)
     run = run_judges([JudgeConfig(name="len")], ITEMS, JudgeOptions(bias_probe_n=4),
                      runner_for=_runner_for({"len": fake}))
     bias = run.bias[0]
@@ -157,7 +140,7 @@ def test_verbosity_and_position_bias_are_measured() -> None:
 
 
 def test_too_many_parse_failures_fail_the_run_naming_items() -> None:
-    fake = FakeJudge(lambda r: "no idea")
+    fake = scripted_judge(lambda r: "no idea")
     with pytest.raises(DataError, match=r"judge 'bad' could not be read for 6 of 6 .*c0\|sys"):
         run_judges([JudgeConfig(name="bad")], ITEMS, JudgeOptions(max_retries=0, max_parse_failure_rate=0.5,
                                                                   bias_probe_n=0),
@@ -222,20 +205,20 @@ def test_expected_score_is_the_probability_weighted_mean_over_the_scale() -> Non
 def test_judge_requests_carry_the_verdict_schema_and_ask_for_token_probabilities() -> None:
     from tidekit.metrics import verdict_schema
 
-    fake = FakeJudge(lambda r: GOOD)
+    fake = scripted_judge(lambda r: GOOD)
     judge_items(ITEMS[:2], fake.generate, "fake", JudgeOptions())
     request = fake.requests[0]
     assert request.response_format is not None and request.response_format.json_schema == verdict_schema()
     assert request.logprobs == 5
-    fake = FakeJudge(lambda r: GOOD)
+    fake = scripted_judge(lambda r: GOOD)
     judge_items(ITEMS[:1], fake.generate, "fake", JudgeOptions(structured=False, top_logprobs=0))
     assert fake.requests[0].response_format is None and fake.requests[0].logprobs == 0
 
 
 def test_a_judge_past_the_threshold_is_dropped_with_a_warning_and_constant_judges_flagged() -> None:
-    fakes = {"ok": FakeJudge(lambda r: GOOD if not r.id.startswith("c0|") else _json(
+    fakes = {"ok": scripted_judge(lambda r: GOOD if not r.id.startswith("c0|") else _json(
                 emotion_recognition=2, distress_normalization=3, supportive_reflection=5, overall=1), "ok"),
-             "bad": FakeJudge(lambda r: GOOD if r.id.startswith("c0|") else "no idea", "bad")}
+             "bad": scripted_judge(lambda r: GOOD if r.id.startswith("c0|") else "no idea", "bad")}
     run = run_judges([JudgeConfig(name="ok"), JudgeConfig(name="bad")], ITEMS,
                      JudgeOptions(max_retries=0, bias_probe_n=0, on_failure="drop"), runner_for=_runner_for(fakes))
     summaries = {s.judge: s for s in run.summaries}
@@ -262,7 +245,7 @@ def test_score_tables_show_each_judge_columns_own_n_and_the_warnings(tmp_path, s
                                                           condition="zero_shot", output=f"reply {i}")
                                          for i, c in enumerate(convs)])
     unreadable = {convs[0].id, convs[1].id}
-    fake = FakeJudge(lambda r: "??" if any(c in r.messages[1].content for c in
+    fake = scripted_judge(lambda r: "??" if any(c in r.messages[1].content for c in
                                            [convs[0].client_text, convs[1].client_text]) else GOOD, "j")
     config = ScoreConfig(metrics=[{"name": "distinct"}], include_reference=False, safety=False,
                          judges=[JudgeConfig(name="j")], bootstrap={"n_resamples": 100},

@@ -1,26 +1,19 @@
 """The server's non-streaming-backend path (a backend without ``stream``, e.g. ``openai`` or
-``anthropic`` behind ``tidekit serve``), with a narrow fake backend: the whole reply arrives as one
+``anthropic`` behind ``tidekit serve``), with the ``mock`` backend: the whole reply arrives as one
 chunk, and the finish reason and token counts still come from the backend's result."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 
-from tidekit.backends import ChatRequest, ChatResult
+from tidekit.backends import MockBackend, MockConfig
 from tidekit.serve import create_app
 
 
-class _WholeReplies:
-    """Answers every request with 'one two three', cut by max_tokens=3 ('length')."""
-
-    def __init__(self) -> None:
-        self.seen: list[ChatRequest] = []
-
-    def generate(self, requests: Sequence[ChatRequest]) -> list[ChatResult]:
-        self.seen.extend(requests)
-        return [ChatResult(id=r.id, text="one two three", prompt_tokens=5, completion_tokens=3,
-                           finish_reason="length") for r in requests]
+def _whole_replies() -> MockBackend:
+    """The library's ``mock`` backend answering every request 'one two three' (cut by
+    max_tokens=3: 'length'); it has no ``stream``, and records the requests it saw."""
+    return MockBackend(MockConfig(model="fake", reply="fixed", text="one two three"))
 
 
 def _events(text: str) -> list[dict[str, object] | str]:
@@ -35,8 +28,8 @@ def _events(text: str) -> list[dict[str, object] | str]:
 def test_generate_only_backend_streams_one_chunk_with_length_and_usage() -> None:
     from fastapi.testclient import TestClient
 
-    backend = _WholeReplies()
-    client = TestClient(create_app(backend, "fake"))  # type: ignore[arg-type]
+    backend = _whole_replies()
+    client = TestClient(create_app(backend, "fake"))
     body = {"model": "fake", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 3, "stream": True,
             "stream_options": {"include_usage": True}}
     response = client.post("/v1/chat/completions", json=body)
@@ -46,17 +39,20 @@ def test_generate_only_backend_streams_one_chunk_with_length_and_usage() -> None
     chunks = [e for e in events if isinstance(e, dict)]
     assert "".join(str(c["choices"][0]["delta"].get("content", "")) for c in chunks if c["choices"]) == "one two three"  # type: ignore[index]
     assert [c["choices"][0]["finish_reason"] for c in chunks if c["choices"]][-1] == "length"  # type: ignore[index]
-    assert chunks[-1]["choices"] == [] and chunks[-1]["usage"] == {"prompt_tokens": 5, "completion_tokens": 3,
-                                                                   "total_tokens": 8}
+    # the mock counts words: the usage is the backend's count, not the server's own
+    prompt = sum(len(m.content.split()) for m in backend.requests[0].messages)
+    assert chunks[-1]["choices"] == [] and chunks[-1]["usage"] == {"prompt_tokens": prompt, "completion_tokens": 3,
+                                                                   "total_tokens": prompt + 3}
     # no temperature sent: OpenAI's default 1.0, with a fresh seed
-    assert backend.seen[0].params.temperature == 1.0 and backend.seen[0].params.seed is not None
+    assert backend.requests[0].params.temperature == 1.0 and backend.requests[0].params.seed is not None
 
 
 def test_server_default_temperature_zero_is_greedy_without_a_seed() -> None:
     from fastapi.testclient import TestClient
 
-    backend = _WholeReplies()
-    client = TestClient(create_app(backend, "fake", default_temperature=0.0))  # type: ignore[arg-type]
-    reply = client.post("/v1/chat/completions", json={"model": "fake", "messages": [{"role": "user", "content": "hi"}]})
+    backend = _whole_replies()
+    client = TestClient(create_app(backend, "fake", default_temperature=0.0))
+    reply = client.post("/v1/chat/completions", json={"model": "fake", "messages": [{"role": "user", "content": "hi"}],
+                                                       "max_tokens": 3})
     assert reply.json()["choices"][0]["finish_reason"] == "length"
-    assert backend.seen[0].params.temperature == 0.0 and backend.seen[0].params.seed is None
+    assert backend.requests[0].params.temperature == 0.0 and backend.requests[0].params.seed is None

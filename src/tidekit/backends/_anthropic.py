@@ -18,7 +18,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from tidekit._manifest import ModelIdentity
-from tidekit.backends._protocol import BackendConfig, Capabilities, ChatRequest, ChatResult
+from tidekit.backends._options import AnthropicConfig
+from tidekit.backends._protocol import Capabilities, ChatRequest, ChatResult
 from tidekit.backends._remote import api_key, run_concurrently
 from tidekit.errors import MissingDependencyError
 
@@ -31,7 +32,7 @@ _FINISH = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length", 
 class AnthropicBackend:
     """Replies from Anthropic's Messages API."""
 
-    def __init__(self, config: BackendConfig) -> None:
+    def __init__(self, config: AnthropicConfig) -> None:
         try:
             import anthropic
         except ImportError:

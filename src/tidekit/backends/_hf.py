@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 from tidekit._manifest import ModelIdentity
 from tidekit.backends._decode import RowOutput, RowSettings, decode_batch
 from tidekit.backends._lean import lean_decoder_for
+from tidekit.backends._options import HFConfig
 from tidekit.backends._protocol import (
-    BackendConfig,
     Capabilities,
     ChatRequest,
     ChatResult,
@@ -79,7 +79,7 @@ def fold_system(messages: Sequence[Message]) -> list[dict[str, str]]:
 class HFBackend:
     """A local transformers chat model (see the module docstring)."""
 
-    def __init__(self, config: BackendConfig) -> None:
+    def __init__(self, config: HFConfig) -> None:
         tune_openmp_waits()
         try:
             import torch

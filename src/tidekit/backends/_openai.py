@@ -17,8 +17,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from tidekit._manifest import ModelIdentity
+from tidekit.backends._options import OpenAIConfig
 from tidekit.backends._protocol import (
-    BackendConfig,
     Capabilities,
     ChatRequest,
     ChatResult,
@@ -35,7 +35,7 @@ _FINISH = {"stop": "stop", "length": "length", "content_filter": "stop", "tool_c
 class OpenAIBackend:
     """Chat completions from an OpenAI-compatible server."""
 
-    def __init__(self, config: BackendConfig) -> None:
+    def __init__(self, config: OpenAIConfig) -> None:
         try:
             import openai
         except ImportError:

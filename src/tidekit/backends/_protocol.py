@@ -10,23 +10,35 @@ backend directly.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal, Protocol, runtime_checkable
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol, Self, cast, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    ValidationError,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from tidekit._config import StrictModel
 from tidekit._manifest import ModelIdentity
 from tidekit.data._generations import Message
 
 __all__ = [
+    "BACKENDS",
     "Backend",
     "BackendConfig",
+    "BackendKind",
     "Capabilities",
     "ChatRequest",
     "ChatResult",
     "GenerationParams",
     "ResponseFormat",
     "TokenLogprob",
+    "register_backend",
 ]
 
 
@@ -116,38 +128,87 @@ class Capabilities(BaseModel):
 
 
 class BackendConfig(StrictModel):
-    """How to build a backend; a config entry, not code (e.g. any OpenAI-compatible server)."""
+    """How to build a backend; a config entry, not code (e.g. any OpenAI-compatible server).
 
-    kind: Literal["hf", "openai", "anthropic", "vllm"] = Field(default="hf", description="Which implementation.")
+    The common part of every kind's options. Each kind has its own model (``HFConfig``,
+    ``OpenAIConfig``, ...; see :data:`BACKENDS`), so an option of one kind given to another is an
+    error naming both instead of being ignored. Validating or constructing a ``BackendConfig``
+    dispatches on ``kind`` (default ``hf``): ``BackendConfig(kind="openai", base_url=...)`` is an
+    ``OpenAIConfig``, and a config section typed ``BackendConfig`` holds the kind's model.
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_default=True, polymorphic_serialization=True)
+
+    kind: str = Field(default="hf", description="Which implementation: a kind of the backend registry; each "
+                                                "kind has its own options (the 'Backend kind' tables).")
     model: str = Field(default="smollm2-135m", description="Registry alias, local folder, or server-side model name.")
-    adapter: str | None = Field(default=None, description="LoRA adapter folder (hf only).")
-    device: str = Field(default="auto", description="hf: 'auto', 'cpu' or 'cuda[:N]'.")
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
-        default="auto", description="hf: 'auto' picks bf16 where the hardware supports it, else fp32.")
-    batch_size: int = Field(default=32, ge=1, description="hf: most requests per forward pass.")
-    kv_cache_gib: float = Field(default=4.0, gt=0, description="hf: most memory one decode batch's keys and values "
-                                                                "may take; a batch of long prompts that would need "
-                                                                "more is decoded in parts.")
-    base_url: str | None = Field(default=None, description="openai/anthropic: server URL.")
-    api_key_env: str | None = Field(default=None, description="Environment variable holding the API key.")
-    concurrency: int = Field(default=4, ge=1, le=256, description="openai/anthropic: requests in flight.")
-    timeout_s: float = Field(default=120.0, gt=0, description="openai/anthropic: per-request timeout.")
-    max_retries: int = Field(default=4, ge=0, le=20, description="Retries on 429/5xx/timeouts, with backoff.")
-    server_command: list[str] | None = Field(
-        default=None, description="vllm: the command that starts a vLLM server, e.g. [/opt/vllm/bin/vllm, serve] "
-                                  "(vLLM in its own environment); default: in-process vllm.LLM when vLLM imports "
-                                  "here, else 'vllm serve' on PATH.")
-    server_args: list[str] = Field(default_factory=list, description="vllm: extra arguments for the managed "
-                                                                      "server, e.g. [--max-model-len, '4096'].")
-    server_log: str | None = Field(default=None, description="vllm: the managed server's log file [a temp file].")
-    startup_timeout_s: float = Field(default=900.0, gt=0, description="vllm: seconds to wait for the managed "
-                                                                       "server to answer.")
-    port: int | None = Field(default=None, ge=1, le=65535, description="vllm: the managed server's port [a free "
-                                                                        "one].")
-    optimize: bool = Field(default=True, description="hf on CPU: decode Llama/Qwen2 models with tidekit's lean "
-                                                     "forward (fused projections, oneDNN pre-packed bf16 weights), "
-                                                     "pre-pack other models' weights; agrees with transformers up "
-                                                     "to bf16 rounding. false = the plain transformers forward.")
+
+    def __new__(cls, *args: Any, **data: Any) -> Self:
+        # BackendConfig(kind=...) builds that kind's model; an unknown kind falls through to the
+        # validator below, which names the known kinds
+        if cls is BackendConfig and not args:
+            spec = BACKENDS.get(data.get("kind", "hf"))
+            if spec is not None:
+                return cast(Self, super().__new__(spec.options))
+        return super().__new__(cls)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _dispatch_on_kind(cls, data: Any, handler: ModelWrapValidatorHandler[Any]) -> Any:
+        """Validate ``data`` as its kind's model; a key that is not an option of it is an error
+        naming the key and the kind (not pydantic's generic 'extra inputs')."""
+        if not isinstance(data, dict):
+            return handler(data)
+        kind = data.get("kind", "hf") if cls is BackendConfig else cls.model_fields["kind"].default
+        spec = BACKENDS.get(kind) if isinstance(kind, str) else None
+        if spec is None:
+            raise _error(cls, "backend_kind", "unknown backend kind; the kinds are: {kinds}",
+                         {"kinds": ", ".join(sorted(BACKENDS))}, "kind", kind)
+        target = spec.options
+        foreign = [key for key in data if key not in target.model_fields]
+        if foreign:
+            # an option of another kind names this kind, its options and the kinds that have it; a
+            # key no kind has is a plain unknown key (most likely a typo)
+            options = ", ".join(name for name in target.model_fields if name != "kind")
+            errors = [InitErrorDetails(type=PydanticCustomError(
+                "backend_option", "not an option of the '{kind}' backend (its options: {options}); "
+                "an option of: {owners}", {"kind": kind, "options": options, "owners": ", ".join(_owners(key))}),
+                loc=(key,), input=data[key]) if _owners(key) else
+                InitErrorDetails(type="extra_forbidden", loc=(key,), input=data[key]) for key in foreign]
+            raise ValidationError.from_exception_data(cls.__name__, errors)
+        if target is cls:
+            return handler(data)
+        return target.model_validate(data)
+
+
+def _owners(key: str) -> list[str]:
+    """The kinds that have the option ``key``."""
+    return sorted(kind for kind, spec in BACKENDS.items() if key in spec.options.model_fields)
+
+
+def _error(cls: type, kind: str, message: str, context: dict[str, Any], key: str, value: Any) -> ValidationError:
+    return ValidationError.from_exception_data(cls.__name__, [InitErrorDetails(
+        type=PydanticCustomError(kind, message, context), loc=(key,), input=value)])
+
+
+@dataclass(frozen=True)
+class BackendKind:
+    """One kind of backend: where its implementation is, and the model of its options."""
+
+    factory: str  # "module:callable", imported only when the kind is used (torch, SDKs are heavy)
+    options: type[BackendConfig]
+
+
+# kind -> BackendKind: the one list of kinds (CLI choices and config validation derive from it)
+BACKENDS: dict[str, BackendKind] = {}
+
+
+def register_backend(kind: str, factory: str, options: type[BackendConfig]) -> None:
+    """Add a kind: ``factory`` ("module:callable") builds a backend from an ``options`` instance."""
+    declared = options.model_fields["kind"].default
+    if declared != kind:
+        raise ValueError(f"{options.__name__}.kind defaults to {declared!r}, not {kind!r}")
+    BACKENDS[kind] = BackendKind(factory, options)
 
 
 @runtime_checkable

@@ -12,13 +12,14 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from tidekit.backends._protocol import BackendConfig, ChatRequest, ChatResult
+from tidekit.backends._options import RemoteConfig
+from tidekit.backends._protocol import ChatRequest, ChatResult
 from tidekit.errors import BackendError
 
 __all__ = ["api_key", "run_concurrently"]
 
 
-def api_key(config: BackendConfig, default_env: str, required: bool) -> str:
+def api_key(config: RemoteConfig, default_env: str, required: bool) -> str:
     """The API key from ``config.api_key_env`` (or ``default_env``); BackendError if required and unset."""
     env = config.api_key_env or default_env
     key = os.environ.get(env, "").strip()

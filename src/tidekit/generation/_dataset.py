@@ -84,7 +84,8 @@ def generate_dataset(config: GenerateConfig, out: str | Path, *, backend: Backen
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise DataError(f"--out {out} is a file; give a folder")
-    condition: Condition = "fine_tuned" if config.backend.adapter else "zero_shot"
+    adapter = getattr(config.backend, "adapter", None)  # only kinds that load adapters have one
+    condition: Condition = "fine_tuned" if adapter else "zero_shot"
     label = _label(config)
     with RunRecorder(out, command="generate", config=config, seed=config.params.seed,
                      inputs={"data": config.data}) as run:
@@ -122,7 +123,7 @@ def generate_dataset(config: GenerateConfig, out: str | Path, *, backend: Backen
         params = config.params.model_dump(mode="json", exclude={"seed"})
         records = [
             GenerationRecord(conversation_id=req.id, system=system_name(label, condition), model=label,
-                             condition=condition, adapter=config.backend.adapter, messages=req.messages,
+                             condition=condition, adapter=adapter, messages=req.messages,
                              output=res.text if res.error is None else None, error=res.error,
                              prompt_tokens=res.prompt_tokens, completion_tokens=res.completion_tokens,
                              latency_s=res.latency_s, params=params, seed=request_seed(req), cache_key=key)

@@ -27,6 +27,7 @@ from pydantic import Field
 
 from tidekit._config import StrictModel
 from tidekit._manifest import ModelIdentity
+from tidekit.backends._options import HFConfig
 from tidekit.backends._protocol import BackendConfig, Capabilities, ChatRequest, ChatResult
 from tidekit.errors import BackendError, ConfigError, MissingDependencyError
 
@@ -166,7 +167,7 @@ def executor_backend(config: BackendConfig, executor: ExecutorConfig | None) -> 
 
     if executor is None or executor.kind == "local":
         return load_backend(config)
-    if config.kind == "hf" and config.device == "auto" and executor.gpus_per_replica == 0:
+    if isinstance(config, HFConfig) and config.device == "auto" and executor.gpus_per_replica == 0:
         config = config.model_copy(update={"device": "cpu"})  # replicas on CPU workers: no GPU reserved
     if executor.replicas < 1:
         raise ConfigError("executor.replicas must be at least 1")

@@ -75,10 +75,22 @@ def _system_dir(model: str, condition: str) -> str:
 
 
 def _backend(system: SystemSection, adapter: str | None) -> Any:
-    from tidekit.backends._protocol import BackendConfig
+    from pydantic import ValidationError
+
+    from tidekit.backends._protocol import BACKENDS, BackendConfig
+    from tidekit.errors import ConfigError
 
     base = system.backend or BackendConfig()
-    return base.model_copy(update={"model": system.model, "adapter": adapter})
+    # validated again, not model_copy'd: an adapter on a kind that cannot load one is an error
+    data = {**base.model_dump(), "model": system.model}
+    if adapter is not None or "adapter" in type(base).model_fields:
+        data["adapter"] = adapter
+    try:
+        return BackendConfig.model_validate(data)
+    except ValidationError:
+        able = ", ".join(sorted(k for k, spec in BACKENDS.items() if "adapter" in spec.options.model_fields))
+        raise ConfigError(f"system {system.model}: the {base.kind} backend cannot load the fine-tuned adapter "
+                          f"{adapter}; run fine-tuned systems on a kind with an 'adapter' option ({able})") from None
 
 
 def build_stages(cfg: StudyConfig, progress: bool = True) -> list[Stage]:

@@ -1,0 +1,110 @@
+"""Each backend kind's options, and the registration of every built-in kind.
+
+One model per kind, derived from :class:`~tidekit.backends._protocol.BackendConfig` (``kind``,
+``model``), so ``device: cuda`` on an ``openai`` backend is an error naming the key and the kind
+rather than a setting silently ignored. :func:`register_backend` at the bottom is the one list
+of kinds: ``load_backend``, config validation and the CLI's ``--backend`` choices all read it.
+A new kind is an options model here, one ``register_backend`` line, and its implementation
+module (docs/developing.md, "Adding a backend").
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from tidekit.backends._protocol import BackendConfig, register_backend
+
+__all__ = ["AnthropicConfig", "HFConfig", "MockConfig", "OpenAIConfig", "RemoteConfig", "VLLMConfig"]
+
+Dtype = Literal["auto", "float32", "bfloat16", "float16"]
+
+
+class HFConfig(BackendConfig):
+    """``hf``: a local transformers model, decoded in batches by tidekit's loop (CPU or CUDA)."""
+
+    kind: Literal["hf"] = Field(default="hf", description="Local transformers model.")
+    adapter: str | None = Field(default=None, description="LoRA adapter folder.")
+    device: str = Field(default="auto", description="'auto', 'cpu' or 'cuda[:N]'.")
+    dtype: Dtype = Field(default="auto", description="'auto' picks bf16 where the hardware supports it, else fp32.")
+    batch_size: int = Field(default=32, ge=1, description="Most requests per forward pass.")
+    kv_cache_gib: float = Field(default=4.0, gt=0, description="Most memory one decode batch's keys and values "
+                                                                "may take; a batch of long prompts that would "
+                                                                "need more is decoded in parts.")
+    optimize: bool = Field(default=True, description="On CPU: decode Llama/Qwen2 models with tidekit's lean "
+                                                     "forward (fused projections, oneDNN pre-packed bf16 "
+                                                     "weights), pre-pack other models' weights; agrees with "
+                                                     "transformers up to bf16 rounding. false = the plain "
+                                                     "transformers forward.")
+
+
+class RemoteConfig(BackendConfig):
+    """What every backend reached over HTTP shares (``openai``, ``anthropic``, ``vllm``'s client)."""
+
+    base_url: str | None = Field(default=None, description="Server URL [the provider's API].")
+    api_key_env: str | None = Field(default=None, description="Environment variable holding the API key.")
+    concurrency: int = Field(default=4, ge=1, le=256, description="Requests in flight.")
+    timeout_s: float = Field(default=120.0, gt=0, description="Per-request timeout.")
+    max_retries: int = Field(default=4, ge=0, le=20, description="Retries on 429/5xx/timeouts, with backoff.")
+
+
+class OpenAIConfig(RemoteConfig):
+    """``openai``: the OpenAI API or any OpenAI-compatible server (vLLM, llama.cpp, tidekit serve)."""
+
+    kind: Literal["openai"] = Field(default="openai", description="OpenAI-compatible server.")
+
+
+class AnthropicConfig(RemoteConfig):
+    """``anthropic``: the Anthropic Messages API."""
+
+    kind: Literal["anthropic"] = Field(default="anthropic", description="Anthropic Messages API.")
+
+
+class VLLMConfig(RemoteConfig):
+    """``vllm``: a vLLM server tidekit starts and stops (or ``base_url``: one already running)."""
+
+    kind: Literal["vllm"] = Field(default="vllm", description="vLLM, managed or at base_url.")
+    adapter: str | None = Field(default=None, description="LoRA adapter folder (served with --enable-lora).")
+    dtype: Dtype = Field(default="auto", description="Weights dtype of an in-process vllm.LLM.")
+    batch_size: int = Field(default=32, ge=1, description="Most requests per call of an in-process vllm.LLM.")
+    server_command: list[str] | None = Field(
+        default=None, description="The command that starts a vLLM server, e.g. [/opt/vllm/bin/vllm, serve] "
+                                  "(vLLM in its own environment); default: in-process vllm.LLM when vLLM imports "
+                                  "here, else 'vllm serve' on PATH.")
+    server_args: list[str] = Field(default_factory=list, description="Extra arguments for the managed server, "
+                                                                      "e.g. [--max-model-len, '4096'].")
+    server_log: str | None = Field(default=None, description="The managed server's log file [a temp file].")
+    startup_timeout_s: float = Field(default=900.0, gt=0, description="Seconds to wait for the managed server "
+                                                                       "to answer.")
+    port: int | None = Field(default=None, ge=1, le=65535, description="The managed server's port [a free one].")
+
+
+class MockConfig(BackendConfig):
+    """``mock``: deterministic replies without weights, for tests and dry runs of whole studies."""
+
+    kind: Literal["mock"] = Field(default="mock", description="Deterministic replies, no weights.")
+    model: str = Field(default="mock", description="The name in the model identity (and so in cache keys).")
+    adapter: str | None = Field(default=None, description="Recorded in the identity (a fine-tuned system is "
+                                                          "another model); not read.")
+    reply: Literal["echo", "fixed", "seeded"] = Field(
+        default="echo", description="echo: 'reply to <start of the last message> seed=<seed>'; fixed: `text`; "
+                                    "seeded: words drawn from a small empathic vocabulary by a generator "
+                                    "seeded from the request's seed and messages.")
+    text: str = Field(default="Thank you for telling me. That sounds really hard.",
+                      description="The reply when reply=fixed.")
+    json_replies: bool = Field(default=True, description="With a response_format: reply with a JSON object "
+                                                         "valid for its schema (e.g. a judge verdict).")
+    batch_size: int = Field(default=8, ge=1, description="Capabilities.max_batch_size (batching is declared).")
+    fail_on: str | None = Field(default=None, description="A request whose last message contains this text "
+                                                          "fails (its result carries fail_message).")
+    fail_times: int = Field(default=0, ge=0, description="Each distinct request fails this many times before "
+                                                         "it succeeds (retry tests).")
+    fail_message: str = Field(default="simulated failure", description="The error of a failed request.")
+
+
+register_backend("hf", "tidekit.backends._hf:HFBackend", HFConfig)
+register_backend("openai", "tidekit.backends._openai:OpenAIBackend", OpenAIConfig)
+register_backend("anthropic", "tidekit.backends._anthropic:AnthropicBackend", AnthropicConfig)
+register_backend("vllm", "tidekit.backends._vllm:VLLMBackend", VLLMConfig)
+register_backend("mock", "tidekit.backends._mock:MockBackend", MockConfig)
