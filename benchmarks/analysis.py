@@ -34,7 +34,7 @@ def main() -> None:
     cfg = AnalysisConfig(ordinal="none", workers=a.workers)
     t0, c0 = time.perf_counter(), time.process_time()
     r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    res = analyze(df, config=cfg)
+    res = analyze(cfg, ratings=df)
     wall = time.perf_counter() - t0
     r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = time.process_time() - c0 + (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)

@@ -24,6 +24,7 @@ __all__ = [
     "load_config",
     "parse_override",
     "read_yaml",
+    "set_dotted",
 ]
 
 M = TypeVar("M", bound=BaseModel)
@@ -85,21 +86,27 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return key.split("."), value
 
 
+def set_dotted(data: dict[str, Any], key: str, value: Any, origin: str | None = None) -> None:
+    """Set ``data[a][b][c] = value`` for ``key`` 'a.b.c' in place, creating sections on the way."""
+    keys = key.split(".")
+    node = data
+    for i, part in enumerate(keys[:-1]):
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        elif not isinstance(child, dict):
+            prefix = ".".join(keys[: i + 1])
+            raise ConfigError(f"{origin or key}: '{prefix}' is not a section, cannot set '{keys[-1]}' in it")
+        node = child
+    node[keys[-1]] = value
+
+
 def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
     """Return a copy of ``data`` with each ``key=value`` override applied (nested by dots)."""
     result: dict[str, Any] = _deep_copy(data)
     for text in overrides:
         keys, value = parse_override(text)
-        node = result
-        for i, key in enumerate(keys[:-1]):
-            child = node.get(key)
-            if child is None:
-                child = node[key] = {}
-            elif not isinstance(child, dict):
-                prefix = ".".join(keys[: i + 1])
-                raise ConfigError(f"override '{text}': '{prefix}' is not a section, cannot set '{keys[-1]}' in it")
-            node = child
-        node[keys[-1]] = value
+        set_dotted(result, ".".join(keys), value, origin=f"override '{text}'")
     return result
 
 
@@ -112,8 +119,14 @@ def load_config(
     path: str | Path | None = None,
     overrides: Sequence[str] = (),
     defaults: Mapping[str, Any] | None = None,
+    flags: Mapping[str, Any] | None = None,
 ) -> M:
-    """Build a validated ``model`` from defaults, a YAML file and overrides (later wins).
+    """Build a validated ``model`` from defaults, a YAML file, command-line flags and overrides
+    (later wins).
+
+    ``flags`` maps dotted keys to values already typed by the command line (``{"backend.device":
+    "cuda"}``); they are merged as data, never re-parsed as YAML text (a ``--model 1.0`` stays
+    the string '1.0'). ``None`` values are flags not given and leave the config alone.
 
     Raises ConfigError listing every problem found, each naming the key.
     """
@@ -122,6 +135,9 @@ def load_config(
     if path is not None:
         source = str(path)
         data = _merge(data, read_yaml(path))
+    for key, value in (flags or {}).items():
+        if value is not None:
+            set_dotted(data, key, str(value) if isinstance(value, Path) else value)
     data = apply_overrides(data, overrides)
     try:
         return model.model_validate(data)

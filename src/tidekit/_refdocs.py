@@ -39,6 +39,7 @@ CONFIG_MODELS = [
     ("Rating study (`tidekit rate create --config`)", "tidekit.rating._config:RatingStudyConfig"),
     ("Simulated raters (`rating.rater_model`)", "tidekit.rating._simulate:RaterModel"),
     ("Analysis (`tidekit analyze --config`)", "tidekit.analysis._config:AnalysisConfig"),
+    ("Report (`tidekit report`)", "tidekit.reporting._config:ReportConfig"),
 ]
 
 

@@ -26,8 +26,8 @@ from tidekit.errors import DataError
 def planted() -> Any:
     df = synthetic_ratings(raters=90, conversations=30, ratings_per_rater=16, age_style=1.0, gender_main=0.0,
                            seed=11)
-    return analyze(df, config=AnalysisConfig(by=["age_group", "gender"], interactions_with=["condition"],
-                                             bootstrap=200, ordinal="none"))
+    return analyze(AnalysisConfig(by=["age_group", "gender"], interactions_with=["condition"],
+                                  bootstrap=200, ordinal="none"), ratings=df)
 
 
 def test_planted_age_by_style_interaction_is_found(planted: Any) -> None:
@@ -90,9 +90,9 @@ def _base() -> pd.DataFrame:
 
 def test_missing_columns_are_named() -> None:
     with pytest.raises(DataError) as err:
-        analyze(_base().drop(columns=["rater_id"]), config=AnalysisConfig(by=["age_group", "height"]))
+        analyze(AnalysisConfig(by=["age_group", "height"]), ratings=_base().drop(columns=["rater_id"]))
     msg = str(err.value)
-    assert "rater_id" in msg and "'height'" in msg and "--rater" in msg
+    assert "rater_id" in msg and "'height'" in msg and "--rater-col" in msg
 
 
 def test_out_of_scale_errors_or_is_excluded() -> None:
@@ -101,8 +101,8 @@ def test_out_of_scale_errors_or_is_excluded() -> None:
     df.loc[3, "empathy"] = 9
     df.loc[4, "empathy"] = "n/a"
     with pytest.raises(DataError, match="outside the scale 1-7"):
-        analyze(df, config=AnalysisConfig(ordinal="none", bootstrap=0))
-    res = analyze(df, config=AnalysisConfig(out_of_scale="exclude", ordinal="none", bootstrap=0))
+        analyze(AnalysisConfig(ordinal="none", bootstrap=0), ratings=df)
+    res = analyze(AnalysisConfig(out_of_scale="exclude", ordinal="none", bootstrap=0), ratings=df)
     ex = [e for e in res.exclusions if "outside" in e.reason]
     assert ex and ex[0].rows == 2
 
@@ -112,12 +112,12 @@ def test_raters_without_demographics_and_one_level_factors_are_stated() -> None:
     df["gender"] = "female"  # one level
     df.loc[df["rater_id"] == "r0001", "age_group"] = "prefer_not_to_say"
     df["model"] = "only-model"
-    res = analyze(df, config=AnalysisConfig(by=["age_group", "gender"], ordinal="none", bootstrap=0,
-                                            interactions_with=["condition"]))
+    res = analyze(AnalysisConfig(by=["age_group", "gender"], ordinal="none", bootstrap=0,
+                                 interactions_with=["condition"]), ratings=df)
     assert any("gender" in s and "one level" in s for s in res.skipped)
     age = [e for e in res.exclusions if "age_group" in e.reason]
     assert age and age[0].raters == 1 and age[0].scope == "tests of age_group"
-    res2 = analyze(df.assign(system="s"), config=AnalysisConfig(by=[], ordinal="none", bootstrap=0))
+    res2 = analyze(AnalysisConfig(by=[], ordinal="none", bootstrap=0), ratings=df.assign(system="s"))
     assert any("system comparison skipped: one level" in s for s in res2.skipped)
 
 
@@ -126,13 +126,13 @@ def test_inconsistent_rater_attributes_are_an_error() -> None:
     df.loc[df.index[:2], "age_group"] = ["18-34", "55+"]
     df.loc[df.index[:2], "rater_id"] = "r0000"
     with pytest.raises(DataError, match="constant per rater"):
-        analyze(df, config=AnalysisConfig(by=["age_group"]))
+        analyze(AnalysisConfig(by=["age_group"]), ratings=df)
 
 
 def test_attention_rule_is_applied_and_reported() -> None:
     df = synthetic_ratings(raters=20, conversations=8, ratings_per_rater=8, attention_fail_rate=0.3, seed=5)
     failed = df[df["is_attention_check"] & (df["attention_passed"] == False)]["rater_id"].unique()  # noqa: E712
-    res = analyze(df, config=AnalysisConfig(ordinal="none", bootstrap=0, by=[]))
+    res = analyze(AnalysisConfig(ordinal="none", bootstrap=0, by=[]), ratings=df)
     rule = [e for e in res.exclusions if "attention" in e.reason and e.raters]
     assert rule[0].raters == len(failed) > 0
     assert res.summary.raters == 20 - len(failed)
@@ -147,8 +147,8 @@ def test_renamed_columns_from_another_tool(tmp_path: Path, run_cli: Callable[...
     scores["cosine"] = scores["score"] / 7 + np.random.default_rng(0).normal(0, 0.05, len(scores))
     scores.drop(columns="score").to_parquet(tmp_path / "scores.parquet")
     out = tmp_path / "an"
-    r = run_cli("analyze", "--ratings", path, "--out", out, "--rater", "worker", "--item", "reply",
-                "--rating", "score", "--by", "age", "--scores", tmp_path / "scores.parquet",
+    r = run_cli("analyze", "--ratings", path, "--out", out, "--rater-col", "worker", "--item-col", "reply",
+                "--rating-col", "score", "--by", "age", "--scores", tmp_path / "scores.parquet",
                 "ordinal=none", "bootstrap=50", "interactions_with=[condition]")
     assert r.code == 0, r.err
     data = json.loads((out / "analysis.json").read_text())
@@ -165,15 +165,15 @@ def test_sqlite_url(tmp_path: Path) -> None:
 
     url = f"sqlite:///{tmp_path / 'r.db'}"
     _base().drop(columns=["submitted_at"]).to_sql("ratings", sa.create_engine(url), index=False)
-    res = analyze(url, config=AnalysisConfig(ordinal="none", bootstrap=0, by=[]))
+    res = analyze(AnalysisConfig(ordinal="none", bootstrap=0, by=[]), ratings=url)
     assert res.summary.ratings > 0
     with pytest.raises(DataError, match="tidekit rate export"):
-        analyze(url, table="nope")
+        analyze(AnalysisConfig(table="nope"), ratings=url)
 
 
 @pytest.mark.slow
 def test_ordinal_model_runs_with_clustered_errors() -> None:
-    res = analyze(_base(), config=AnalysisConfig(by=[], bootstrap=0))
+    res = analyze(AnalysisConfig(by=[], bootstrap=0), ratings=_base())
     ords = [t for t in res.tests if t.family.endswith("/ordinal")]
     assert ords and all(t.extra["se_clustered"] > 0 for t in ords)
 

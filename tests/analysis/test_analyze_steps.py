@@ -44,8 +44,8 @@ def _comparable(result: Any) -> dict[str, Any]:
 def test_worker_processes_give_the_serial_result(ratings: pd.DataFrame) -> None:
     base = dict(by=["age_group", "gender"], interactions_with=["condition"], bootstrap=20, ordinal="none",
                 power=PowerConfig(simulations=10, raters=20, items=10, ratings_per_rater=5))
-    serial = analyze(ratings, scores=_scores(ratings), config=AnalysisConfig(**base, workers=1))
-    parallel = analyze(ratings, scores=_scores(ratings), config=AnalysisConfig(**base, workers=2))
+    serial = analyze(AnalysisConfig(**base, workers=1), ratings=ratings, scores=_scores(ratings))
+    parallel = analyze(AnalysisConfig(**base, workers=2), ratings=ratings, scores=_scores(ratings))
     assert _comparable(parallel) == _comparable(serial)
     assert list(parallel.timings) == list(serial.timings)
     assert {t.term for t in parallel.tests if t.analysis == "metric_human"} == {"cosine"}

@@ -98,7 +98,7 @@ def test_half_point_ratings_are_analysed_as_they_are() -> None:
 def test_half_point_ratings_reach_every_test_unrounded() -> None:
     df = simulate_design(StudyDesign(conversations=12, raters=12, ratings_per_rater=10), seed=3)
     df["empathy"] = df["empathy"].astype(float) - 0.5 * (np.arange(len(df)) % 2)  # half the ratings at x.5
-    res = analyze(df, config=AnalysisConfig(by=[], bootstrap=0, rating_level_tests=False))
+    res = analyze(AnalysisConfig(by=[], bootstrap=0, rating_level_tests=False), ratings=df)
     assert res.integer_ratings is False and any("not whole scale points" in n for n in res.notes)
     assert any(k.endswith(".5") for k in res.summary.rating_counts)
     assert [t for t in res.tests if t.scale == "ordinal"]  # the ordinal model ran on the half points
@@ -111,8 +111,8 @@ def test_trend_test_for_ordered_attributes_matches_scipy() -> None:
 
     df = synthetic_ratings(raters=60, conversations=20, ratings_per_rater=10, age_main=0.9, seed=5,
                            missing_attribute_rate=0.0, attention_checks=0)
-    res = analyze(df, config=AnalysisConfig(by=["age_group", "gender"], interactions_with=[], bootstrap=0,
-                                            ordinal="none", primary={"attributes": {"age_group": "trend"}}))
+    res = analyze(AnalysisConfig(by=["age_group", "gender"], interactions_with=[], bootstrap=0,
+                                 ordinal="none", primary={"attributes": {"age_group": "trend"}}), ratings=df)
     trend = res.find(family="demographic-main/trend:age_group")[0]
     assert trend.finding and trend.role == "primary" and trend.extra["order"] == ["18-34", "35-54", "55+"]
     assert res.find(family="demographic-main/rater-level", term="age_group")[0].role == "sensitivity"
@@ -126,8 +126,8 @@ def test_trend_test_for_ordered_attributes_matches_scipy() -> None:
     assert trend.p_adjusted is not None and trend.p_adjusted < 0.05  # the planted age effect
     # gender has no order: no trend row, and asking for one is a skipped test that says how to fix it
     assert not res.find(family="demographic-main/trend:gender")
-    res2 = analyze(df, config=AnalysisConfig(by=["gender"], interactions_with=[], bootstrap=0, ordinal="none",
-                                             primary={"demographic": "trend"}))
+    res2 = analyze(AnalysisConfig(by=["gender"], interactions_with=[], bootstrap=0, ordinal="none",
+                                  primary={"demographic": "trend"}), ratings=df)
     assert any("analysis.ordered.gender" in s for s in res2.skipped)
 
 
@@ -138,8 +138,8 @@ def test_metric_human_says_what_it_skipped() -> None:
     pairs = df.dropna(subset=["system"])[["conversation_id", "system"]].drop_duplicates()
     rng = np.random.default_rng(0)
     scores = pairs.assign(cosine=rng.random(len(pairs)), constant=0.5)
-    res = analyze(df, scores=scores, config=AnalysisConfig(by=[], bootstrap=0, ordinal="none",
-                                                           metrics=["cosine", "constant", "absent"]))
+    res = analyze(AnalysisConfig(by=[], bootstrap=0, ordinal="none",
+                                 metrics=["cosine", "constant", "absent"]), ratings=df, scores=scores)
     assert res.find(analysis="metric_human", term="cosine")
     assert not res.find(analysis="metric_human", term="constant")
     assert any("constant" in s and "metric is constant" in s for s in res.skipped), res.skipped

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 import yaml
-from finetuning.conftest import tiny_config
 
+from finetuning.conftest import tiny_config
 from tidekit.errors import ConfigError, DataError
 from tidekit.finetuning import FinetuneConfig, finetune
 

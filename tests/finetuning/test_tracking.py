@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 import yaml
-from finetuning.conftest import tiny_config
 
+from finetuning.conftest import tiny_config
 from tidekit.errors import ConfigError
 
 

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 import yaml
-from finetune.conftest import tiny_config
 
+from finetuning.conftest import tiny_config
 from tidekit.errors import ConfigError
 from tidekit.finetuning import FinetuneResult, finetune, last_checkpoint, read_metrics
 
@@ -33,8 +33,7 @@ def _train_losses(out: str | Path) -> dict[int, float]:
 
 
 def _prompts(tokenizer: Any) -> list[Any]:
-    from finetune.conftest import SHORT_PROMPT
-
+    from finetuning.conftest import SHORT_PROMPT
     from tidekit.data import load_dataset, sample_path
     from tidekit.generation import conversation_messages
 
@@ -147,7 +146,7 @@ def test_interrupted_and_resumed_run_ends_at_the_same_loss(baseline: FinetuneRes
     with pytest.raises(ConfigError, match="--resume"):
         finetune(config)  # an unfinished run is never silently restarted
 
-    resumed = finetune(config, resume=True)
+    resumed = finetune(config, if_exists="resume")
     assert resumed.resumed_from_step == 15 and resumed.steps == 30
     mine, reference = _train_losses(out), _train_losses(baseline.out)
     assert sorted(mine) == list(range(1, 31))  # one line per step: the log continues, no gaps or repeats
@@ -191,14 +190,15 @@ def test_merge_writes_weights_plain_transformers_loads(baseline: FinetuneResult,
 
 
 def test_generate_with_the_adapter_records_fine_tuned_outputs(baseline: FinetuneResult, tmp_path: Path) -> None:
-    from finetune.conftest import SHORT_PROMPT
-
+    from finetuning.conftest import SHORT_PROMPT
     from tidekit.data import read_generations, sample_path
-    from tidekit.generation import generate
+    from tidekit.generation import GenerateConfig, generate
 
-    result = generate(sample_path(), tmp_path / "gen", split="all", limit=2, adapter=baseline.out,
-                      max_new_tokens=16, progress=False, system_prompt=SHORT_PROMPT,
-                      backend={"dtype": "float32", "batch_size": 1})
+    config = GenerateConfig.model_validate({
+        "data": str(sample_path()), "split": "all", "limit": 2, "system_prompt": SHORT_PROMPT,
+        "params": {"max_new_tokens": 16, "seed": 0},
+        "backend": {"model": "smollm2-135m", "adapter": baseline.out, "dtype": "float32", "batch_size": 1}})
+    result = generate(config, out=tmp_path / "gen", progress=False)
     assert result.errors == 0
     records = read_generations(tmp_path / "gen")
     assert {r.condition for r in records} == {"fine_tuned"} and records[0].system == "smollm2-135m:fine_tuned"

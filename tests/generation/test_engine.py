@@ -15,7 +15,7 @@ from tidekit.generation import (
     TooManyErrors,
     batch_plan,
     conversation_messages,
-    generate_dataset,
+    generate,
     request_key,
     request_seed,
     run_requests,
@@ -104,10 +104,10 @@ def test_more_errors_than_allowed_stops_the_run_with_work_saved(tmp_path: Path) 
     assert backend.calls == [["r0"], ["r1"]]  # stopped before the third batch
 
 
-def test_generate_dataset_writes_records_and_manifest(fake: FakeBackend, tiny_data: Path, tmp_path: Path) -> None:
+def test_generate_writes_records_and_manifest(fake: FakeBackend, tiny_data: Path, tmp_path: Path) -> None:
     out = tmp_path / "gen"
     config = GenerateConfig(data=str(tiny_data), name="fake")
-    result = generate_dataset(config, out, backend=fake, progress=False)
+    result = generate(config, out=out, backend=fake, progress=False)
     records = read_generations(out)
     assert result.records == len(records) == 6 and result.errors == 0
     assert {r.system for r in records} == {"fake:zero_shot"}
@@ -119,7 +119,7 @@ def test_generate_dataset_writes_records_and_manifest(fake: FakeBackend, tiny_da
     assert manifest["models"][0]["alias"] == "fake"
     # idempotent: a rerun takes everything from the cache and writes the same file
     before = (out / "generations.jsonl").read_text()
-    again = generate_dataset(config, out, backend=FakeBackend(), progress=False)
+    again = generate(config, out=out, backend=FakeBackend(), progress=False)
     assert again.cached == 6 and (out / "generations.jsonl").read_text() == before
 
 

@@ -250,8 +250,8 @@ def test_score_tables_show_each_judge_columns_own_n_and_the_warnings(tmp_path, s
     config = ScoreConfig(metrics=[{"name": "distinct"}], include_reference=False, safety=False,
                          judges=[JudgeConfig(name="j")], bootstrap={"n_resamples": 100},
                          judge=JudgeOptions(max_retries=0, bias_probe_n=0, max_parse_failure_rate=0.5))
-    result = score([tmp_path / "gen"], sample_dir, tmp_path / "out", config, progress=False,
-                   judge_runner_for=_runner_for({"j": fake}))
+    config = config.model_copy(update={"generations": [str(tmp_path / "gen")], "references": str(sample_dir)})
+    result = score(config, out=tmp_path / "out", progress=False, judge_runner_for=_runner_for({"j": fake}))
     assert len(unreadable) == 2 and result.parse_failure_rate == {"j": pytest.approx(2 / 6)}
     md = (tmp_path / "out" / "aggregates.md").read_text()
     row = next(line for line in md.splitlines() if line.startswith("| m:zero_shot"))

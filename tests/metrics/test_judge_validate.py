@@ -159,13 +159,13 @@ def test_judge_validate_cli_reports_bad_labels_without_a_traceback(run_cli, tmp_
 
 
 def test_the_report_shows_the_validation_beside_the_judge_scores(tmp_path: Path) -> None:
-    from tidekit.reporting import report
+    from tidekit.reporting import ReportConfig, report
 
     run = tmp_path / "run"
     config = ScoreConfig(judges=[JudgeConfig(name="follows")], bootstrap={"n_resamples": 200})
     validate_judge(_write(tmp_path, _planted()), ["total", "rater_b"], run / "judge_validation", config,
                    runner_for=_runner(_follows_rubric))
-    result = report(run, analyze=False)
+    result = report(ReportConfig(run=str(run), analyze=False))
     html = result.html.read_text()
     assert "judge_validation" in result.figures and "judge_validation" in result.tables
     assert "Judge vs human labels" in html and "ceiling" in html

@@ -5,15 +5,22 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
 
 from tidekit.data import GenerationRecord, load_dataset, write_generations
 from tidekit.errors import DataError
-from tidekit.metrics import JudgeConfig, MetricSpec, ScoreConfig, score
+from tidekit.metrics import JudgeConfig, MetricSpec, ScoreConfig, ScoreResult, score
 
 FAST = [MetricSpec(name=n) for n in ("rouge_l", "bleu", "distinct", "length_ratio")]
+
+
+def _score(generations: list[Path], references: Path, out: Path, config: ScoreConfig, **kw: Any) -> ScoreResult:
+    """The score stage on these inputs (the tests below vary inputs more than settings)."""
+    return score(config.model_copy(update={"generations": [str(g) for g in generations],
+                                           "references": str(references)}), out=out, **kw)
 
 
 def _config(**kw: object) -> ScoreConfig:
@@ -48,7 +55,7 @@ def gens(tmp_path: Path, sample_dir: Path) -> list[Path]:
 def test_score_writes_every_table_with_the_contract_columns(tmp_path: Path, sample_dir: Path,
                                                             gens: list[Path]) -> None:
     out = tmp_path / "scores"
-    result = score(gens, sample_dir, out, _config(), progress=False)
+    result = _score(gens, sample_dir, out, _config(), progress=False)
     assert result.rows == 300 and result.scored == 300 and result.excluded == 0
     scores = pd.read_parquet(out / "scores.parquet")
     for col in ("conversation_id", "persona_id", "scenario_id", "system", "model", "condition", "age_group",
@@ -77,7 +84,7 @@ def test_score_writes_every_table_with_the_contract_columns(tmp_path: Path, samp
     assert [m["name"] for m in manifest["extra"]["metrics"]] == ["rouge_l", "bleu", "distinct", "length_ratio"]
 
     # a rerun gives the same numbers (seeded bootstrap, deterministic metrics)
-    score(gens, sample_dir, out, _config(), progress=False)
+    _score(gens, sample_dir, out, _config(), progress=False)
     pd.testing.assert_frame_equal(agg, pd.read_csv(out / "aggregates.csv"))
 
 
@@ -86,9 +93,9 @@ def test_bad_inputs_name_the_ids(tmp_path: Path, sample_dir: Path, gens: list[Pa
     write_generations(stray, [GenerationRecord(conversation_id="999-01", system="x:zero_shot", model="x",
                                                condition="zero_shot", output="hi")])
     with pytest.raises(DataError, match=r"999-01.*pass the dataset these generations were made from"):
-        score([stray], sample_dir, tmp_path / "o1", _config(), progress=False)
+        _score([stray], sample_dir, tmp_path / "o1", _config(), progress=False)
     with pytest.raises(DataError, match=r"conversation '1-01' has 2 generations for system 'smollm2-135m:zero_shot'"):
-        score([gens[0], gens[0] / "generations.jsonl"], sample_dir, tmp_path / "o2", _config(), progress=False)
+        _score([gens[0], gens[0] / "generations.jsonl"], sample_dir, tmp_path / "o2", _config(), progress=False)
 
 
 def test_missing_reference_is_an_error_naming_ids(tmp_path: Path, sample_dir: Path, gens: list[Path]) -> None:
@@ -98,7 +105,7 @@ def test_missing_reference_is_an_error_naming_ids(tmp_path: Path, sample_dir: Pa
     ds.conversations[0] = ds.conversations[0].model_copy(update={"reference": None})
     data = save_dataset(ds, tmp_path / "noref", "jsonl")
     with pytest.raises(DataError, match=r"1 conversation.* no reference reply: 1-01"):
-        score(gens, data, tmp_path / "o", _config(), progress=False)
+        _score(gens, data, tmp_path / "o", _config(), progress=False)
 
 
 def test_empty_and_failed_outputs_are_documented_exclusions(tmp_path: Path, sample_dir: Path) -> None:
@@ -109,7 +116,7 @@ def test_empty_and_failed_outputs_are_documented_exclusions(tmp_path: Path, samp
                for i, c in enumerate(ds.conversations)]
     write_generations(tmp_path / "g", records)
     out = tmp_path / "o"
-    result = score([tmp_path / "g"], sample_dir, out, _config(include_reference=False), progress=False)
+    result = _score([tmp_path / "g"], sample_dir, out, _config(include_reference=False), progress=False)
     assert result.excluded == 2
     scores = pd.read_parquet(out / "scores.parquet")
     excluded = scores[scores.status == "excluded"].set_index("conversation_id")
@@ -121,7 +128,7 @@ def test_empty_and_failed_outputs_are_documented_exclusions(tmp_path: Path, samp
     agg = pd.read_csv(out / "aggregates.csv")
     assert agg[(agg.scenario_id == "ALL") & (agg.metric == "rouge_l")].n.item() == 98
     with pytest.raises(DataError, match=r"2 of 100 generations failed or are empty.*1-01 \(m:zero_shot\): empty"):
-        score([tmp_path / "g"], sample_dir, tmp_path / "o3", _config(include_reference=False, max_excluded_fraction=0.01),
+        _score([tmp_path / "g"], sample_dir, tmp_path / "o3", _config(include_reference=False, max_excluded_fraction=0.01),
               progress=False)
 
 
@@ -133,7 +140,7 @@ def test_unknown_scenario_is_scored_with_the_keyword_screen_and_listed(tmp_path:
     data = save_dataset(ds, tmp_path / "custom", "jsonl")
     gens = _generations(data, tmp_path / "g", "zero_shot", _first_half, ids=["1-01", "1-02"])
     out = tmp_path / "o"
-    score([gens], data, out, _config(), progress=False)
+    _score([gens], data, out, _config(), progress=False)
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["extra"]["unknown_scenarios"] == ["my_own_scenario"]
     scores = pd.read_parquet(out / "scores.parquet")
@@ -153,7 +160,7 @@ def test_judges_columns_and_outputs_with_a_fake_backend(tmp_path: Path, sample_d
         return runner, ModelIdentity(alias="fake"), lambda: None
 
     out = tmp_path / "o"
-    result = score(gens[:1], sample_dir, out, _config(judges=[{"name": "fake"}], judge={"bias_probe_n": 5}),
+    result = _score(gens[:1], sample_dir, out, _config(judges=[{"name": "fake"}], judge={"bias_probe_n": 5}),
                    progress=False, judge_runner_for=runner_for)
     assert result.parse_failure_rate["fake"] == pytest.approx(18 / 200)  # 1-01..1-09 of 2 systems
     scores = pd.read_parquet(out / "scores.parquet")

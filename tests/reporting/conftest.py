@@ -32,7 +32,7 @@ def make_run(root: Path, seed: int = 0) -> Path:
     (root / "scores").mkdir()
     with RunRecorder(root / "scores", command="score", config={"metrics": ["cosine", "rouge_l"]}, seed=seed):
         scores.to_parquet(root / "scores" / "scores.parquet")
-        ceiling_analysis(scores, n_boot=50, params={"smollm2-135m": 0.135, "qwen2.5-0.5b": 0.5}).write(root / "scores")
+        ceiling_analysis(scores, n_boot=50, params={"smollm2-135m": 0.135, "qwen2.5-0.5b": 0.5}).write(root / "ceiling")
     return root
 
 

@@ -11,14 +11,14 @@ from typing import Any
 
 import pytest
 
-from tidekit.reporting import report
+from tidekit.reporting import ReportConfig, report
 
 EXPECTED = {"metrics", "scenarios", "ceiling", "human", "demographics", "agreement", "metric_human"}
 
 
 @pytest.fixture(scope="module")
 def rendered(full_run: Path) -> Any:
-    return report(full_run)  # analyses the exported ratings first (no analysis/ yet)
+    return report(ReportConfig(run=str(full_run)))  # analyses the exported ratings first (no analysis/ yet)
 
 
 def test_report_is_self_contained_and_complete(rendered: Any, full_run: Path) -> None:

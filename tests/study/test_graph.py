@@ -7,14 +7,14 @@ from pathlib import Path
 import pytest
 
 from tidekit.errors import ConfigError
-from tidekit.study._graph import Stage, plan_stages, run_stages
+from tidekit.study._graph import Stage, StageContext, plan_stages, run_stages
 
 
 def _stages(root: Path, log: list[str], cfg: dict[str, int]) -> list[Stage]:
     def make(name: str) -> Stage:
         deps = {"a": (), "b": ("a",), "c": ("b",), "d": ("a",)}[name]
 
-        def run() -> dict[str, int]:
+        def run(context: StageContext) -> dict[str, int]:
             log.append(name)
             (root / name).mkdir(parents=True, exist_ok=True)
             return {"n": cfg[name]}
@@ -71,10 +71,37 @@ def test_only_refuses_stale_inputs(tmp_path: Path) -> None:
 
 
 def test_failure_leaves_no_marker(tmp_path: Path) -> None:
-    def boom() -> None:
+    def boom(context: StageContext) -> None:
         raise RuntimeError("x")
 
     stage = Stage(name="a", folder=tmp_path / "a", config={}, run=boom)
     with pytest.raises(RuntimeError):
         run_stages([stage])
     assert not (tmp_path / "a" / ".stage.json").exists()
+
+
+def test_a_failed_stage_is_told_it_resumes_only_under_the_same_key(tmp_path: Path) -> None:
+    seen: list[bool] = []
+    fail = [True]
+
+    def run(context: StageContext) -> dict[str, int]:
+        seen.append(context.resuming)
+        if fail[0]:
+            raise RuntimeError("killed")
+        return {}
+
+    def stage(x: int) -> Stage:
+        return Stage(name="a", folder=tmp_path / "a", config={"x": x}, run=run)
+
+    with pytest.raises(RuntimeError):
+        run_stages([stage(1)])
+    with pytest.raises(RuntimeError):
+        run_stages([stage(1)])  # same settings: resumes what the first attempt left
+    with pytest.raises(RuntimeError):
+        run_stages([stage(2)])  # other settings: a fresh start, not a resume
+    fail[0] = False
+    run_stages([stage(2)])
+    assert seen == [False, True, False, True]
+    assert not (tmp_path / "a" / ".stage-started.json").exists()
+    run_stages([stage(3)])
+    assert seen[-1] is False  # a finished stage rerun for new settings does not resume

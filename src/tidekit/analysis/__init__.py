@@ -5,8 +5,9 @@ against model size).
 Typical use::
 
     from tidekit.analysis import analyze, AnalysisConfig
-    result = analyze("runs/study/ratings/ratings.parquet", out="runs/study/analysis",
-                     scores="runs/study/scores", config=AnalysisConfig(by=["age_group", "gender"]))
+    config = AnalysisConfig(ratings="runs/study/ratings/ratings.parquet", scores="runs/study/scores",
+                            by=["age_group", "gender"])
+    result = analyze(config, out="runs/study/analysis")
     for t in result.find(analysis="demographic", finding=True):
         print(t.term, t.test, t.p_adjusted)
 

@@ -84,21 +84,29 @@ def _load_frame(ratings: str | Path | pd.DataFrame, table: str) -> tuple[pd.Data
     return load_ratings(ratings, table=table), str(ratings)
 
 
-def analyze(ratings: str | Path | pd.DataFrame, out: str | Path | None = None,
-            scores: str | Path | pd.DataFrame | None = None, config: AnalysisConfig | None = None,
-            table: str = "ratings", progress: bool = False) -> AnalysisResult:
-    """Analyse a long-format ratings table; write ``analysis.json`` and tables to ``out`` if given.
+def analyze(config: AnalysisConfig, *, out: str | Path | None = None,
+            ratings: str | Path | pd.DataFrame | None = None, scores: str | Path | pd.DataFrame | None = None,
+            progress: bool = False) -> AnalysisResult:
+    """The analysis stage: analyse a long-format ratings table; write ``analysis.json`` and
+    tables to ``out`` if given. Python twin of ``tidekit analyze``.
 
-    ``ratings`` is a CSV/Parquet path, a folder holding ratings.csv/parquet, a SQLAlchemy URL
-    (with a ``table`` of long-format ratings) or a DataFrame. ``scores`` is a scores folder,
-    ``scores.parquet`` or a DataFrame, joined on (conversation_id, system).
+    The ratings are ``config.ratings`` (a CSV/Parquet path, a folder holding ratings.csv/parquet,
+    or a SQLAlchemy URL with a ``config.table`` of long-format ratings) unless the ``ratings``
+    keyword gives them (also a DataFrame); likewise the scores (a scores folder,
+    ``scores.parquet`` or a DataFrame, joined on (conversation_id, system)).
     """
     import pandas as pd
 
     from tidekit.analysis._metric_human import load_scores
     from tidekit.analysis._ratings import prepare_ratings
+    from tidekit.errors import ConfigError
 
-    config = config or AnalysisConfig()
+    ratings = ratings if ratings is not None else config.ratings
+    scores = scores if scores is not None else config.scores
+    table = config.table
+    if ratings is None:
+        raise ConfigError("analyze: no ratings given; set 'ratings' (a file, folder or database URL) or pass "
+                          "--ratings")
     timings: dict[str, float] = {}
 
     def timed(name: str, fn: Callable[[], Any]) -> Any:

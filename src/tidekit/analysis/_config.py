@@ -2,7 +2,7 @@
 
 Ratings collected by ``tidekit rate export`` use the default column names below; ratings from
 any other tool are analysed by renaming columns here (``columns.rater=worker_id``) or with
-the CLI flags (``--rater worker_id --by age,education``).
+the CLI flags (``--rater-col worker_id --by age,education``).
 """
 
 from __future__ import annotations
@@ -117,6 +117,12 @@ class PowerConfig(StrictModel):
 class AnalysisConfig(StrictModel):
     """Everything ``tidekit analyze`` does, with defaults that match ``tidekit rate export``."""
 
+    ratings: str | None = Field(default=None, description="The ratings: CSV/TSV/Parquet file, a folder holding "
+                                                          "ratings.csv|parquet, or a SQLAlchemy URL ('tidekit run' "
+                                                          "fills this in).")
+    scores: str | None = Field(default=None, description="Scores folder or scores.parquet, for the metric-vs-"
+                                                         "human correlation ('tidekit run' fills this in).")
+    table: str = Field(default="ratings", description="Table or view name when 'ratings' is a SQLAlchemy URL.")
     columns: Columns = Field(default_factory=Columns, description="Column names in the ratings table.")
     by: list[str] | None = Field(default=None,
                                  description="Rater attribute columns to test (e.g. [age_group, education]). "

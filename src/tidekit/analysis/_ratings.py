@@ -121,7 +121,7 @@ def prepare_ratings(raw: pd.DataFrame, config: AnalysisConfig) -> PreparedRating
     for role in ("rater", "item", "rating"):
         name = getattr(cols, role)
         if name not in raw.columns:
-            problems.append(f"required column '{name}' ({role}) is missing; name it with --{role} "
+            problems.append(f"required column '{name}' ({role}) is missing; name it with --{role}-col "
                             f"or columns.{role}=<column>")
     by = list(config.by) if config.by is not None else [a for a in DEFAULT_ATTRIBUTES if a in raw.columns]
     for attr in by:

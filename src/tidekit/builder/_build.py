@@ -108,17 +108,21 @@ def _rejection_report(records: list[RejectionRecord], stats: GenerationStats) ->
 def build_dataset(
     config: BuildConfig,
     *,
+    out: str | Path | None = None,
     backend: Backend | None = None,
     progress: bool = True,
     on_step: Callable[[str], None] | None = None,
 ) -> BuildResult:
-    """Build the dataset ``config`` describes; see the module docstring for what lands where.
+    """The dataset stage: build the dataset ``config`` describes into ``out`` (default: the
+    config's ``out``); see the module docstring for what lands where.
 
     ``backend`` replaces the configured teacher (tests, or a backend already loaded). Every
     config problem raises ConfigError before the teacher is loaded.
     """
     from tidekit import __version__
 
+    if out is not None and Path(out) != Path(config.out):
+        config = config.model_copy(update={"out": Path(out)})
     t_start = time.perf_counter()
     plan = plan_build(config)
     out = config.out

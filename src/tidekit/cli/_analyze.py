@@ -11,6 +11,7 @@ from tidekit.cli._common import (
     example,
     json_option,
     overrides_argument,
+    progress_option,
     stdout_console,
     stdout_to_stderr,
 )
@@ -22,7 +23,7 @@ _COLUMN_FLAGS = ("rater", "item", "rating", "conversation", "system", "model", "
 
 @click.command("analyze", **example(
     "tidekit analyze --ratings runs/study/ratings/ratings.parquet --out runs/study/analysis --scores runs/study/scores",
-    "tidekit analyze --ratings other.csv --out an/ --rater worker --item reply_id --rating score --by age,education",
+    "tidekit analyze --ratings other.csv --out an/ --rater-col worker --item-col reply_id --rating-col score --by age,education",
     "tidekit analyze --ratings r.csv --out an/ power.raters=200 power.effect=0.4 correction=fdr_bh",
     "tidekit analyze --ratings r.csv --out an/ --by age_group primary.demographic=trend primary.system=ordinal"))
 @click.option("--ratings", required=True, help="Ratings: CSV/TSV/Parquet file, folder with ratings.csv|parquet, "
@@ -31,22 +32,24 @@ _COLUMN_FLAGS = ("rater", "item", "rating", "conversation", "system", "model", "
 @click.option("--scores", type=click.Path(path_type=Path), default=None,
               help="Scores folder or scores.parquet, for the metric-vs-human correlation.")
 @click.option("--config", "config_path", type=click.Path(path_type=Path), default=None, help="YAML AnalysisConfig.")
-@click.option("--table", default="ratings", show_default=True, help="Table or view name when --ratings is a URL.")
-@click.option("--rater", default=None, help="Rater id column [rater_id].")
-@click.option("--item", default=None, help="Rated item column [item_id].")
-@click.option("--rating", default=None, help="Rating column [empathy].")
-@click.option("--conversation", default=None, help="Conversation id column [conversation_id].")
-@click.option("--system", default=None, help="System column [system].")
-@click.option("--model", default=None, help="Model column [model].")
-@click.option("--condition", default=None, help="Condition column [condition].")
-@click.option("--scenario", default=None, help="Scenario column [scenario_id].")
+@click.option("--table", default=None, help="Table or view name when --ratings is a URL [ratings].")
+@click.option("--rater-col", "rater", default=None, help="Rater id column [rater_id].")
+@click.option("--item-col", "item", default=None, help="Rated item column [item_id].")
+@click.option("--rating-col", "rating", default=None, help="Rating column [empathy].")
+@click.option("--conversation-col", "conversation", default=None, help="Conversation id column [conversation_id].")
+@click.option("--system-col", "system", default=None, help="System column [system].")
+@click.option("--model-col", "model", default=None, help="Model column [model].")
+@click.option("--condition-col", "condition", default=None, help="Condition column [condition].")
+@click.option("--scenario-col", "scenario", default=None, help="Scenario column [scenario_id].")
 @click.option("--by", default=None, help="Comma-separated rater attribute columns, e.g. age_group,education,gender.")
 @click.option("--scale", default=None, help="Rating scale as MIN-MAX [1-7].")
 @click.option("--power", "with_power", is_flag=True, help="Also compute power by simulation (power.* overrides).")
+@progress_option
 @json_option("the AnalysisResult (the content of OUT/analysis.json)")
 @overrides_argument
-def analyze_cmd(ratings: str, out: Path, scores: Path | None, config_path: Path | None, table: str,
-                by: str | None, scale: str | None, with_power: bool, as_json: bool, overrides: tuple[str, ...],
+def analyze_cmd(ratings: str, out: Path, scores: Path | None, config_path: Path | None, table: str | None,
+                by: str | None, scale: str | None, with_power: bool, progress: bool, as_json: bool,
+                overrides: tuple[str, ...],
                 **columns: str | None) -> None:
     """Compare systems and conditions, test rater demographics (rater-aware), measure agreement,
     correlate metrics with ratings, and write analysis.json plus CSV tables to --out.
@@ -61,19 +64,20 @@ def analyze_cmd(ratings: str, out: Path, scores: Path | None, config_path: Path 
     from tidekit.analysis import AnalysisConfig, analyze
     from tidekit.errors import ConfigError
 
-    extra = [f"columns.{k}={v}" for k, v in columns.items() if v is not None and k in _COLUMN_FLAGS]
+    flags: dict[str, object] = {f"columns.{k}": v for k, v in columns.items() if k in _COLUMN_FLAGS}
+    flags.update(ratings=ratings, scores=scores, table=table)
     if by is not None:
-        extra.append(f"by=[{', '.join(repr(b.strip()) for b in by.split(',') if b.strip())}]")
+        flags["by"] = [b.strip() for b in by.split(",") if b.strip()]
     if scale is not None:
         lo, sep, hi = scale.partition("-")
         if not sep or not lo.strip().lstrip("-").isdigit() or not hi.strip().isdigit():
             raise ConfigError(f"--scale {scale!r}: write it as MIN-MAX, e.g. 1-7")
-        extra += [f"scale_min={lo.strip()}", f"scale_max={hi.strip()}"]
+        flags.update(scale_min=int(lo), scale_max=int(hi))
     if with_power and not any(o.startswith("power") for o in overrides):
-        extra.append("power={}")
-    config = load_config(AnalysisConfig, config_path, [*extra, *overrides])
+        flags["power"] = {}
+    config = load_config(AnalysisConfig, config_path, overrides, flags=flags)
     with stdout_to_stderr(as_json):
-        result = analyze(ratings, out=out, scores=scores, config=config, table=table, progress=True)
+        result = analyze(config, out=out, progress=progress)
     if as_json:
         echo_json(result)
         return

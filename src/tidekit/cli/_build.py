@@ -11,6 +11,7 @@ from tidekit.cli._common import (
     echo_json,
     example,
     overrides_argument,
+    progress_option,
     stderr_console,
     stdout_console,
 )
@@ -42,10 +43,13 @@ def build() -> None:
                                 "tidekit build run configs/tide-500x20.yaml --check"))
 @click.argument("config_path", metavar="CONFIG", type=click.Path(path_type=Path))
 @click.option("--check", is_flag=True, help="Check the config and print the plan; call no model.")
-@click.option("--no-progress", is_flag=True, help="Hide progress bars.")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Output folder [the config's 'out'].")
+@progress_option
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @overrides_argument
-def run_cmd(config_path: Path, check: bool, no_progress: bool, as_json: bool, overrides: tuple[str, ...]) -> None:
+def run_cmd(config_path: Path, check: bool, out: Path | None, progress: bool, as_json: bool,
+            overrides: tuple[str, ...]) -> None:
     """Generate, gate and write the dataset CONFIG describes (resumes a killed build from its cache).
 
     Every config problem (unknown keys, facets or scenarios, target shares not summing to 1,
@@ -56,7 +60,7 @@ def run_cmd(config_path: Path, check: bool, no_progress: bool, as_json: bool, ov
     from tidekit._config import load_config
     from tidekit.builder import BuildConfig, build_dataset, plan_build
 
-    config = load_config(BuildConfig, config_path, overrides)
+    config = load_config(BuildConfig, config_path, overrides, flags={"out": out})
     if check:
         plan = plan_build(config)
         info: dict[str, Any] = {"out": str(config.out), "personas": len(plan.personas),
@@ -69,8 +73,8 @@ def run_cmd(config_path: Path, check: bool, no_progress: bool, as_json: bool, ov
             click.echo("config OK: " + ", ".join(f"{k} {v}" for k, v in info.items()))
         return
     err = stderr_console()
-    result = build_dataset(config, progress=not no_progress,
-                           on_step=None if no_progress else (lambda msg: err.print(f"[dim]{msg}[/dim]")))
+    result = build_dataset(config, out=config.out, progress=progress,
+                           on_step=(lambda msg: err.print(f"[dim]{msg}[/dim]")) if progress else None)
     if as_json:
         echo_json(result)
         return

@@ -11,8 +11,8 @@ from typing import Any, TypeVar
 import click
 from pydantic import BaseModel
 
-__all__ = ["echo_json", "example", "json_option", "overrides_argument", "stderr_console", "stdout_console",
-           "stdout_to_stderr"]
+__all__ = ["echo_json", "example", "json_option", "overrides_argument", "progress_option", "stderr_console",
+           "stdout_console", "stdout_to_stderr"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -37,6 +37,32 @@ def json_option(printed: str) -> Callable[[F], F]:
     """
     return click.option("--json", "as_json", is_flag=True,
                         help=f"Print {printed} as JSON on stdout instead of text (fields: docs/json.md).")
+
+
+def _set_progress(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+    """With --no-progress, also silence the bars libraries draw (transformers' weight loading,
+    datasets' map, huggingface_hub downloads), so a CI log stays readable."""
+    if not value:
+        import os
+
+        os.environ["HF_DATASETS_DISABLE_PROGRESS_BARS"] = "1"
+        os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+        os.environ["TRANSFORMERS_NO_ADVISORY_WARNINGS"] = "1"
+        try:
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()
+        except ImportError:  # transformers is optional for some verbs
+            pass
+    return value
+
+
+def progress_option(func: F) -> F:
+    """The ``--progress/--no-progress`` switch of every verb that works long (default: on)."""
+    return click.option("--progress/--no-progress", "progress", default=True, show_default=True,
+                        callback=_set_progress,
+                        help="Show progress bars; --no-progress also silences the libraries' bars "
+                             "(transformers, datasets).")(func)
 
 
 @contextmanager

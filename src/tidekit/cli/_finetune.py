@@ -15,6 +15,7 @@ from tidekit.cli._common import (
     example,
     json_option,
     overrides_argument,
+    progress_option,
     stdout_console,
     stdout_to_stderr,
 )
@@ -52,23 +53,31 @@ def finetune_group() -> None:
 @click.argument("config", type=click.Path(path_type=Path))
 @overrides_argument
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Output folder (overrides 'out').")
-@click.option("--resume", is_flag=True, help="Continue an interrupted run from its newest checkpoint.")
-@click.option("--force", is_flag=True, help="Discard what OUT holds (adapter, checkpoints, metrics) and start over.")
+@click.option("--if-exists", "if_exists", type=click.Choice(["error", "resume", "replace"]), default=None,
+              help="What to do with what OUT holds: error (default), resume an unfinished run, or replace it.")
+@click.option("--resume", is_flag=True, help="Short for --if-exists resume: continue an interrupted run from its "
+                                             "newest checkpoint.")
+@click.option("--force", is_flag=True, help="Short for --if-exists replace: discard what OUT holds (adapter, "
+                                            "checkpoints, metrics) and start over, once the preflight checks pass.")
+@progress_option
 @json_option("the FinetuneResult (steps, losses before/after, tokens/s, skipped)")
-def train_cmd(config: Path, overrides: tuple[str, ...], out: Path | None, resume: bool, force: bool,
-              as_json: bool) -> None:
+def train_cmd(config: Path, overrides: tuple[str, ...], out: Path | None, if_exists: str | None, resume: bool,
+              force: bool, progress: bool, as_json: bool) -> None:
     """Train a LoRA adapter as CONFIG says (YAML; KEY=VALUE overrides, dotted for nested keys).
 
     Loss is on supporter replies only. Writes the adapter, tokenizer, README.md (model card),
     metrics.jsonl, manifest.json and checkpoints/ to OUT; rerunning a finished run does nothing.
     """
-    from tidekit.finetuning import finetune
+    from tidekit._config import load_config
+    from tidekit.finetuning import FinetuneConfig, finetune
 
-    if resume and force:
-        raise ConfigError("--resume and --force contradict each other; give one")
-    extra = [*overrides, *([f"out={out}"] if out else [])]
+    chosen = [m for m, on in (("resume", resume), ("replace", force), (if_exists or "", if_exists is not None)) if on]
+    if len(set(chosen)) > 1:
+        raise ConfigError(f"--resume, --force and --if-exists contradict each other ({', '.join(chosen)}); give one")
+    flags = {"out": out, "if_exists": chosen[0] if chosen else None, "progress": False if not progress else None}
+    cfg = load_config(FinetuneConfig, config, overrides, flags=flags)
     with stdout_to_stderr(as_json):  # the trainer prints its log lines when there is no progress bar
-        result = finetune(config, extra, resume=resume, force=force)
+        result = finetune(cfg)
     if as_json:
         echo_json(result)
         return

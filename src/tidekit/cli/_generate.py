@@ -7,12 +7,13 @@ from typing import Any
 
 import click
 
-from tidekit.cli._backend_options import backend_options, backend_overrides
+from tidekit.cli._backend_options import backend_flags, backend_options
 from tidekit.cli._common import (
     echo_json,
     example,
     json_option,
     overrides_argument,
+    progress_option,
     stdout_console,
     stdout_to_stderr,
 )
@@ -40,7 +41,7 @@ __all__ = ["COMMANDS"]
 @click.option("--cache", default=None, type=click.Path(), help="Result cache file. [OUT/cache.sqlite]")
 @click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
               help="YAML config (GenerateConfig); options and KEY=VALUE override it.")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@progress_option
 @json_option("the GenerateResult (records, cached, errors, tokens, wall time)")
 @click.option("--ray", "ray_address", default=None, metavar="local|ADDRESS",
               help="Run the model on Ray actors: 'local' starts a private Ray instance on loopback; an address "
@@ -49,7 +50,7 @@ __all__ = ["COMMANDS"]
               help="Backend replicas on Ray (one per GPU or CPU worker). [2]")
 @backend_options
 @overrides_argument
-def generate_cmd(data: Path | None, out: Path, config_path: Path | None, quiet: bool, as_json: bool,
+def generate_cmd(data: Path | None, out: Path, config_path: Path | None, progress: bool, as_json: bool,
                  overrides: tuple[str, ...], **options: Any) -> None:
     """Generate one reply per conversation of a split and write OUT/generations.jsonl + manifest.json.
 
@@ -59,23 +60,19 @@ def generate_cmd(data: Path | None, out: Path, config_path: Path | None, quiet: 
     The prompt is tidekit's trauma-informed responder prompt (see docs/generation.md).
     """
     from tidekit._config import load_config
-    from tidekit.generation import GenerateConfig, generate_dataset
+    from tidekit.generation import GenerateConfig, generate
 
-    given = backend_overrides(options)
-    for key, field in (("split", "split"), ("limit", "limit"), ("max_errors", "max_errors"), ("cache", "cache"),
-                       ("max_new_tokens", "params.max_new_tokens"), ("temperature", "params.temperature"),
-                       ("seed", "params.seed")):
-        if options.get(key) is not None:
-            given.append(f"{field}={options[key]}")
-    if data is not None:
-        given.append(f"data={data}")
+    flags: dict[str, Any] = {f"backend.{k}": v for k, v in backend_flags(options).items()}
+    flags.update({"data": data, "split": options.get("split"), "limit": options.get("limit"),
+                  "max_errors": options.get("max_errors"), "cache": options.get("cache"),
+                  "params.max_new_tokens": options.get("max_new_tokens"),
+                  "params.temperature": options.get("temperature"), "params.seed": options.get("seed"),
+                  "executor.address": options.get("ray_address"), "executor.replicas": options.get("replicas")})
     if options.get("ray_address") is not None:
-        given += ["executor.kind=ray", f"executor.address={options['ray_address']}"]
-    if options.get("replicas") is not None:
-        given.append(f"executor.replicas={options['replicas']}")
-    config = load_config(GenerateConfig, config_path, [*given, *overrides])
+        flags["executor.kind"] = "ray"
+    config = load_config(GenerateConfig, config_path, overrides, flags=flags)
     with stdout_to_stderr(as_json):
-        result = generate_dataset(config, out, progress=False if quiet else "generate")
+        result = generate(config, out=out, progress=progress and "generate")
     if as_json:
         echo_json(result)
         return

@@ -166,7 +166,7 @@ def release_cmd(db: str, idle_min: float, with_ratings: bool, dry_run: bool, as_
 @click.option("--db", required=True, help=_DB_HELP)
 @click.option("--raters", type=click.IntRange(min=1), default=None, help="Raters to add (default: fill the study).")
 @click.option("--seed", default=0, show_default=True, help="Seed of the simulation.")
-@click.option("--model", "model_path", type=click.Path(path_type=Path), default=None,
+@click.option("--rater-model", "model_path", type=click.Path(path_type=Path), default=None,
               help="YAML rater model (see docs/rating.md); KEY=VALUE overrides its keys.")
 @json_option("the simulation summary")
 @overrides_argument

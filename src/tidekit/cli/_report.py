@@ -24,10 +24,11 @@ def report_cmd(run_dir: Path, out: Path | None, title: str | None, analyze: bool
                as_json: bool) -> None:
     """Write RUN_DIR/report/report.html (no CDN: opens offline), figures/*.png|svg and
     tables/*.csv|md|tex, from whatever stages the run holds; absent parts are listed."""
-    from tidekit.reporting import report
+    from tidekit.reporting import ReportConfig, report
 
+    config = ReportConfig(run=str(run_dir), title=title, analyze=analyze, screenshot=screenshot)
     with stdout_to_stderr(as_json):
-        result = report(run_dir, out=out, title=title, analyze=analyze, screenshot=screenshot)
+        result = report(config, out=out)
     if as_json:
         echo_json(result)
         return

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Any
 
 import click
 
-from tidekit.cli._common import echo_json, example, overrides_argument, stdout_console
+from tidekit.cli._common import (
+    echo_json,
+    example,
+    overrides_argument,
+    progress_option,
+    stdout_console,
+)
 
 __all__ = ["COMMANDS", "shipped_config", "shipped_configs_dir"]
 
@@ -40,16 +45,19 @@ def shipped_config(study: Path, shipped: Path | None = None) -> Path:
 @click.option("--from", "from_stage", metavar="STAGE", help="Rerun this stage and everything after it.")
 @click.option("--only", metavar="STAGE", help="Run only this stage (its inputs must be up to date).")
 @click.option("--dry-run", is_flag=True, help="Print the plan and the scale of the work; run nothing.")
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Run folder [the config's 'out'].")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan or result as JSON.")
-@click.option("--no-progress", is_flag=True, help="No progress bars (logs stay readable in CI).")
+@progress_option
 def run_cmd(study: Path, overrides: tuple[str, ...], from_stage: str | None, only: str | None,
-            dry_run: bool, as_json: bool, no_progress: bool) -> None:
+            dry_run: bool, out: Path | None, as_json: bool, progress: bool) -> None:
     """Run a study: dataset, split, fine-tuning, generation, scoring, ratings, analysis, report.
 
     Each stage writes a subfolder of the run folder. A rerun skips finished stages whose
     settings and inputs are unchanged; editing one section reruns that stage and those after
     it. A killed run resumes where it stopped. Stage names: dataset, split,
-    finetune:<model>, generate:<model>:<condition>, score, rating, analysis, report.
+    finetune:<model>, generate:<model>:<condition>, score, ceiling, judge_validation, rating,
+    analysis, report. Every stage seed the config does not set derives from its master 'seed'
+    (--dry-run shows them).
 
     STUDY may also name an example config shipped with tidekit (quickstart, tide-paper,
     tide-500x20; with or without .yaml, or configs/NAME.yaml) when no such file exists here, so
@@ -57,13 +65,10 @@ def run_cmd(study: Path, overrides: tuple[str, ...], from_stage: str | None, onl
     """
     from tidekit.study import load_study, plan_study, run_study
 
-    if no_progress:  # also silence transformers' and the Hub's own bars (read when they load)
-        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-
-    cfg = load_study(shipped_config(study), overrides)
+    cfg = load_study(shipped_config(study), overrides, out=out)
     console = stdout_console()
     if dry_run:
-        plan = plan_study(cfg, from_stage, only)
+        plan = plan_study(cfg, from_stage=from_stage, only=only)
         if as_json:
             echo_json(plan)
             return
@@ -78,7 +83,9 @@ def run_cmd(study: Path, overrides: tuple[str, ...], from_stage: str | None, onl
                       if most > total else ""))
         console.print(f"generated tokens: at most {plan.generated_tokens_max:,}")
         for s in plan.stages:
-            console.print(f"  {'run ' if s['status'] == 'planned' else 'skip'}  {s['name']}")
+            extra = "".join(f", {k} {s[k]}" for k in ("engine", "seed") if s.get(k) is not None)
+            console.print(f"  {'run ' if s['status'] == 'planned' else 'skip'}  {s['name']}"
+                          + (f"  [dim]({extra[2:]})[/dim]" if extra else ""))
         return
 
     from tidekit.cli._common import stderr_console
@@ -87,6 +94,7 @@ def run_cmd(study: Path, overrides: tuple[str, ...], from_stage: str | None, onl
         console = stderr_console()
     names: list[str] = []
     started: dict[str, float] = {}
+    t_start = time.perf_counter()
 
     def on_event(event: str, stage: Any, outcome: Any) -> None:
         if event == "start":
@@ -99,12 +107,13 @@ def run_cmd(study: Path, overrides: tuple[str, ...], from_stage: str | None, onl
             facts = ", ".join(f"{k} {v}" for k, v in outcome.facts.items() if v is not None)
             console.print(f"[green]ok {stage.name}[/green] in {outcome.wall_s:.1f} s" + (f" ({facts})" if facts else ""))
 
-    result = run_study(cfg, from_stage, only, progress=not no_progress, on_event=on_event)
+    result = run_study(cfg, from_stage=from_stage, only=only, progress=progress, on_event=on_event)
     if as_json:
         echo_json(result)
         return
     ran = sum(1 for s in result.stages if s["status"] == "ran")
-    console.print(f"done: {ran} stage(s) ran, {len(result.stages) - ran} up to date. Run folder: {result.out}")
+    console.print(f"done in {time.perf_counter() - t_start:.1f} s: {ran} stage(s) ran, "
+                  f"{len(result.stages) - ran} up to date. Run folder: {result.out}")
     if result.report:
         console.print(f"report: {result.report}")
 

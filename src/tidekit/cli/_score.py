@@ -11,6 +11,7 @@ from tidekit.cli._common import (
     example,
     json_option,
     overrides_argument,
+    progress_option,
     stderr_console,
     stdout_console,
     stdout_to_stderr,
@@ -38,38 +39,35 @@ __all__ = ["COMMANDS"]
 @click.option("--no-reference", is_flag=True, help="Do not add the references as system 'reference'.")
 @click.option("--no-safety", is_flag=True, help="Skip the rule-based safety checks.")
 @click.option("--seed", type=int, default=None, help="Bootstrap seed [default: 0].")
+@progress_option
 @json_option("the ScoreResult (counts, systems, judge parse-failure rates, warnings, files)")
 @overrides_argument
 def score_cmd(generations: tuple[Path, ...], references: Path, out: Path, config_path: Path | None,
               metric_names: str | None, judges: str | None, no_reference: bool, no_safety: bool,
-              seed: int | None, as_json: bool, overrides: tuple[str, ...]) -> None:
+              seed: int | None, progress: bool, as_json: bool, overrides: tuple[str, ...]) -> None:
     """Score generations against reference replies: embedding cosine, BERTScore, ROUGE-L,
     METEOR, BLEU, distinct-n and length ratio per reply; optional LLM judges of the three
     empathy factors; safety checks; persona-clustered bootstrap CIs and paired comparisons.
 
     Writes scores.parquet, aggregates.csv/.md/.tex, comparisons.csv/.md/.tex and manifest.json.
     """
-    import json
-
     from tidekit._config import load_config
     from tidekit.metrics import ScoreConfig, score
 
     # flags are applied after the config file, and explicit KEY=VALUE overrides after them
-    flags: list[str] = []
+    flags: dict[str, object] = {"generations": [str(g) for g in generations], "references": references,
+                                "seed": seed}
     if metric_names:
-        flags.append("metrics=" + json.dumps([{"name": n.strip()} for n in metric_names.split(",") if n.strip()]))
+        flags["metrics"] = [{"name": n.strip()} for n in metric_names.split(",") if n.strip()]
     if judges:
-        flags.append("judges=" + json.dumps([{"backend": {"model": j.strip()}} for j in judges.split(",")
-                                             if j.strip()]))
+        flags["judges"] = [{"backend": {"model": j.strip()}} for j in judges.split(",") if j.strip()]
     if no_reference:
-        flags.append("include_reference=false")
+        flags["include_reference"] = False
     if no_safety:
-        flags.append("safety=false")
-    if seed is not None:
-        flags.append(f"seed={seed}")
-    config = load_config(ScoreConfig, config_path, [*flags, *overrides])
+        flags["safety"] = False
+    config = load_config(ScoreConfig, config_path, overrides, flags=flags)
     with stdout_to_stderr(as_json):
-        result = score(list(generations), references, out, config)
+        result = score(config, out=out, progress=progress)
     if as_json:  # warnings are in the JSON; stderr still shows them to a person watching
         for warning in result.warnings:
             stderr_console().print(f"[bold red]warning:[/] {warning}", markup=True, highlight=False)

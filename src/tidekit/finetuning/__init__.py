@@ -5,8 +5,10 @@ statistics on scores, so it lives in :mod:`tidekit.analysis` (``ceiling_analysis
 
 Typical use::
 
-    from tidekit.finetuning import finetune, merge_adapter
-    result = finetune("configs/finetune-smollm2.yaml", ["train.max_steps=100"])
+    from tidekit._config import load_config
+    from tidekit.finetuning import FinetuneConfig, finetune, merge_adapter
+    config = load_config(FinetuneConfig, "configs/finetune-smollm2.yaml", ["train.max_steps=100"])
+    result = finetune(config, if_exists="resume")
     print(result.first_train_loss, result.last_train_loss, result.eval_loss_after)
     merge_adapter(result.out, "runs/merged")       # full weights for transformers / vLLM
 """

@@ -20,12 +20,14 @@ __all__ = [
     "DataSettings",
     "EvalSettings",
     "FinetuneConfig",
+    "IfExists",
     "LoraSettings",
     "Precision",
     "TrainSettings",
 ]
 
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
+IfExists = Literal["resume", "replace", "error"]
 
 
 class DataSettings(StrictModel):
@@ -128,6 +130,12 @@ class FinetuneConfig(StrictModel):
     checkpoints: CheckpointSettings = Field(default_factory=CheckpointSettings, description="Checkpoints.")
     device: Literal["auto", "cpu", "cuda"] = Field(default="auto", description="auto: CUDA when available.")
     progress: bool = Field(default=True, description="Show a progress bar.")
+    if_exists: IfExists = Field(
+        default="error", description="What OUT may already hold: 'error' refuses an unfinished run's checkpoints "
+                                     "or another configuration's adapter; 'resume' continues an unfinished run "
+                                     "with the same settings; 'replace' discards it and starts over (only after "
+                                     "the preflight checks pass). A finished run with the same settings is "
+                                     "never redone, except with 'replace'.")
 
     @model_validator(mode="before")
     @classmethod

@@ -91,3 +91,23 @@ def check_target_modules(model: Any, targets: list[str] | str) -> None:
     if not_linear:
         raise ConfigError(f"lora.target_modules: {', '.join(map(repr, not_linear))} are not linear layers; LoRA here "
                           f"targets linear layers: {', '.join(available)}.")
+
+
+def check_target_modules_of(model: str, targets: list[str] | str) -> None:
+    """:func:`check_target_modules` on the model's architecture built on the meta device (no
+    weights read, no memory), so a wrong target fails before anything is loaded or deleted."""
+    if targets == "all-linear":
+        return
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from tidekit.backends import resolve_model_path
+
+    path = resolve_model_path(model)
+    try:
+        config = AutoConfig.from_pretrained(str(path))
+    except (OSError, ValueError):
+        return  # the model load reports an unreadable model with its own message
+    with torch.device("meta"):
+        skeleton = AutoModelForCausalLM.from_config(config)
+    check_target_modules(skeleton, targets)

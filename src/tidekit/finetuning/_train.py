@@ -30,12 +30,11 @@ from typing import Any
 
 from pydantic import BaseModel, Field, PrivateAttr
 
-from tidekit._config import load_config
 from tidekit._io import write_json, write_text
 from tidekit._manifest import MANIFEST_NAME, ModelIdentity, RunRecorder, read_manifest
 from tidekit._tracking import check_tracker, tracker_env
 from tidekit.errors import BackendError, ConfigError
-from tidekit.finetuning._config import FinetuneConfig
+from tidekit.finetuning._config import FinetuneConfig, IfExists
 from tidekit.finetuning._metrics import METRICS_FILE, read_metrics
 
 __all__ = ["CHECKPOINTS_DIR", "FinetuneResult", "finetune", "last_checkpoint"]
@@ -44,7 +43,7 @@ CHECKPOINTS_DIR = "checkpoints"
 _RUN_CONFIG = "config.json"  # in checkpoints/: the configuration the checkpoints belong to
 _ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 # settings that may change between an interrupted run and its --resume without changing the result
-_RESUME_FREE = {"progress", "tensorboard", "eval", "checkpoints", "train.logging_steps", "train.report_to",
+_RESUME_FREE = {"progress", "if_exists", "tensorboard", "eval", "checkpoints", "train.logging_steps", "train.report_to",
                 "train.run_name"}
 
 
@@ -108,38 +107,42 @@ def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
             and not any(k == free or k.startswith(free + ".") for free in _RESUME_FREE)]
 
 
-def _prepare_out(out: Path, config: FinetuneConfig, resume: bool, force: bool) -> Path | bool | None:
-    """Decide what to do with OUT: True = already done, a Path = resume from it, None = fresh."""
+def _discard(out: Path) -> None:
+    """Remove what an earlier run left in OUT (adapter, card, metrics, manifest, checkpoints)."""
+    for name in (*_ADAPTER_FILES, "README.md", METRICS_FILE, MANIFEST_NAME):
+        (out / name).unlink(missing_ok=True)
+    shutil.rmtree(out / CHECKPOINTS_DIR, ignore_errors=True)
+
+
+def _prepare_out(out: Path, config: FinetuneConfig, if_exists: IfExists) -> Path | bool | None:
+    """Decide what to do with what OUT holds, deleting nothing: True = already done (skip), a
+    Path = resume from that checkpoint, None = start fresh (after discarding, with 'replace')."""
     if out.exists() and not out.is_dir():
         raise ConfigError(f"out: {out} is a file; give a folder")
-    if force:
-        for name in (*_ADAPTER_FILES, "README.md", METRICS_FILE, MANIFEST_NAME):
-            (out / name).unlink(missing_ok=True)
-        shutil.rmtree(out / CHECKPOINTS_DIR, ignore_errors=True)
-        return None
     wanted = config.model_dump(mode="json")
     manifest = out / MANIFEST_NAME
-    if manifest.is_file() and all((out / f).is_file() for f in _ADAPTER_FILES):
+    if if_exists != "replace" and manifest.is_file() and all((out / f).is_file() for f in _ADAPTER_FILES):
         record = read_manifest(manifest)
         if record.command == "finetune" and record.status == "finished":
             diff = _differences(record.config, wanted)
             if not diff:
                 return True
             raise ConfigError(f"{out} already holds a finished adapter trained with another configuration "
-                              f"(differs in: {', '.join(diff)}). Choose another out, or pass --force to replace it.")
+                              f"(differs in: {', '.join(diff)}). Choose another out, or replace it "
+                              "(--force, if_exists=replace).")
     checkpoint = last_checkpoint(out)
-    if checkpoint is None:
+    if checkpoint is None or if_exists == "replace":
         return None
-    if not resume:
-        raise ConfigError(f"{out} holds checkpoints of an unfinished run (newest: {checkpoint.name}). Pass --resume "
-                          "to continue it, or --force to start over.")
+    if if_exists == "error":
+        raise ConfigError(f"{out} holds checkpoints of an unfinished run (newest: {checkpoint.name}). Continue it "
+                          "(--resume, if_exists=resume), or start over (--force, if_exists=replace).")
     saved = out / CHECKPOINTS_DIR / _RUN_CONFIG
     if saved.is_file():
         diff = _differences(json.loads(saved.read_text(encoding="utf-8")), wanted)
         if diff:
-            raise ConfigError(f"--resume: the configuration differs from the interrupted run's in: {', '.join(diff)}. "
+            raise ConfigError(f"resume: the configuration differs from the interrupted run's in: {', '.join(diff)}. "
                               "Resume with the same settings (only eval, checkpoints, logging and progress may "
-                              "change), or pass --force to start over.")
+                              "change), or start over (--force, if_exists=replace).")
     return checkpoint
 
 
@@ -160,33 +163,45 @@ def _existing_result(out: Path) -> FinetuneResult:
 
 
 def finetune(
-    config: FinetuneConfig | str | Path,
-    overrides: Sequence[str] = (),
+    config: FinetuneConfig,
     *,
-    resume: bool = False,
-    force: bool = False,
+    out: str | Path | None = None,
+    if_exists: IfExists | None = None,
     callbacks: Sequence[Any] = (),
     keep_model: bool = False,
 ) -> FinetuneResult:
-    """LoRA-fine-tune a chat model on a dataset's supporter replies and save the adapter to OUT.
+    """The finetune stage: LoRA-fine-tune a chat model on a dataset's supporter replies and save
+    the adapter to ``out`` (default: the config's ``out``). Python twin of ``tidekit finetune``.
 
-    ``config``: a FinetuneConfig or a YAML file (with ``key=value`` ``overrides``). ``resume``:
-    continue from the newest checkpoint in OUT. ``force``: discard what OUT holds and start over.
+    ``if_exists`` (default: the config's): what to do with what OUT already holds. ``error``:
+    refuse an unfinished run's checkpoints or another configuration's adapter; ``resume``:
+    continue an unfinished run with the same settings from its newest checkpoint; ``replace``:
+    discard it and start over. A finished run with the same settings is never redone, except
+    with ``replace``. Nothing is deleted before the preflight checks (hardware, tracker, chat
+    template, LoRA targets) pass, so a run that cannot start here keeps what OUT holds.
     ``callbacks``: extra transformers ``TrainerCallback`` objects. ``keep_model``: keep the trained
     model on the result (``result.model``) instead of freeing it.
     """
-    cfg = config if isinstance(config, FinetuneConfig) else load_config(FinetuneConfig, config, overrides)
+    cfg = config
+    if out is not None and str(out) != cfg.out:
+        cfg = cfg.model_copy(update={"out": str(out)})
+    mode: IfExists = if_exists or cfg.if_exists
     out = Path(cfg.out)
-    state = _prepare_out(out, cfg, resume, force)
+    state = _prepare_out(out, cfg, mode)
     if state is True:
         return _existing_result(out)
     checkpoint = state if isinstance(state, Path) else None
 
-    # -- preflight: hardware and optional packages, before reading data or weights
-    from tidekit.finetuning._preflight import resolve_hardware
+    # -- preflight: hardware, optional packages, the model's chat template and LoRA targets,
+    # before anything in OUT is touched
+    from tidekit.finetuning._preflight import check_target_modules_of, resolve_hardware
 
     hw = resolve_hardware(cfg.device, cfg.train.precision, cfg.train.quantization)
     check_tracker(cfg.train.report_to)
+    _load_tokenizer(cfg.model)
+    check_target_modules_of(cfg.model, cfg.lora.target_modules)
+    if mode == "replace":
+        _discard(out)
 
     with RunRecorder(out, command="finetune", config=cfg, seed=cfg.seed, inputs={"data": cfg.data.path}) as run:
         run.extra["hardware"] = hw.model_dump()

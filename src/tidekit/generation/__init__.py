@@ -2,8 +2,9 @@
 
 - :func:`run_requests`: batched (longest first), cached in SQLite (WAL), resumable after a
   kill, error-tolerant up to ``max_errors``, with a progress bar.
-- :func:`generate_dataset` / :func:`generate`: answer a dataset split with one model and write
-  ``generations.jsonl`` + ``manifest.json`` (what ``tidekit generate`` runs).
+- :func:`generate` (the stage, ``generate(GenerateConfig(...), out=...)``): answer a dataset
+  split with one model and write ``generations.jsonl`` + ``manifest.json`` (what ``tidekit
+  generate`` runs).
 - :class:`ExecutorConfig` / :class:`RayBackend`: the same, with the model replicated on Ray
   actors (one per GPU or CPU worker); the driver alone writes the cache and outputs.
 
@@ -21,7 +22,6 @@ from tidekit.generation._dataset import (
     GenerateConfig,
     GenerateResult,
     generate,
-    generate_dataset,
 )
 from tidekit.generation._engine import (
     TooManyErrors,
@@ -46,7 +46,6 @@ __all__ = [
     "conversation_messages",
     "executor_backend",
     "generate",
-    "generate_dataset",
     "request_key",
     "request_seed",
     "run_requests",

@@ -9,7 +9,7 @@ rerun skip finished work and a killed run resume where it stopped.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -31,7 +31,7 @@ from tidekit.generation._engine import request_key, request_seed, run_requests
 from tidekit.generation._prompts import DEFAULT_SYSTEM_PROMPT, conversation_messages
 from tidekit.generation._ray import ExecutorConfig, executor_backend
 
-__all__ = ["CACHE_FILE", "GenerateConfig", "GenerateResult", "generate", "generate_dataset"]
+__all__ = ["CACHE_FILE", "GenerateConfig", "GenerateResult", "generate"]
 
 CACHE_FILE = "cache.sqlite"
 
@@ -73,9 +73,10 @@ def _label(config: GenerateConfig) -> str:
     return model if model in MODELS or config.backend.kind != "hf" else Path(model).name.removesuffix(".gguf")
 
 
-def generate_dataset(config: GenerateConfig, out: str | Path, *, backend: Backend | None = None,
-                     progress: bool | str = True) -> GenerateResult:
-    """Answer every conversation of ``config.split`` and write OUT/generations.jsonl + manifest.
+def generate(config: GenerateConfig, *, out: str | Path, backend: Backend | None = None,
+             progress: bool | str = True) -> GenerateResult:
+    """The generate stage: answer every conversation of ``config.split``; write
+    ``out/generations.jsonl`` and ``out/manifest.json``. Python twin of ``tidekit generate``.
 
     ``backend``: an already loaded backend to use instead of loading ``config.backend``.
     """
@@ -146,26 +147,3 @@ def generate_dataset(config: GenerateConfig, out: str | Path, *, backend: Backen
                              {"replicas_used": model.replicas} if hasattr(model, "replicas") else {}),
                          tokens_per_s=round(computed_tokens / wall, 1) if computed_tokens and wall > 0 else None)
     return result
-
-
-def generate(data: str | Path, out: str | Path, *, model: str = "smollm2-135m", split: str = "test",
-             adapter: str | Path | None = None, limit: int | None = None, max_new_tokens: int = 256,
-             temperature: float = 0.0, seed: int = 0, progress: bool | str = True,
-             **options: Any) -> GenerateResult:
-    """Python twin of ``tidekit generate``: answer a dataset split with a model.
-
-    Further ``options`` are :class:`GenerateConfig` fields (``backend=``, ``system_prompt=``,
-    ``max_errors=``, ``cache=``, ...); ``backend`` may be a dict of :class:`BackendConfig` fields.
-    """
-    from tidekit._config import load_config
-
-    backend = dict(options.pop("backend", {}) or {})
-    backend.setdefault("model", model)
-    if adapter is not None:
-        backend["adapter"] = str(adapter)
-    defaults: dict[str, Any] = {
-        "data": str(data), "split": split, "limit": limit, "backend": backend,
-        "params": {"max_new_tokens": max_new_tokens, "temperature": temperature, "seed": seed}, **options,
-    }
-    config = load_config(GenerateConfig, defaults=defaults)
-    return generate_dataset(config, out, progress=progress)

@@ -9,7 +9,7 @@ and paired comparisons (see docs/scoring.md).
 Typical use::
 
     from tidekit.metrics import ScoreConfig, score
-    result = score(["runs/gen"], "runs/data", "runs/scores", ScoreConfig())
+    result = score(ScoreConfig(generations=["runs/gen"], references="runs/data"), out="runs/scores")
 """
 
 from tidekit.metrics import _bertscore, _bleu, _embedding, _meteor, _rouge, _surface  # noqa: F401  (register)

@@ -36,7 +36,14 @@ class BootstrapConfig(StrictModel):
 
 
 class ScoreConfig(StrictModel):
-    """Everything that decides a scoring run's numbers."""
+    """Everything that decides a scoring run's numbers, and its inputs."""
+
+    generations: list[str] = Field(
+        default_factory=list, description="Generations to score: generations.jsonl files, folders holding one, or "
+                                          "folders of such folders ('tidekit run' fills this in).")
+    references: str | None = Field(
+        default=None, description="The dataset with the reference replies, any layout tidekit reads ('tidekit "
+                                  "run' fills this in).")
 
     metrics: list[MetricSpec] = Field(
         default_factory=lambda: [MetricSpec(name=n) for n in DEFAULT_METRICS],

@@ -138,11 +138,11 @@ def _model_identity(alias: str, role: str) -> Any:
                          sha256=sha256_file(weights) if weights.is_file() else None)
 
 
-def score(generations: Sequence[str | Path], references: str | Path, out: str | Path,
-          config: ScoreConfig | None = None, progress: bool = True,
+def score(config: ScoreConfig, *, out: str | Path, progress: bool = True,
           judge_runner_for: Callable[[JudgeConfig], tuple[Runner, ModelIdentity, Callable[[], None]]] | None = None,
           ) -> ScoreResult:
-    """Score generations against a dataset's references and write the tables to ``out``.
+    """The score stage: score ``config.generations`` against the references in
+    ``config.references`` and write the tables to ``out``. Python twin of ``tidekit score``.
 
     ``judge_runner_for`` builds each judge's request runner; by default the generation engine
     (``tidekit.generation.run_requests`` over ``tidekit.backends.load_backend``).
@@ -162,12 +162,14 @@ def score(generations: Sequence[str | Path], references: str | Path, out: str | 
         to_markdown,
     )
 
-    config = config or ScoreConfig()
     out = Path(out)
+    generations, references = config.generations, config.references
     if out.exists() and not out.is_dir():
         raise DataError(f"{out} is a file; give a folder for the scores")
     if not generations:
         raise DataError("no generations given; pass --generations DIR (repeat it for several)")
+    if references is None:
+        raise DataError("no references given; pass --references DATASET (the dataset the generations answer)")
     metrics = [build_metric(spec) for spec in config.metrics]  # ConfigError on bad names before any work
     inputs = {f"generations[{i}]": str(g) for i, g in enumerate(generations)} | {"references": str(references)}
     with RunRecorder(out, command="score", config=config, seed=config.seed, inputs=inputs) as run:

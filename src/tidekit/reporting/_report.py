@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
+from tidekit.reporting._config import ReportConfig
 from tidekit.reporting._figures import RenderedFigure, metric_columns_in, render_figures
 from tidekit.reporting._run import RunContents, discover_run
 from tidekit.reporting._tables import Table, to_html, write_table
@@ -201,34 +202,36 @@ def _sections(c: RunContents, figs: dict[str, RenderedFigure], tables: dict[str,
     return sections
 
 
-def report(run_dir: str | Path, out: str | Path | None = None, title: str | None = None, analyze: bool = True,
-           screenshot: bool = False) -> ReportResult:
-    """Write ``report.html`` (self-contained), ``figures/`` and ``tables/`` for the run in ``run_dir``.
+def report(config: ReportConfig, *, out: str | Path | None = None) -> ReportResult:
+    """The report stage: write ``report.html`` (self-contained), ``figures/`` and ``tables/`` for
+    the run folder ``config.run`` into ``out`` (default: ``RUN/report``).
 
-    ``out`` defaults to ``RUN/report``. With ``analyze``, ratings without an analysis are
-    analysed first (into ``RUN/analysis``). ``screenshot`` saves ``screenshot.png`` of the page
-    rendered by headless Chromium (needs playwright and a chromium binary).
+    With ``config.analyze``, ratings without an analysis are analysed first (into
+    ``RUN/analysis``). ``config.screenshot`` saves ``screenshot.png`` of the page rendered by
+    headless Chromium (needs playwright and a chromium binary).
     """
     import jinja2
 
     from tidekit._io import write_text
+    from tidekit._layout import RunLayout
     from tidekit._manifest import RunRecorder
     from tidekit.errors import DataError
 
-    run_dir = Path(run_dir)
+    layout = RunLayout(config.run)
+    run_dir, title, analyze, screenshot = layout.root, config.title, config.analyze, config.screenshot
     if not run_dir.is_dir():
         raise DataError(f"{run_dir}: no such run folder")
-    out = Path(out) if out is not None else run_dir / "report"
-    with RunRecorder(out, command="report", config={"title": title, "analyze": analyze},
-                     inputs={"run": str(run_dir)}) as rec:
+    out = Path(out) if out is not None else layout.report
+    with RunRecorder(out, command="report", config=config, inputs={"run": str(run_dir)}) as rec:
         with rec.step("discover"):
             contents = discover_run(run_dir)
         if contents.analysis is None and contents.ratings_path is not None and analyze:
+            from tidekit.analysis import AnalysisConfig
             from tidekit.analysis import analyze as run_analysis
 
             with rec.step("analyze"):
-                scores = run_dir / "scores" if contents.scores is not None else None
-                run_analysis(contents.ratings_path, out=run_dir / "analysis", scores=scores)
+                scores = layout.scores if contents.scores is not None else None
+                run_analysis(AnalysisConfig(), out=layout.analysis, ratings=contents.ratings_path, scores=scores)
                 contents = discover_run(run_dir)
         with rec.step("figures"):
             figs, absent = render_figures(contents, out / "figures")

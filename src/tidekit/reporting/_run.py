@@ -1,14 +1,8 @@
 """What a run folder holds: each stage's outputs and manifest, and what is missing.
 
-The report renders whatever parts exist. Layout (written by ``tidekit run`` and each stage)::
-
-    RUN/dataset/      records (or data/, split/) + manifest.json
-    RUN/generations/<system>/generations.jsonl + manifest.json
-    RUN/finetune/<alias>/  adapter, model card, metrics.jsonl, manifest.json
-    RUN/scores/       scores.parquet, aggregates.csv, comparisons.csv, ceiling.json, manifest.json
-    RUN/ratings/      ratings.csv or ratings.parquet, manifest.json
-    RUN/analysis/     analysis.json, tables/, manifest.json
-    RUN/judge_validation/  validation.json (the judges against human labels), manifest.json
+The report renders whatever parts exist. Where each stage writes is :class:`tidekit._layout.
+RunLayout`'s to say (the layout ``tidekit run`` writes); records are read through the data
+readers (``tidekit.data``).
 """
 
 from __future__ import annotations
@@ -62,15 +56,19 @@ def discover_run(root: str | Path) -> RunContents:
     """Read every stage output that exists under ``root``; note each one that does not."""
     import pandas as pd
 
-    root = Path(root)
+    from tidekit._layout import RunLayout
+    from tidekit.data import read_generations
+
+    layout = RunLayout(root)
+    root = layout.root
     c = RunContents(root=root)
     # dataset
-    ds = root / "dataset"
+    ds = layout.dataset
     if ds.is_dir():
         _manifest(ds, "dataset", c)
         from tidekit.data import load_dataset, summarize
 
-        for candidate in (ds / "data", ds, root / "split"):
+        for candidate in (layout.dataset_data, ds, layout.split):
             try:
                 c.dataset_summary = summarize(load_dataset(candidate))
                 break
@@ -80,36 +78,29 @@ def discover_run(root: str | Path) -> RunContents:
             c.missing.append("dataset: no readable records under dataset/")
     else:
         c.missing.append("dataset: no dataset/ folder")
-    if (root / "split").is_dir():
-        _manifest(root / "split", "split", c)
+    if layout.split.is_dir():
+        _manifest(layout.split, "split", c)
     # generations
-    gen = root / "generations"
-    if gen.is_dir():
-        for sub in sorted(p for p in gen.iterdir() if p.is_dir()):
+    if layout.generations_root.is_dir():
+        for sub in layout.generation_dirs():
             _manifest(sub, f"generations/{sub.name}", c)
-            path = sub / "generations.jsonl"
-            if not path.is_file():
+            if not (sub / "generations.jsonl").is_file():
                 continue
-            n = errors = 0
-            latency = 0.0
-            tokens = 0
-            system = sub.name
-            with open(path, encoding="utf-8") as fh:
-                for line in fh:
-                    if not line.strip():
-                        continue
-                    row = json.loads(line)
-                    system = row.get("system", system)
-                    n += 1
-                    errors += row.get("error") is not None
-                    latency += float(row.get("latency_s") or 0)
-                    tokens += int(row.get("completion_tokens") or 0)
-            c.generations[system] = {"outputs": n, "errors": errors, "mean_latency_s": latency / n if n else None,
-                                     "mean_completion_tokens": tokens / n if n else None}
+            try:
+                records = read_generations(sub)
+            except DataError as exc:
+                c.missing.append(f"generations/{sub.name}: {exc}")
+                continue
+            n = len(records)
+            system = records[0].system if records else sub.name
+            c.generations[system] = {
+                "outputs": n, "errors": sum(r.error is not None for r in records),
+                "mean_latency_s": sum(r.latency_s or 0 for r in records) / n if n else None,
+                "mean_completion_tokens": sum(r.completion_tokens or 0 for r in records) / n if n else None}
     else:
         c.missing.append("generations: no generations/ folder")
     # fine-tuning
-    ft = root / "finetune"
+    ft = layout.finetune_root
     if ft.is_dir():
         for sub in sorted(p for p in ft.iterdir() if p.is_dir()):
             _manifest(sub, f"finetune/{sub.name}", c)
@@ -120,14 +111,14 @@ def discover_run(root: str | Path) -> RunContents:
     else:
         c.missing.append("fine-tuning: no finetune/ folder")
     # scores
-    sc = root / "scores"
+    sc = layout.scores
     if sc.is_dir():
         _manifest(sc, "scores", c)
-        if (sc / "scores.parquet").is_file():
+        if layout.scores_file.is_file():
             from tidekit.analysis._metric_human import load_scores
 
             try:
-                c.scores = load_scores(sc / "scores.parquet")  # knows which columns are metrics
+                c.scores = load_scores(layout.scores_file)  # knows which columns are metrics
             except DataError as exc:
                 c.missing.append(f"scores: {exc}")
         else:
@@ -135,17 +126,17 @@ def discover_run(root: str | Path) -> RunContents:
         for name in ("aggregates", "comparisons"):
             if (sc / f"{name}.csv").is_file():
                 setattr(c, name, pd.read_csv(sc / f"{name}.csv"))
-        # `tidekit run` writes the ceiling analysis to scores/ceiling/ (tidekit finetune ceiling --out)
-        for ceiling in (sc / "ceiling" / "ceiling.json", sc / "ceiling.json"):
-            if ceiling.is_file():
-                c.ceiling = json.loads(ceiling.read_text(encoding="utf-8"))
-                break
     else:
         c.missing.append("scores: no scores/ folder")
+    # the ceiling stage's output (runs made before it was a stage of its own kept it in scores/)
+    for ceiling in (layout.ceiling / "ceiling.json", sc / "ceiling" / "ceiling.json"):
+        if ceiling.is_file():
+            c.ceiling = json.loads(ceiling.read_text(encoding="utf-8"))
+            break
     scores_manifest = c.manifests.get("scores")
     if scores_manifest is not None:
         c.judge_warnings = list((scores_manifest.extra.get("judge") or {}).get("warnings") or [])
-    jv = root / "judge_validation" / "validation.json"
+    jv = layout.judge_validation / "validation.json"
     if jv.is_file():
         _manifest(jv.parent, "judge_validation", c)
         try:
@@ -153,19 +144,16 @@ def discover_run(root: str | Path) -> RunContents:
         except json.JSONDecodeError as exc:
             c.missing.append(f"judge validation: validation.json unreadable ({exc.msg})")
     # ratings
-    rt = root / "ratings"
+    rt = layout.ratings
     if rt.is_dir():
         _manifest(rt, "ratings", c)
-        for name in ("ratings.parquet", "ratings.csv"):
-            if (rt / name).is_file():
-                c.ratings_path = rt / name
-                break
-        else:
+        c.ratings_path = layout.ratings_table()
+        if c.ratings_path is None:
             c.missing.append("ratings: no exported ratings.csv/parquet (run 'tidekit rate export')")
     else:
         c.missing.append("ratings: no ratings/ folder")
     # analysis
-    an = root / "analysis"
+    an = layout.analysis
     if (an / "analysis.json").is_file():
         from tidekit.analysis import AnalysisResult
 

@@ -8,10 +8,11 @@ means the same in ``tidekit run`` as in the stage's own command. Paths that belo
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 
 from tidekit._config import StrictModel
 from tidekit.analysis._config import AnalysisConfig
@@ -36,6 +37,71 @@ __all__ = [
     "TrackingSection",
 ]
 
+# The seeded settings of a study: stage -> dotted path of its seed in the study config. A seed the
+# config does not set explicitly derives from the master seed (see derive_seed), so one number
+# changes every stage's randomness and each stage still gets its own stream.
+SEEDED: dict[str, str] = {
+    "personas": "dataset.build.personas.seed",
+    "dataset": "dataset.build.seed",
+    "split": "dataset.split.seed",
+    "finetune": "finetune.seed",
+    "generate": "generation.params.seed",
+    "score": "scoring.seed",
+    "rating": "rating.study.seed",
+    "analysis": "analysis.seed",
+}
+
+
+def derive_seed(master: int, stage: str) -> int:
+    """A stage's seed from the master seed: stable across runs and machines, distinct per stage."""
+    digest = hashlib.sha256(f"tidekit-seed:{master}:{stage}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") % 2**31
+
+
+def _lookup(data: Any, path: list[str]) -> tuple[bool, Any]:
+    """(is it set explicitly, the parent mapping or model) for a dotted path in raw config data."""
+    node = data
+    for part in path[:-1]:
+        node = node.get(part) if isinstance(node, dict) else getattr(node, part, None)
+        if node is None:
+            return False, None
+    last = path[-1]
+    if isinstance(node, dict):
+        return last in node and node[last] is not None, node
+    if isinstance(node, BaseModel):
+        return last in node.model_fields_set and getattr(node, last) is not None, node
+    return False, None
+
+
+def fill_seeds(data: dict[str, Any]) -> dict[str, Any]:
+    """Set each seeded stage's seed that ``data`` (a raw study config) leaves unset, from its
+    master ``seed``; sections that do not exist are left alone (a dataset that is not built has
+    no build seeds)."""
+    master = int(data.get("seed", 0) or 0)
+    for stage, dotted in SEEDED.items():
+        path = dotted.split(".")
+        explicit, _ = _lookup(data, path)
+        if explicit:
+            continue
+        if path[0] == "dataset" and path[1] == "build":
+            dataset = data.get("dataset") or {}
+            source = dataset.get("source", "build") if isinstance(dataset, dict) else dataset.source
+            if source != "build":
+                continue
+        node: Any = data
+        for part in path[:-1]:
+            child = node.get(part) if isinstance(node, dict) else getattr(node, part)
+            if child is None:
+                child = {}
+                node[part] = child
+            if isinstance(child, BaseModel):  # a section given as a model: continue in its data
+                child = child.model_dump(exclude_unset=True)
+                node[part] = child
+            node = child
+        node[path[-1]] = derive_seed(master, stage)
+    return data
+
+
 Condition = Literal["zero_shot", "fine_tuned"]
 CONDITIONS: tuple[Condition, ...] = ("zero_shot", "fine_tuned")
 
@@ -44,7 +110,7 @@ class SplitSection(StrictModel):
     """Persona-level split of the dataset (see docs/data.md)."""
 
     ratios: tuple[float, float, float] = Field(default=(0.6, 0.2, 0.2), description="train, validation, test.")
-    seed: int = Field(default=0, description="Split seed.")
+    seed: int = Field(default=0, description="Split seed [in a study: derived from the master seed].")
     stratify_by: str | None = Field(default="auto", description="Persona facet to stratify on; null: none.")
 
 
@@ -101,7 +167,7 @@ class FinetuneSection(StrictModel):
     eval: EvalSettings = Field(default_factory=EvalSettings, description="Validation loss.")
     checkpoints: CheckpointSettings = Field(default_factory=CheckpointSettings, description="Checkpoints.")
     max_train_examples: int | None = Field(default=None, ge=1, description="Use only the first N examples.")
-    seed: int = Field(default=0, description="Training seed.")
+    seed: int = Field(default=0, description="Training seed [derived from the master seed].")
 
 
 class TrackingSection(StrictModel):
@@ -149,7 +215,10 @@ class StudyConfig(StrictModel):
 
     name: str = Field(description="Study name (used in the report).")
     out: Path = Field(description="Run folder; every stage writes a subfolder of it.")
-    seed: int = Field(default=0, description="Master seed, recorded in every manifest.")
+    seed: int = Field(default=0, description="Master seed: every stage seed the config does not set derives from "
+                                             "it (dataset, personas, split, finetune, generate, score, rating, "
+                                             "analysis); the plan (--dry-run) and each manifest show the effective "
+                                             "seeds.")
     dataset: DatasetSection = Field(default_factory=DatasetSection, description="The conversations.")
     systems: list[SystemSection] = Field(min_length=1, description="Models under test and their conditions.")
     generation: GenerationSection = Field(default_factory=GenerationSection, description="Answering.")
@@ -164,6 +233,33 @@ class StudyConfig(StrictModel):
     executor: ExecutorConfig = Field(default_factory=ExecutorConfig,
                                      description="Where the systems' generation runs: this process, or backend "
                                                  "replicas on Ray ({kind: ray, address: local, replicas: 4}).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _derive_seeds(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        scoring = data.get("scoring")
+        for key in ("generations", "references"):
+            if isinstance(scoring, dict) and scoring.get(key):
+                raise ValueError(f"scoring.{key}: set by 'tidekit run' (the study's own generations and split); "
+                                 "remove it from the study config")
+        import copy
+
+        return fill_seeds(copy.deepcopy(data))
+
+    def seeds(self) -> dict[str, int]:
+        """The effective seed of each seeded stage of this study."""
+        out: dict[str, int] = {}
+        for stage, dotted in SEEDED.items():
+            node: Any = self
+            for part in dotted.split("."):
+                node = getattr(node, part, None)
+                if node is None:
+                    break
+            if isinstance(node, int):
+                out[stage] = node
+        return out
 
     @model_validator(mode="after")
     def _unique_systems(self) -> StudyConfig:

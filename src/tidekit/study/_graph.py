@@ -23,10 +23,19 @@ from pydantic import BaseModel
 from tidekit._io import write_json
 from tidekit.errors import ConfigError
 
-__all__ = ["MARKER", "Stage", "StageOutcome", "plan_stages", "run_stages", "stage_keys"]
+__all__ = ["MARKER", "STARTED", "Stage", "StageContext", "StageOutcome", "plan_stages", "run_stages", "stage_keys"]
 
 MARKER = ".stage.json"
+STARTED = ".stage-started.json"  # written when a stage starts: a rerun with the same key resumes it
 KEY_VERSION = 1  # bump when stage semantics change so old markers stop matching
+
+
+@dataclass(frozen=True)
+class StageContext:
+    """What the runner tells a stage as it starts it."""
+
+    key: str
+    resuming: bool  # an earlier run of this stage with the same key started and did not finish
 
 
 @dataclass
@@ -36,10 +45,11 @@ class Stage:
     name: str
     folder: Path
     config: Any  # JSON-able settings that determine the output
-    run: Callable[[], dict[str, Any] | None]  # returns facts for the summary (counts, paths)
+    run: Callable[[StageContext], dict[str, Any] | None]  # returns facts for the summary (counts, paths)
     deps: Sequence[str] = ()
     describe: str = ""
-    estimate: dict[str, int] = field(default_factory=dict)  # dry-run counts
+    estimate: dict[str, Any] = field(default_factory=dict)  # dry-run counts and the engine
+    seed: int | None = None  # the stage's effective seed (shown in the plan)
 
 
 @dataclass
@@ -73,14 +83,18 @@ def stage_keys(stages: Sequence[Stage]) -> dict[str, str]:
     return keys
 
 
-def _done(stage: Stage, key: str) -> bool:
-    marker = stage.folder / MARKER
-    if not marker.is_file():
-        return False
+def _marker_key(path: Path) -> str | None:
+    if not path.is_file():
+        return None
     try:
-        return bool(json.loads(marker.read_text(encoding="utf-8")).get("key") == key)
-    except (OSError, json.JSONDecodeError):
-        return False
+        key = json.loads(path.read_text(encoding="utf-8")).get("key")
+    except (OSError, json.JSONDecodeError, AttributeError):
+        return None
+    return key if isinstance(key, str) else None
+
+
+def _done(stage: Stage, key: str) -> bool:
+    return _marker_key(stage.folder / MARKER) == key
 
 
 def _downstream(stages: Sequence[Stage], root: str) -> set[str]:
@@ -115,7 +129,8 @@ def plan_stages(stages: Sequence[Stage], from_stage: str | None = None,
         if s.name not in selected:
             continue
         todo = s.name in forced or not _done(s, keys[s.name])
-        plan.append(StageOutcome(s.name, "planned" if todo else "skipped", keys[s.name], facts=dict(s.estimate)))
+        facts = dict(s.estimate) | ({"seed": s.seed} if s.seed is not None else {})
+        plan.append(StageOutcome(s.name, "planned" if todo else "skipped", keys[s.name], facts=facts))
     return plan
 
 
@@ -151,11 +166,16 @@ def run_stages(
             on_event("start", s, None)
         marker = s.folder / MARKER
         marker.unlink(missing_ok=True)
+        started = s.folder / STARTED
+        context = StageContext(key=key, resuming=_marker_key(started) == key)
+        s.folder.mkdir(parents=True, exist_ok=True)
+        write_json(started, {"stage": s.name, "key": key})
         t0 = time.perf_counter()
-        facts = s.run() or {}
+        facts = s.run(context) or {}
         wall = round(time.perf_counter() - t0, 3)
         s.folder.mkdir(parents=True, exist_ok=True)
         write_json(marker, {"stage": s.name, "key": key, "wall_s": wall, "facts": facts})
+        started.unlink(missing_ok=True)
         stale.add(s.name)
         outcome = StageOutcome(s.name, "ran", key, wall, facts)
         outcomes.append(outcome)

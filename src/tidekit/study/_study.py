@@ -21,8 +21,10 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from tidekit._config import load_config
+from tidekit._layout import RunLayout
+from tidekit.reporting._config import ReportConfig
 from tidekit.study._config import StudyConfig, SystemSection
-from tidekit.study._graph import Stage, StageOutcome, plan_stages, run_stages
+from tidekit.study._graph import Stage, StageContext, StageOutcome, plan_stages, run_stages
 
 __all__ = ["StudyPlan", "StudyResult", "build_stages", "load_study", "plan_study", "run_study"]
 
@@ -48,12 +50,17 @@ class StudyPlan(BaseModel):
     model_calls: dict[str, int] = Field(description="Per stage: model calls when no turn is regenerated.")
     model_calls_max: dict[str, int] = Field(description="Per stage: model calls if every regeneration is used.")
     generated_tokens_max: int = Field(description="Upper bound of generated tokens over all calls.")
-    stages: list[dict[str, Any]] = Field(description="Per stage: name, status (planned/skipped).")
+    seeds: dict[str, int] = Field(description="The effective seed of each seeded stage (from the master seed "
+                                              "unless the config sets it).")
+    stages: list[dict[str, Any]] = Field(description="Per stage: name, status (planned/skipped), its effective "
+                                                     "seed where it has one, the engine of a generation stage, "
+                                                     "and its work estimate.")
 
 
-def load_study(path: str | Path, overrides: Sequence[str] = ()) -> StudyConfig:
-    """Read and validate a study YAML with ``key=value`` overrides (every problem at once)."""
-    return load_config(StudyConfig, path, overrides)
+def load_study(path: str | Path, overrides: Sequence[str] = (), *, out: str | Path | None = None) -> StudyConfig:
+    """Read and validate a study YAML with ``key=value`` overrides (every problem at once);
+    ``out`` replaces the run folder it names."""
+    return load_config(StudyConfig, path, overrides, flags={"out": out})
 
 
 def _fingerprint(path: Path) -> str:
@@ -63,15 +70,6 @@ def _fingerprint(path: Path) -> str:
         st = f.stat()
         digest.update(f"{f.relative_to(path)}:{st.st_size}:{st.st_mtime_ns}\n".encode())
     return digest.hexdigest()[:16]
-
-
-def _model_dir(model: str) -> str:
-    """Folder name for a model: its alias, or the last part of a local path."""
-    return Path(model).name if Path(model).exists() else model
-
-
-def _system_dir(model: str, condition: str) -> str:
-    return f"{_model_dir(model)}__{condition}"
 
 
 def _backend(system: SystemSection, adapter: str | None) -> Any:
@@ -94,105 +92,107 @@ def _backend(system: SystemSection, adapter: str | None) -> Any:
 
 
 def build_stages(cfg: StudyConfig, progress: bool = True) -> list[Stage]:
-    """The study's stages, each a closure over its settings and the run folder."""
-    run = Path(cfg.out)
-    ds_dir, split_dir = run / "dataset", run / "split"
+    """The study's stages, each a closure over its settings and the run folder's layout."""
+    layout = RunLayout(cfg.out)
+    seeds = cfg.seeds()
     stages: list[Stage] = []
 
     # -- dataset ---------------------------------------------------------------------------
-    def dataset_stage() -> dict[str, Any]:
+    def dataset_stage(context: StageContext) -> dict[str, Any]:
         from tidekit.data import load_dataset, save_dataset
 
-        data_dir = ds_dir / "data"
         if cfg.dataset.source == "build":
             from tidekit.builder import build_dataset
 
             assert cfg.dataset.build is not None
-            build_cfg = cfg.dataset.build.model_copy(update={"out": ds_dir / "build"})
+            build_cfg = cfg.dataset.build
             if "jsonl" not in build_cfg.formats:
                 build_cfg = build_cfg.model_copy(update={"formats": [*build_cfg.formats, "jsonl"]})
-            result = build_dataset(build_cfg, progress=progress)
+            result = build_dataset(build_cfg, out=layout.dataset_build, progress=progress)
             dataset = load_dataset(result.formats["jsonl"])
         else:
             dataset = load_dataset(cfg.dataset.location())
-        save_dataset(dataset, data_dir, "jsonl")
+        save_dataset(dataset, layout.dataset_data, "jsonl")
         return {"personas": len(dataset.personas), "conversations": len(dataset.conversations)}
 
     dataset_key: dict[str, Any] = {"dataset": cfg.dataset.model_dump(mode="json", exclude={"split"})}
     if cfg.dataset.source == "path" and cfg.dataset.path and Path(cfg.dataset.path).is_dir():
         dataset_key["fingerprint"] = _fingerprint(Path(cfg.dataset.path))
-    stages.append(Stage("dataset", ds_dir, dataset_key, dataset_stage,
-                        describe=f"dataset ({cfg.dataset.source})"))
+    stages.append(Stage("dataset", layout.dataset, dataset_key, dataset_stage,
+                        describe=f"dataset ({cfg.dataset.source})", seed=seeds.get("dataset"),
+                        estimate=({"personas_seed": seeds["personas"]} if "personas" in seeds else {})))
 
     # -- split -----------------------------------------------------------------------------
-    def split_stage() -> dict[str, Any]:
+    def split_stage(context: StageContext) -> dict[str, Any]:
         from tidekit._manifest import RunRecorder
         from tidekit.data import load_dataset, save_split, split_dataset
 
         s = cfg.dataset.split
-        with RunRecorder(split_dir, command="run split", config=s, seed=s.seed,
-                         inputs={"data": str(ds_dir / "data")}) as rec:
-            result = split_dataset(load_dataset(ds_dir / "data"), seed=s.seed, ratios=s.ratios,
+        with RunRecorder(layout.split, command="run split", config=s, seed=s.seed,
+                         inputs={"data": str(layout.dataset_data)}) as rec:
+            result = split_dataset(load_dataset(layout.dataset_data), seed=s.seed, ratios=s.ratios,
                                    stratify_by=s.stratify_by)
-            save_split(result, split_dir, "jsonl")
+            save_split(result, layout.split, "jsonl")
             rec.counts.update(result.conversations)
         return dict(result.conversations)
 
-    stages.append(Stage("split", split_dir, {"split": cfg.dataset.split.model_dump(mode="json")},
-                        split_stage, deps=("dataset",)))
+    stages.append(Stage("split", layout.split, {"split": cfg.dataset.split.model_dump(mode="json")},
+                        split_stage, deps=("dataset",), seed=seeds["split"]))
 
     # -- fine-tuning, one per model with condition fine_tuned -------------------------------
     adapters: dict[str, Path] = {}
     for system in cfg.systems:
         if "fine_tuned" not in system.conditions:
             continue
-        ft_dir = run / "finetune" / _model_dir(system.model)
-        adapters[system.model] = ft_dir
-        stages.append(_finetune_stage(cfg, system, split_dir, ft_dir, progress))
+        adapters[system.model] = layout.finetune(system.model)
+        stages.append(_finetune_stage(cfg, system, layout, progress))
 
     # -- generation, one per (model, condition) ---------------------------------------------
     gen_dirs: list[Path] = []
     for system in cfg.systems:
         for condition in system.conditions:
-            out = run / "generations" / _system_dir(system.model, condition)
-            gen_dirs.append(out)
+            gen_dirs.append(layout.generations(system.model, condition))
             adapter = adapters.get(system.model) if condition == "fine_tuned" else None
-            stages.append(_generate_stage(cfg, system, condition, split_dir, out, adapter, progress))
+            stages.append(_generate_stage(cfg, system, condition, layout, adapter, progress))
 
-    # -- scoring (+ ceiling analysis when a model has both conditions) -----------------------
-    scores_dir = run / "scores"
+    # -- scoring -----------------------------------------------------------------------------
     gen_names = [s.name for s in stages if s.name.startswith("generate:")]
+    score_cfg = cfg.scoring.model_copy(update={"generations": [str(d) for d in gen_dirs],
+                                               "references": str(layout.split)})
 
-    def score_stage() -> dict[str, Any]:
+    def score_stage(context: StageContext) -> dict[str, Any]:
         from tidekit.metrics import score
 
-        result = score([str(d) for d in gen_dirs], split_dir, scores_dir, config=cfg.scoring, progress=progress)
-        facts: dict[str, Any] = {"rows": result.rows, "systems": len(result.systems)}
-        both = [s.model for s in cfg.systems if {"zero_shot", "fine_tuned"} <= set(s.conditions)]
-        if len(both) >= 2:  # a slope over model size needs two sizes; one model: the report says so
-            from tidekit.finetuning import ceiling_analysis
+        result = score(score_cfg, out=layout.scores, progress=progress)
+        return {"rows": result.rows, "systems": len(result.systems)}
 
-            scores_file = scores_dir / "scores.parquet"
-            ceiling_analysis(scores_file).write(scores_dir / "ceiling", source=str(scores_file))
-            facts["ceiling_models"] = len(both)
-        return facts
+    stages.append(Stage("score", layout.scores, {"scoring": score_cfg.model_dump(mode="json")}, score_stage,
+                        deps=("split", *gen_names), seed=score_cfg.seed))
 
-    stages.append(Stage("score", scores_dir, {"scoring": cfg.scoring.model_dump(mode="json")}, score_stage,
-                        deps=("split", *gen_names)))
+    # -- the ceiling analysis, when two or more models have both conditions ------------------
+    # (a slope over model size needs two sizes; with one model the report says so)
+    both = [s.model for s in cfg.systems if {"zero_shot", "fine_tuned"} <= set(s.conditions)]
+    if len(both) >= 2:
+        def ceiling_stage(context: StageContext) -> dict[str, Any]:
+            from tidekit.analysis import ceiling_analysis
+
+            ceiling_analysis(layout.scores_file).write(layout.ceiling, source=str(layout.scores_file))
+            return {"ceiling_models": len(both)}
+
+        stages.append(Stage("ceiling", layout.ceiling, {"models": both}, ceiling_stage, deps=("score",)))
 
     # -- the judges against human labels (when the config names a labels file) ---------------
     if cfg.judge_validation is not None and cfg.scoring.judges:
         validation = cfg.judge_validation
-        validation_dir = run / "judge_validation"
 
-        def validation_stage() -> dict[str, Any]:
+        def validation_stage(context: StageContext) -> dict[str, Any]:
             from tidekit.metrics import validate_judge
 
-            result = validate_judge(validation.labels, validation.human, validation_dir, cfg.scoring,
+            result = validate_judge(validation.labels, validation.human, layout.judge_validation, cfg.scoring,
                                     progress=progress)
             return {"items": result.n_items, "parse_failure_rate": result.parse_failure_rate}
 
-        stages.append(Stage("judge_validation", validation_dir,
+        stages.append(Stage("judge_validation", layout.judge_validation,
                             {"judge_validation": validation.model_dump(mode="json"),
                              "labels_sha256": (hashlib.sha256(Path(validation.labels).read_bytes()).hexdigest()
                                                if Path(validation.labels).is_file() else None),
@@ -200,116 +200,113 @@ def build_stages(cfg: StudyConfig, progress: bool = True) -> list[Stage]:
                              "judge": cfg.scoring.judge.model_dump(mode="json")}, validation_stage))
 
     # -- ratings -----------------------------------------------------------------------------
-    ratings_dir = run / "ratings"
     rating = cfg.rating
     if rating.enabled:
-        def rating_stage() -> dict[str, Any]:
+        def rating_stage(context: StageContext) -> dict[str, Any]:
             from tidekit.rating import create_study, export_ratings, simulate_ratings
 
-            db = ratings_dir / "ratings.db"
+            db = layout.ratings_db
             if rating.simulate and db.exists():
                 # simulated studies are rebuilt from scratch so a rerun gives the same data;
                 # a study with real raters is never deleted
-                for f in ratings_dir.glob("ratings.db*"):
+                for f in layout.ratings.glob("ratings.db*"):
                     f.unlink()
-            ratings_dir.mkdir(parents=True, exist_ok=True)
-            summary = create_study(rating.study, split_dir, [str(d) for d in gen_dirs], db=db)
+            layout.ratings.mkdir(parents=True, exist_ok=True)
+            summary = create_study(rating.study, layout.split, [str(d) for d in gen_dirs], db=db)
             facts: dict[str, Any] = {"items": getattr(summary, "items", None)}
             if rating.simulate:
                 sim = simulate_ratings(db, raters=rating.simulated_raters, model=rating.rater_model,
                                        seed=rating.study.seed)
                 facts.update(simulated_raters=sim.raters, ratings=sim.ratings)
-            exported = export_ratings(db, ratings_dir / "ratings.csv")
+            exported = export_ratings(db, layout.ratings / "ratings.csv")
             facts["rows"] = exported.rows
             return facts
 
-        stages.append(Stage("rating", ratings_dir, {"rating": rating.model_dump(mode="json")}, rating_stage,
-                            deps=("split", *gen_names)))
+        stages.append(Stage("rating", layout.ratings, {"rating": rating.model_dump(mode="json")}, rating_stage,
+                            deps=("split", *gen_names), seed=rating.study.seed))
 
-    # -- analysis ----------------------------------------------------------------------------
-    analysis_dir = run / "analysis"
-    if rating.enabled:
-        def analysis_stage() -> dict[str, Any]:
+        # -- analysis ------------------------------------------------------------------------
+        def analysis_stage(context: StageContext) -> dict[str, Any]:
             from tidekit.analysis import analyze
 
-            analyze(ratings_dir / "ratings.csv", out=analysis_dir, scores=scores_dir, config=cfg.analysis)
+            analyze(cfg.analysis, out=layout.analysis, ratings=layout.ratings / "ratings.csv",
+                    scores=layout.scores)
             return {}
 
-        stages.append(Stage("analysis", analysis_dir, {"analysis": cfg.analysis.model_dump(mode="json")},
-                            analysis_stage, deps=("rating", "score")))
+        stages.append(Stage("analysis", layout.analysis, {"analysis": cfg.analysis.model_dump(mode="json")},
+                            analysis_stage, deps=("rating", "score"), seed=cfg.analysis.seed))
 
     # -- report ------------------------------------------------------------------------------
-    report_dir = run / "report"
+    report_cfg = ReportConfig(run=str(layout.root), title=cfg.report.title or cfg.name, analyze=False)
 
-    def report_stage() -> dict[str, Any]:
+    def report_stage(context: StageContext) -> dict[str, Any]:
         from tidekit.reporting import report
 
-        result = report(run, out=report_dir, title=cfg.report.title or cfg.name, analyze=False)
+        result = report(report_cfg, out=layout.report)
         return {"html": str(result.html), "figures": len(result.figures), "missing": len(result.missing)}
 
-    last = [s.name for s in stages if s.name in ("analysis", "score", "judge_validation")]
-    stages.append(Stage("report", report_dir, {"report": cfg.report.model_dump(mode="json"), "name": cfg.name},
+    last = [s.name for s in stages if s.name in ("analysis", "score", "ceiling", "judge_validation")]
+    stages.append(Stage("report", layout.report, {"report": cfg.report.model_dump(mode="json"), "name": cfg.name},
                         report_stage, deps=tuple(last)))
     return stages
 
 
-def _finetune_stage(cfg: StudyConfig, system: SystemSection, split_dir: Path, out: Path,
-                    progress: bool) -> Stage:
+def _finetune_stage(cfg: StudyConfig, system: SystemSection, layout: RunLayout, progress: bool) -> Stage:
     from tidekit.finetuning._config import DataSettings, FinetuneConfig
 
     ft = cfg.finetune
+    out = layout.finetune(system.model)
     train = ft.train
     if train.report_to == "none" and cfg.tracking.report_to != "none":
         train = train.model_copy(update={"report_to": cfg.tracking.report_to})
     ft_cfg = FinetuneConfig(
         model=system.model, out=str(out), seed=ft.seed, lora=ft.lora, train=train, eval=ft.eval,
         checkpoints=ft.checkpoints, progress=progress,
-        data=DataSettings(path=str(split_dir), train_split="train", eval_split="validation",
+        data=DataSettings(path=str(layout.split), train_split="train", eval_split="validation",
                           max_train_examples=ft.max_train_examples),
     )
 
-    def run() -> dict[str, Any]:
-        from tidekit.errors import ConfigError
+    def run(context: StageContext) -> dict[str, Any]:
         from tidekit.finetuning import finetune
-        from tidekit.finetuning._train import last_checkpoint
 
-        # a killed run left checkpoints: continue it; an adapter from older settings is replaced
-        # (the stage key changed, so this stage is meant to produce a new one)
-        try:
-            result = finetune(ft_cfg, resume=last_checkpoint(out) is not None)
-        except ConfigError:
-            result = finetune(ft_cfg, force=True)
+        # The stage runs because its key is new or an earlier attempt did not finish. An attempt
+        # with this key that started and stopped left checkpoints to continue from; anything
+        # else in the folder was made for other settings or inputs and is replaced, but only
+        # after the preflight checks pass (finetune deletes nothing before them).
+        result = finetune(ft_cfg, out=out, if_exists="resume" if context.resuming else "replace")
         return {k: v for k, v in result.model_dump().items() if isinstance(v, int | float | str)}
 
     # the stage key leaves out what does not change the adapter (progress bars, tracker logging)
-    config = ft_cfg.model_dump(mode="json", exclude={"progress": True, "train": {"report_to", "run_name"}})
-    return Stage(f"finetune:{system.model}", out, config, run, deps=("split",),
+    config = ft_cfg.model_dump(mode="json", exclude={"progress": True, "if_exists": True,
+                                                     "train": {"report_to", "run_name"}})
+    return Stage(f"finetune:{system.model}", out, config, run, deps=("split",), seed=ft.seed,
                  estimate={"optimizer_steps": ft.train.max_steps or 0})
 
 
-def _generate_stage(cfg: StudyConfig, system: SystemSection, condition: str, split_dir: Path, out: Path,
+def _generate_stage(cfg: StudyConfig, system: SystemSection, condition: str, layout: RunLayout,
                     adapter: Path | None, progress: bool) -> Stage:
     from tidekit.generation import GenerateConfig
 
     gen = cfg.generation
-    gen_cfg = GenerateConfig(data=str(split_dir), split=gen.split, limit=gen.limit,
+    out = layout.generations(system.model, condition)
+    gen_cfg = GenerateConfig(data=str(layout.split), split=gen.split, limit=gen.limit,
                              backend=_backend(system, str(adapter) if adapter else None), params=gen.params,
                              name=system.model if not Path(system.model).exists() else None,
                              executor=cfg.executor)
 
-    def run() -> dict[str, Any]:
-        from tidekit.generation import generate_dataset
+    def run(context: StageContext) -> dict[str, Any]:
+        from tidekit.generation import generate
 
-        result = generate_dataset(gen_cfg, out, progress=progress)
+        result = generate(gen_cfg, out=out, progress=progress)
         return {"records": result.records, "errors": result.errors, "cached": result.cached}
 
     deps: tuple[str, ...] = ("split",) + ((f"finetune:{system.model}",) if adapter else ())
     # where the model runs (Ray or not) does not change the outputs: not part of the stage key
     return Stage(f"generate:{system.model}:{condition}", out, gen_cfg.model_dump(mode="json", exclude={"executor"}),
-                 run, deps=deps)
+                 run, deps=deps, seed=gen.params.seed, estimate={"engine": gen_cfg.backend.kind})
 
 
-def plan_study(cfg: StudyConfig, from_stage: str | None = None, only: str | None = None) -> StudyPlan:
+def plan_study(cfg: StudyConfig, *, from_stage: str | None = None, only: str | None = None) -> StudyPlan:
     """Count the work a run would do, without loading a model or writing anything."""
     stages = build_stages(cfg, progress=False)
     ratios = cfg.dataset.split.ratios
@@ -322,7 +319,7 @@ def plan_study(cfg: StudyConfig, from_stage: str | None = None, only: str | None
 
         assert cfg.dataset.build is not None
         b = cfg.dataset.build
-        bp = plan_build(b.model_copy(update={"out": Path(cfg.out) / "dataset" / "build"}))
+        bp = plan_build(b.model_copy(update={"out": RunLayout(cfg.out).dataset_build}))
         personas, conversations = len(bp.personas), bp.conversations
         turns = conversations * b.exchanges * 2
         calls["dataset"] = turns
@@ -347,23 +344,28 @@ def plan_study(cfg: StudyConfig, from_stage: str | None = None, only: str | None
         out=str(cfg.out), personas=personas, conversations=conversations, eval_conversations=eval_convs,
         systems=systems, models=len(cfg.systems), conditions=sorted({c for s in cfg.systems for c in s.conditions}),
         model_calls=calls, model_calls_max={**calls, **calls_max}, generated_tokens_max=tokens,
-        stages=[{"name": o.name, "status": o.status} for o in outcomes],
+        seeds=cfg.seeds(),
+        stages=[{"name": o.name, "status": o.status, **o.facts} for o in outcomes],
     )
 
 
 def run_study(
-    cfg: StudyConfig,
+    config: StudyConfig,
+    *,
+    out: str | Path | None = None,
     from_stage: str | None = None,
     only: str | None = None,
     progress: bool = True,
     on_event: Callable[[str, Stage, StageOutcome | None], None] | None = None,
 ) -> StudyResult:
-    """Run (or resume) the study; finished stages with unchanged settings are skipped."""
+    """The whole study: run (or resume) every stage into ``out`` (default: the config's
+    ``out``); finished stages with unchanged settings are skipped."""
+    cfg = config if out is None else config.model_copy(update={"out": Path(out)})
     stages = build_stages(cfg, progress=progress)
     Path(cfg.out).mkdir(parents=True, exist_ok=True)
     from tidekit._io import write_text
 
-    write_text(Path(cfg.out) / "study.yaml", _yaml(cfg))
+    write_text(RunLayout(cfg.out).config, _yaml(cfg))
     tracker = None
     if cfg.tracking.report_to != "none":
         from tidekit._tracking import StageTracker
@@ -381,7 +383,7 @@ def run_study(
     finally:
         if tracker is not None:
             tracker.close()
-    html = Path(cfg.out) / "report" / "report.html"
+    html = RunLayout(cfg.out).report / "report.html"
     return StudyResult(out=str(cfg.out),
                        stages=[{"name": o.name, "status": o.status, "key": o.key, "wall_s": o.wall_s,
                                 "facts": o.facts} for o in outcomes],
