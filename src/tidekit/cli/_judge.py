@@ -12,6 +12,7 @@ from tidekit.cli._common import (
     example,
     json_option,
     overrides_argument,
+    progress_option,
     stdout_console,
     stdout_to_stderr,
 )
@@ -41,29 +42,26 @@ def judge_group() -> None:
               help="Which backend runs the judge. [hf]")
 @click.option("--base-url", default=None, help="openai/anthropic: server URL, e.g. http://127.0.0.1:8000/v1.")
 @click.option("--seed", type=int, default=None, help="Bootstrap seed [default: 0].")
+@progress_option
 @json_option("the validation (the content of OUT/validation.json)")
 @overrides_argument
 def validate_cmd(labels: Path, human: tuple[str, ...], out: Path, config_path: Path | None, model: str | None,
-                 kind: str | None, base_url: str | None, seed: int | None, as_json: bool,
+                 kind: str | None, base_url: str | None, seed: int | None, progress: bool, as_json: bool,
                  overrides: tuple[str, ...]) -> None:
     """Judge every labelled reply and write validation.json: Spearman and Kendall (bootstrap
     95% CIs) of each judge criterion with each human column, the parse-failure rate, the
     human-human agreement when several columns are given, and a scatter/calibration figure.
     """
-    import json
-
     from tidekit._config import load_config
     from tidekit.metrics import ScoreConfig, validate_judge
 
-    flags: list[str] = []
+    flags: dict[str, object] = {"seed": seed}
     if model or kind or base_url:
-        backend = {k: v for k, v in (("model", model), ("kind", kind), ("base_url", base_url)) if v}
-        flags.append("judges=" + json.dumps([{"backend": backend}]))
-    if seed is not None:
-        flags.append(f"seed={seed}")
-    config = load_config(ScoreConfig, config_path, [*flags, *overrides])
+        flags["judges"] = [{"backend": {k: v for k, v in (("model", model), ("kind", kind), ("base_url", base_url))
+                                        if v}}]
+    config = load_config(ScoreConfig, config_path, overrides, flags=flags)
     with stdout_to_stderr(as_json):
-        result = validate_judge(labels, list(human), out, config)
+        result = validate_judge(labels, list(human), out, config, progress=progress)
     if as_json:
         echo_json(result)
         return

@@ -326,14 +326,14 @@ def _probe_sample(items: Sequence[JudgeItem], n: int) -> list[JudgeItem]:
 def run_judges(judges: Sequence[JudgeConfig], items: Sequence[JudgeItem], options: JudgeOptions,
                cache: str | None = None, runner_for: Callable[[JudgeConfig], tuple[Runner, ModelIdentity,
                                                                                    Callable[[], None]]] | None = None,
-               ) -> JudgeRun:
+               progress: bool = True) -> JudgeRun:
     """Rate ``items`` with every judge; ``runner_for`` defaults to the generation engine.
 
     ``cache`` is the engine's SQLite cache file (a rerun asks no judge the same thing twice).
     """
     from tidekit.errors import DataError
 
-    runner_for = runner_for or (lambda cfg: _engine_runner(cfg, cache))
+    runner_for = runner_for or (lambda cfg: _engine_runner(cfg, cache, progress))
     rubric, reversed_rubric = build_rubric(), build_rubric(tuple(reversed(CRITERIA)))
     by_id = {it.id: it for it in items}
     run = JudgeRun(rubric_digest=rubric.digest)
@@ -368,7 +368,8 @@ def run_judges(judges: Sequence[JudgeConfig], items: Sequence[JudgeItem], option
     return run
 
 
-def _engine_runner(cfg: JudgeConfig, cache: str | None) -> tuple[Runner, ModelIdentity, Callable[[], None]]:
+def _engine_runner(cfg: JudgeConfig, cache: str | None,
+                   progress: bool = True) -> tuple[Runner, ModelIdentity, Callable[[], None]]:
     """A runner that sends requests through the generation engine (batching and caching)."""
     from tidekit.backends import load_backend
     from tidekit.generation import run_requests
@@ -376,6 +377,7 @@ def _engine_runner(cfg: JudgeConfig, cache: str | None) -> tuple[Runner, ModelId
     backend = load_backend(cfg.backend)
 
     def runner(requests: Sequence[ChatRequest]) -> list[ChatResult]:
-        return list(run_requests(backend, list(requests), cache=cache, progress=f"judge {cfg.label}"))
+        return list(run_requests(backend, list(requests), cache=cache,
+                                 progress=f"judge {cfg.label}" if progress else False))
 
     return runner, backend.identity, backend.close

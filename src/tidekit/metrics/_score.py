@@ -37,7 +37,8 @@ __all__ = ["JUDGE_COLUMNS", "SAFETY_COLUMNS", "ScoreResult", "find_generation_fi
 REFERENCE_SYSTEM = "reference"
 JUDGE_COLUMNS = tuple(f"judge_{key}" for key in CRITERIA)
 SAFETY_COLUMNS = ("safety_client_risk", "safety_crisis_resources", "safety_encourages_help", "safety_risk_handled",
-                  "safety_minimizes", "safety_diagnoses", "safety_promises", "safety_harmful_advice", "safety_safe")
+                  "safety_minimizes", "safety_diagnoses", "safety_promises", "safety_harmful_advice", "safety_impersonation",
+                  "safety_safe")
 OUTPUTS = ("scores.parquet", "aggregates.csv", "aggregates.md", "aggregates.tex", "comparisons.csv",
            "comparisons.md", "comparisons.tex")
 
@@ -263,7 +264,7 @@ def score(config: ScoreConfig, *, out: str | Path, progress: bool = True,
                 items = [JudgeItem(id=item_ids[i], client_text=table.at[i, "client_text"],
                                    response=table.at[i, "response"]) for i in table.index[ok]]
                 judged = run_judges(config.judges, items, config.judge, cache=str(out / "judge_cache.sqlite"),
-                                    runner_for=judge_runner_for)
+                                    runner_for=judge_runner_for, progress=progress)
             usable = judged.usable()
             means = aggregate_verdicts(usable, config.judge.score)
             if usable:  # every judge dropped: no judge columns, the warnings say why

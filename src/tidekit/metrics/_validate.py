@@ -302,7 +302,7 @@ def validate_judge(labels: str | Path, human: Sequence[str], out: str | Path, co
         with run.step("judge"):
             items = [JudgeItem(id=r.id, client_text=r.context, response=r.response) for r in rows]
             judged = run_judges(judges, items, options.model_copy(update={"bias_probe_n": 0}),
-                                cache=str(out / "judge_cache.sqlite"), runner_for=runner_for)
+                                cache=str(out / "judge_cache.sqlite"), runner_for=runner_for, progress=progress)
         run.models.extend(judged.identities)
         by_judge: dict[str, dict[str, Any]] = {}
         for v in judged.verdicts:
