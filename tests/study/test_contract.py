@@ -49,8 +49,20 @@ def test_stage_seeds_derive_from_the_master_seed(run_cli: Callable[..., Any]) ->
     pinned = _plan(run_cli, "seed=1", "dataset.split.seed=5")
     assert {s["name"]: s.get("seed") for s in pinned["stages"]}["split"] == 5
     assert _plan(run_cli, "seed=1")["seeds"] == one["seeds"]
-    # the dry run names each generation stage's engine
-    assert {s["engine"] for s in one["stages"] if s["name"].startswith("generate:")} == {"hf"}
+    # the dry run names each generation stage's engine and its time from a measured rate
+    generate = [s for s in one["stages"] if s["name"].startswith("generate:")]
+    assert {s["engine"] for s in generate} == {"hf"}
+    tokens = one["eval_conversations"] * 96  # the quickstart's max_new_tokens
+    assert all(s["est_hours"] == pytest.approx(tokens / s["rate_tok_s"] / 3600, abs=1e-3) for s in generate)
+
+
+def test_the_paper_plan_runs_vllm_and_says_where_no_rate_was_measured(run_cli: Callable[..., Any]) -> None:
+    config = Path(__file__).parents[2] / "configs" / "tide-paper.yaml"
+    result = run_cli("run", config, "--dry-run", "--json")
+    assert result.code == 0, result.err
+    generate = [s for s in json.loads(result.out)["stages"] if s["name"].startswith("generate:")]
+    assert len(generate) == 16 and {s["engine"] for s in generate} == {"vllm"}
+    assert all(s["est_hours"] is None and "no measured rate" in s["rate_source"] for s in generate)
 
 
 def _cuda_only_study(tmp_path: Path, out: Path, **finetune: Any) -> Path:

@@ -82,8 +82,18 @@ def run_cmd(study: Path, overrides: tuple[str, ...], from_stage: str | None, onl
         console.print(f"model calls: {calls}; total {total:,}" + (f" (up to {most:,} with regenerations)"
                       if most > total else ""))
         console.print(f"generated tokens: at most {plan.generated_tokens_max:,}")
+        hours = [s["est_hours"] for s in plan.stages if s.get("est_hours") is not None]
+        unmeasured = sum(1 for s in plan.stages if "rate_source" in s and s.get("est_hours") is None)
+        if hours or unmeasured:
+            console.print(f"generation time from measured rates: ~{_duration(sum(hours))} for {len(hours)} stage(s)"
+                          + (f"; {unmeasured} stage(s) with no measured rate for their engine, device and model "
+                             "(measure with benchmarks/generation.py)" if unmeasured else ""))
         for s in plan.stages:
             extra = "".join(f", {k} {s[k]}" for k in ("engine", "seed") if s.get(k) is not None)
+            if s.get("est_hours") is not None:
+                extra += f", ~{_duration(s['est_hours'])} at a measured {s['rate_tok_s']:.0f} tok/s"
+            elif "rate_source" in s:
+                extra += ", time: no measured rate"
             console.print(f"  {'run ' if s['status'] == 'planned' else 'skip'}  {s['name']}"
                           + (f"  [dim]({extra[2:]})[/dim]" if extra else ""))
         return
@@ -116,6 +126,10 @@ def run_cmd(study: Path, overrides: tuple[str, ...], from_stage: str | None, onl
                   f"{len(result.stages) - ran} up to date. Run folder: {result.out}")
     if result.report:
         console.print(f"report: {result.report}")
+
+
+def _duration(hours: float) -> str:
+    return f"{hours:.1f} h" if hours >= 1 else f"{hours * 60:.1f} min"
 
 
 COMMANDS = [run_cmd]

@@ -345,8 +345,21 @@ def plan_study(cfg: StudyConfig, *, from_stage: str | None = None, only: str | N
         systems=systems, models=len(cfg.systems), conditions=sorted({c for s in cfg.systems for c in s.conditions}),
         model_calls=calls, model_calls_max={**calls, **calls_max}, generated_tokens_max=tokens,
         seeds=cfg.seeds(),
-        stages=[{"name": o.name, "status": o.status, **o.facts} for o in outcomes],
+        stages=[{"name": o.name, "status": o.status, **o.facts,
+                 **_generation_estimate(cfg, o.name, eval_convs)} for o in outcomes],
     )
+
+
+def _generation_estimate(cfg: StudyConfig, stage: str, conversations: int) -> dict[str, Any]:
+    """A generation stage's hours from a measured rate of its engine (see _rates.py), else why not."""
+    if not stage.startswith("generate:"):
+        return {}
+    from tidekit.study._rates import estimate_generation
+
+    model = stage.split(":")[1]
+    system = next(s for s in cfg.systems if s.model == model)
+    return estimate_generation(_backend(system, None), model,
+                               conversations * cfg.generation.params.max_new_tokens)
 
 
 def run_study(
