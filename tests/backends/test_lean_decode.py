@@ -13,7 +13,14 @@ import pytest
 
 from tidekit.backends import BackendConfig, load_backend
 from tidekit.backends._decode import RowSettings, _HFForward, decode_batch
-from tidekit.backends._lean import PREFILL_TOKENS, LeanDecoder, lean_decoder_for, prefill_groups
+from tidekit.backends._lean import (
+    PREFILL_TOKENS,
+    SHARED_PREFIX_MIN,
+    LeanDecoder,
+    lean_decoder_for,
+    prefill_groups,
+    shared_prefix_length,
+)
 from tidekit.data import Message
 
 torch = pytest.importorskip("torch")
@@ -95,6 +102,38 @@ def test_qwen2_with_biases_and_grouped_heads_matches_transformers() -> None:
     gen = torch.Generator().manual_seed(1)
     prompts = [torch.randint(1, 256, (n,), generator=gen).tolist() for n in (5, 17, 9, 30)]
     assert _compare_logits(model, lean, prompts, pad_id=0, steps=5) < 1e-4
+
+
+def test_a_shared_prefix_computed_once_gives_the_logits_of_whole_prompts() -> None:
+    """A judge's rubric or a teacher's instructions: every prompt starts with the same tokens."""
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    torch.manual_seed(0)
+    config = Qwen2Config(vocab_size=256, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
+                         num_attention_heads=8, num_key_value_heads=2, max_position_embeddings=512)
+    model = Qwen2ForCausalLM(config).eval()
+    lean = lean_decoder_for(model)
+    assert lean is not None
+    gen = torch.Generator().manual_seed(2)
+    shared = torch.randint(1, 256, (SHARED_PREFIX_MIN + 25,), generator=gen).tolist()
+    prompts = [shared + torch.randint(1, 256, (n,), generator=gen).tolist() for n in (1, 19, 7, 40, 3)]
+    assert shared_prefix_length(prompts) >= len(shared)
+    assert _compare_logits(model, lean, prompts, pad_id=0, steps=5) < 1e-4
+    assert lean.shared_prefix >= len(shared)  # the shared path ran
+    # and it agrees with prefilling every row whole
+    lean.allocate(len(prompts), max(map(len, prompts)) + 1)
+    with torch.inference_mode():
+        once = lean.prefill(prompts).float()
+        lean.allocate(len(prompts), max(map(len, prompts)) + 1)
+        whole = lean.prefill(prompts, share_prefix=False).float()
+    assert lean.shared_prefix == 0 and (once - whole).abs().max().item() < 1e-4
+
+
+def test_shared_prefix_length_leaves_every_row_a_token_of_its_own() -> None:
+    assert shared_prefix_length([[1, 2, 3], [1, 2, 3]]) == 2
+    assert shared_prefix_length([[1, 2, 3, 4], [1, 2, 9]]) == 2
+    assert shared_prefix_length([[5, 2], [1, 2]]) == 0
+    assert shared_prefix_length([[1, 2, 3]]) == 0  # one row: nothing to share
 
 
 def test_unsupported_models_fall_back_to_transformers() -> None:

@@ -89,13 +89,15 @@ def decode_batch(
     on_step: TokenCallback | None = None,
     preallocate: bool = True,
     lean: LeanDecoder | None = None,
+    share_prefix: bool = True,
 ) -> list[RowOutput]:
     """Generate a reply for each tokenised prompt in one left-padded batch.
 
     ``lean``: run the forward passes on this :class:`~tidekit.backends._lean.LeanDecoder` (built
     from ``model``) instead of the transformers forward. ``preallocate`` (transformers forward
     only): write keys/values into buffers sized for the whole reply instead of growing the cache
-    by concatenation (a copy of the whole cache at every step).
+    by concatenation (a copy of the whole cache at every step). ``share_prefix`` (lean forward
+    only): prefill a prefix all prompts share once (see ``LeanDecoder.prefill``).
     """
     import torch
 
@@ -103,7 +105,7 @@ def decode_batch(
         return []
     n = len(prompts)
     longest = max(s.max_new_tokens for s in settings)
-    forward: _Forward = (_LeanForward(lean) if lean is not None
+    forward: _Forward = (_LeanForward(lean, share_prefix) if lean is not None
                          else _HFForward(model, pad_id, preallocate))
     generators = [
         torch.Generator(device="cpu").manual_seed(s.seed if s.seed is not None else 0) if s.temperature > 0 else None
@@ -168,8 +170,8 @@ class _Forward(Protocol):
 
 
 class _LeanForward:
-    def __init__(self, lean: LeanDecoder) -> None:
-        self.lean = lean
+    def __init__(self, lean: LeanDecoder, share_prefix: bool = True) -> None:
+        self.lean, self.share_prefix = lean, share_prefix
 
     def prefill(self, prompts: Sequence[Sequence[int]], new_tokens: int) -> torch.Tensor:
         import torch
@@ -177,7 +179,7 @@ class _LeanForward:
         width = max(len(p) for p in prompts)
         self.lean.allocate(len(prompts), width + new_tokens)
         self.positions = torch.tensor([len(p) for p in prompts], dtype=torch.long)  # of the next token
-        return self.lean.prefill(prompts)
+        return self.lean.prefill(prompts, share_prefix=self.share_prefix)
 
     def step(self, tokens: torch.Tensor) -> torch.Tensor:
         logits = self.lean.step(tokens, self.positions)

@@ -210,7 +210,7 @@ class HFBackend:
             with self._lock:
                 outs = decode_batch(self.model, self.tokenizer, [ids for _, ids in part],
                                     [self._settings(requests[i]) for i, _ in part], self.eos_ids, self.pad_id,
-                                    lean=self.lean)
+                                    lean=self.lean, share_prefix=self.config.share_prefix)
             share = (time.perf_counter() - t0) / len(part)
             for (i, ids), out in zip(part, outs, strict=True):
                 req = requests[i]

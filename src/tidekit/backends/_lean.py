@@ -13,7 +13,10 @@ keys/values, cache bookkeeping. This module runs the same arithmetic with fewer,
 - decode-step attention groups the query heads that share a key/value head, so keys and values
   are never repeated;
 - the prompt is prefilled in groups of rows of similar length, so short prompts are not padded
-  to the longest one (64 prompts: 1.23 s vs 1.36 s as one batch, docs/generation.md).
+  to the longest one (64 prompts: 1.23 s vs 1.36 s as one batch, docs/generation.md);
+- a prefix every prompt of the batch shares (a judge's rubric, a teacher's instructions: the
+  same system message under the same chat template) is prefilled once and its keys and values
+  copied to every row, so only each row's own suffix is computed per row.
 
 It reads the weights of a loaded transformers model (and, asked to, frees the model's own copies
 of the projection weights). Only plain models of the architectures in :data:`SUPPORTED` qualify
@@ -33,10 +36,23 @@ from tidekit.backends._tensors import attention_shape, left_pad, onednn_packer
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["SUPPORTED", "LeanDecoder", "lean_decoder_for", "prefill_groups"]
+__all__ = ["SUPPORTED", "LeanDecoder", "lean_decoder_for", "prefill_groups", "shared_prefix_length"]
 
 SUPPORTED = frozenset({"llama", "qwen2"})
 PREFILL_TOKENS = 2048  # padded tokens per prefill group: big enough for efficient matmuls
+SHARED_PREFIX_MIN = 32  # a common prefix shorter than this is prefilled with each row (not worth a pass)
+
+
+def shared_prefix_length(prompts: Sequence[Sequence[int]]) -> int:
+    """Tokens every prompt starts with, leaving each prompt at least one token of its own (its
+    last position gives the row's first logits)."""
+    if len(prompts) < 2:
+        return 0
+    first, limit = prompts[0], min(len(p) for p in prompts) - 1
+    n = 0
+    while n < limit and all(p[n] == first[n] for p in prompts):
+        n += 1
+    return n
 
 
 def lean_decoder_for(model: Any, take_weights: bool = False) -> LeanDecoder | None:
@@ -101,6 +117,7 @@ class LeanDecoder:
         cfg = model.config
         core = model.model
         self.n_heads, self.n_kv, self.head_dim = attention_shape(cfg)
+        self.shared_prefix = 0  # tokens of the last prefill computed once for every row
         self.group = self.n_heads // self.n_kv
         self.eps = float(cfg.rms_norm_eps)
         self.scale = self.head_dim ** -0.5
@@ -176,12 +193,14 @@ class LeanDecoder:
         self.valid = self.valid.index_select(0, keep)
 
     # ---- forward passes -------------------------------------------------------------------------
-    def prefill(self, prompts: Sequence[Sequence[int]]) -> torch.Tensor:
+    def prefill(self, prompts: Sequence[Sequence[int]], share_prefix: bool = True) -> torch.Tensor:
         """Fill the cache with the prompts (left-padded to the longest); return last-position logits.
 
         Rows are processed in groups of similar length, each padded only to its own longest
         prompt; a group's keys land right-aligned in the shared cache, so every row's prompt ends
-        at the same slot and decoding steps stay one batch.
+        at the same slot and decoding steps stay one batch. With ``share_prefix``, a prefix all
+        prompts share (at least :data:`SHARED_PREFIX_MIN` tokens) is computed once into the first
+        slots of every row, and the groups prefill only the rest, attending to it.
         """
         import torch
 
@@ -190,31 +209,47 @@ class LeanDecoder:
         if width > self.valid.shape[1] or len(prompts) != self.valid.shape[0]:
             raise ValueError(f"{len(prompts)} prompts of up to {width} tokens do not fit the cache allocated for "
                              f"{self.valid.shape[0]} rows x {self.valid.shape[1]} tokens")
+        prefix = shared_prefix_length(prompts) if share_prefix else 0
+        if prefix < SHARED_PREFIX_MIN:
+            prefix = 0
+        else:  # once, into row 0's first slots, then copied to every row
+            self._prefill_group(torch.tensor([0]), torch.tensor([list(prompts[0][:prefix])]),
+                                torch.ones((1, prefix), dtype=torch.bool), prefix)
+            for i in range(len(self.layers)):
+                self.k_cache[i][:, :, :prefix] = self.k_cache[i][0:1, :, :prefix]
+                self.v_cache[i][:, :, :prefix] = self.v_cache[i][0:1, :, :prefix]
+            self.valid[:, :prefix] = True
+        self.shared_prefix = prefix
         logits: list[torch.Tensor | None] = [None] * len(prompts)
-        for rows in prefill_groups([len(p) for p in prompts]):
-            ids, mask = left_pad([prompts[r] for r in rows], pad_id=0)  # padding is masked: any id will do
-            out = self._prefill_group(torch.tensor(rows), ids, mask, width)
+        for rows in prefill_groups([len(p) - prefix for p in prompts]):
+            ids, mask = left_pad([prompts[r][prefix:] for r in rows], pad_id=0)  # padding is masked: any id
+            out = self._prefill_group(torch.tensor(rows), ids, mask, width, prefix)
             for j, r in enumerate(rows):
                 logits[r] = out[j]
         self.length = width
         return torch.stack([x for x in logits if x is not None])
 
     def _prefill_group(self, rows: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor,
-                       width: int) -> torch.Tensor:
+                       width: int, prefix: int = 0) -> torch.Tensor:
+        """Prefill ``ids`` of ``rows`` into the slots ending at ``width``; with ``prefix``, after
+        the ``prefix`` tokens already in slots [0, prefix) of those rows, which they attend to."""
         import torch
         import torch.nn.functional as F
 
         assert self.valid is not None
         b, s = ids.shape
-        positions = (mask.long().cumsum(-1) - 1).clamp(min=0)
+        positions = prefix + (mask.long().cumsum(-1) - 1).clamp(min=0)
         x = self.embed(ids)
         cos, sin = self.rotary(x, positions)
         cos, sin = cos.unsqueeze(2), sin.unsqueeze(2)  # [b, s, 1, dim]: broadcast over heads
         # query i sees key j when j <= i and j is a real token; a padding query sees itself (its
-        # output is never used, but a fully masked row would give NaN)
+        # output is never used, but a fully masked row would give NaN); every query sees the prefix
         causal = torch.ones((s, s), dtype=torch.bool).tril()
         allowed = causal & mask[:, None, :]
-        allowed = (allowed | torch.eye(s, dtype=torch.bool)).unsqueeze(1)  # [b, 1, s, s]
+        allowed = allowed | torch.eye(s, dtype=torch.bool)
+        if prefix:
+            allowed = torch.cat([torch.ones((b, s, prefix), dtype=torch.bool), allowed], dim=2)
+        allowed = allowed.unsqueeze(1)  # [b, 1, s, prefix + s]
         slots = slice(width - s, width)
         self.valid[rows, slots] = mask
         h_all, kv = self.n_heads, self.n_kv
@@ -227,6 +262,9 @@ class LeanDecoder:
             v = qkv[:, :, h_all + kv:].transpose(1, 2)
             self.k_cache[i][rows, :, slots] = k
             self.v_cache[i][rows, :, slots] = v
+            if prefix:
+                k = torch.cat([self.k_cache[i][rows, :, :prefix], k], dim=2)
+                v = torch.cat([self.v_cache[i][rows, :, :prefix], v], dim=2)
             att = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, scale=self.scale,
                                                  enable_gqa=self.group > 1)
             x = x + layer["o"](att.transpose(1, 2).reshape(b, s, h_all * self.head_dim))

@@ -37,6 +37,11 @@ class HFConfig(BackendConfig):
                                                      "weights), pre-pack other models' weights; agrees with "
                                                      "transformers up to bf16 rounding. false = the plain "
                                                      "transformers forward.")
+    share_prefix: bool = Field(default=True, description="With the lean forward: prefill a prefix every prompt "
+                                                         "of a batch shares (a judge's rubric, a teacher's "
+                                                         "instructions) once and copy its keys and values to "
+                                                         "every row; agrees with whole-prompt prefill up to "
+                                                         "rounding.")
 
 
 class RemoteConfig(BackendConfig):

@@ -1,0 +1,123 @@
+"""Model-calling stages against the engine, at the same batch size, in one run.
+
+The generation engine's own figure (``run_requests`` on short prompts: 64 x 64 new tokens) is
+what a stage could reach; a stage's figure is what it gets: the judge rating the quickstart's
+number of replies (the bundled sample's references) with the default judge options. Both are
+generated tokens per second of wall time on the same loaded SmolLM2-135M. The judge runs twice,
+with the lean forward's shared-prefix prefill on (the default) and off, alternating, so the
+effect of computing the rubric once per batch is measured beside the rest. Prompt tokens per
+request are printed too: prefill of the rubric dominates the judge's work.
+
+Run it with::
+
+    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/stages.py                 # ~5 min on 2 idle cores
+    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/stages.py --items 16 --no-append
+
+It appends its figures, the command and the machine to docs/benchmarks.md (## Stages).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import statistics
+import sys
+import time
+from typing import Any
+
+from _docs import append_to_section, cpu_name, markdown_table, print_rows
+
+SECTION = "## Stages against the engine (`benchmarks/stages.py`)"
+
+
+def engine_rate(backend: Any, batch: int, new_tokens: int) -> dict[str, float]:
+    """The engine on short prompts: ``batch`` requests of ``new_tokens`` tokens, greedy, no cache."""
+    from tidekit.backends import ChatRequest, GenerationParams
+    from tidekit.data import Message, load_dataset, sample_path
+    from tidekit.generation import run_requests
+
+    texts = [c.client_text for c in load_dataset(sample_path()).conversations][:batch]
+    params = GenerationParams(max_new_tokens=new_tokens, temperature=0.0, seed=0)
+    requests = [ChatRequest(id=str(i), messages=[Message(role="user", content=t)], params=params)
+                for i, t in enumerate(texts)]
+    t0 = time.perf_counter()
+    results = run_requests(backend, requests, cache=None, progress=False)
+    wall = time.perf_counter() - t0
+    tokens = sum(r.completion_tokens or 0 for r in results)
+    return {"tok_s": tokens / wall, "wall_s": wall, "prompt_tokens": statistics.mean(r.prompt_tokens or 0
+                                                                                      for r in results)}
+
+
+def judge_rate(backend: Any, items: list[Any], share_prefix: bool) -> dict[str, float]:
+    """The judge stage's work on ``items``: every verdict through the engine, as ``tidekit score`` asks."""
+    from tidekit.backends import ChatRequest, ChatResult
+    from tidekit.generation import run_requests
+    from tidekit.metrics import JudgeOptions, judge_items
+
+    backend.config = backend.config.model_copy(update={"share_prefix": share_prefix})
+    seen: list[ChatResult] = []
+
+    def runner(requests: list[ChatRequest]) -> list[ChatResult]:
+        results = run_requests(backend, requests, cache=None, progress=False)
+        seen.extend(results)
+        return results
+
+    t0 = time.perf_counter()
+    verdicts = judge_items(items, runner, "smollm2-135m", JudgeOptions())
+    wall = time.perf_counter() - t0
+    tokens = sum(r.completion_tokens or 0 for r in seen)
+    return {"tok_s": tokens / wall, "wall_s": wall, "requests": len(seen),
+            "prompt_tokens": statistics.mean(r.prompt_tokens or 0 for r in seen),
+            "failures": sum(v.scores is None for v in verdicts),
+            "verdicts": [tuple(sorted((v.scores or {}).items())) for v in verdicts]}  # type: ignore[dict-item]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--items", type=int, default=30, help="Replies judged (the quickstart judges 30).")
+    parser.add_argument("--repeats", type=int, default=2, help="Alternating runs of each judge mode; the best counts.")
+    parser.add_argument("--no-append", action="store_true", help="Print only; do not touch docs/benchmarks.md.")
+    args = parser.parse_args()
+
+    from tidekit.backends import BackendConfig, load_backend
+    from tidekit.data import load_dataset, sample_path
+    from tidekit.metrics import JudgeItem
+
+    convs = [c for c in load_dataset(sample_path()).conversations if c.reference][: args.items]
+    items = [JudgeItem(id=c.id, client_text=c.client_text, response=c.reference or "") for c in convs]
+    backend = load_backend(BackendConfig(model="smollm2-135m", batch_size=args.items))
+    engine_rate(backend, 4, 8)  # warm-up: threads, allocator
+    engine = engine_rate(backend, args.items, 64)
+    runs: dict[bool, list[dict[str, Any]]] = {True: [], False: []}
+    for r in range(args.repeats):
+        for share in ((True, False) if r % 2 == 0 else (False, True)):
+            runs[share].append(judge_rate(backend, items, share))
+            print(f"  share_prefix={share}: {runs[share][-1]['wall_s']:.1f} s", file=sys.stderr)
+    backend.close()
+    best = {s: min(rs, key=lambda x: x["wall_s"]) for s, rs in runs.items()}
+    same = sum(a == b for a, b in zip(best[True]["verdicts"], best[False]["verdicts"], strict=True))
+
+    rows = [(f"engine, batch {args.items}, short prompts x 64 new tokens",
+             f"{engine['tok_s']:.1f} tok/s ({engine['wall_s']:.1f} s; mean prompt {engine['prompt_tokens']:.0f} tokens)")]
+    for share, label in ((True, "shared-prefix prefill (default)"), (False, "whole-prompt prefill")):
+        b = best[share]
+        rows.append((f"judge, {args.items} items, {label}, best of {args.repeats}",
+                     f"{b['tok_s']:.1f} tok/s ({b['wall_s']:.1f} s, {b['requests']} requests, mean prompt "
+                     f"{b['prompt_tokens']:.0f} tokens, {b['failures']} unreadable)"))
+    rows += [("judge / engine (shared prefix)", f"{best[True]['tok_s'] / engine['tok_s']:.0%} (bar: >= 60%)"),
+             ("judge / engine (whole prompts)", f"{best[False]['tok_s'] / engine['tok_s']:.0%}"),
+             ("shared-prefix speed-up of the judge", f"{best[False]['wall_s'] / best[True]['wall_s']:.2f}x"),
+             ("verdicts equal with and without sharing", f"{same} of {len(items)}")]
+    print_rows(rows)
+    if args.no_append:
+        return 0
+    command = "HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/stages.py " + " ".join(sys.argv[1:])
+    text = (f"\n### {dt.date.today().isoformat()}: `{command.strip()}`\n\nMachine: {cpu_name()} "
+            f"(load average {os.getloadavg()[0]:.1f} at the end).\n\n" + markdown_table(rows))
+    append_to_section(SECTION, text, intro=__doc__.split("\n\n")[0])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
