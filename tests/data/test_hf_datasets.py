@@ -143,7 +143,7 @@ def test_a_data_option_reads_an_hf_folder_end_to_end(release_dir: Path, tmp_path
     assert run_cli("data", "split", release_dir, "--out", tmp_path / "hf", "--to", "hf", "--ratios", "0.5,0.25,0.25").code == 0
     test_ids = {c.id for c in load_dataset(tmp_path / "hf").by_split("test")}
     result = run_cli("generate", "--model", "smollm2-135m", "--data", tmp_path / "hf", "--split", "test",
-                     "--out", tmp_path / "gen", "--limit", "1", "--max-new-tokens", "4", "--quiet")
+                     "--out", tmp_path / "gen", "--limit", "1", "--max-new-tokens", "4", "--no-progress")
     assert result.code == 0, result.out + result.err
     (row,) = [json.loads(line) for line in (tmp_path / "gen" / "generations.jsonl").read_text().splitlines()]
     assert row["conversation_id"] in test_ids and row["output"]

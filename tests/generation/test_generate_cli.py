@@ -58,7 +58,7 @@ def test_missing_split_says_how_to_fix(run_cli, tmp_path: Path) -> None:  # type
 def test_sigkill_then_rerun_gives_each_request_once_and_identical_outputs(tmp_path: Path) -> None:
     data = make_dataset(tmp_path / "data", n=8)
     common = ["--data", data, "--model", "smollm2-135m", "--max-new-tokens", "12", "--batch-size", "2",
-              "--quiet"]
+              "--no-progress"]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     # the uninterrupted greedy run
     subprocess.run(cli_command("generate", *common, "--out", tmp_path / "whole"), check=True, env=env,

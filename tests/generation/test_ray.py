@@ -26,7 +26,7 @@ pytest.importorskip("ray", reason="Ray is not installed (pip install 'tidekit[ra
 @pytest.mark.slow
 def test_ray_local_matches_a_plain_run_and_resumes_after_sigkill(tmp_path: Path) -> None:
     data = make_dataset(tmp_path / "data", n=12)
-    common = ["--data", data, "--model", "smollm2-135m", "--max-new-tokens", "10", "--batch-size", "2", "--quiet"]
+    common = ["--data", data, "--model", "smollm2-135m", "--max-new-tokens", "10", "--batch-size", "2", "--no-progress"]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "RAY_AUTH_MODE": "disabled"}
     subprocess.run(cli_command("generate", *common, "--out", tmp_path / "plain"), check=True, env=env,
                    capture_output=True, timeout=600)
