@@ -15,7 +15,7 @@ import click
 
 from tidekit.backends._factory import BACKENDS, backend_kinds
 
-__all__ = ["backend_flags", "backend_options", "backend_overrides"]
+__all__ = ["backend_flags", "backend_options"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -60,8 +60,3 @@ def backend_flags(kwargs: dict[str, Any]) -> dict[str, Any]:
         if value is not None:
             out[field] = value
     return out
-
-
-def backend_overrides(kwargs: dict[str, Any], prefix: str = "backend.") -> list[str]:
-    """``key=value`` overrides for the options given (None = not given, config wins)."""
-    return [f"{prefix}{field}={value}" for field, value in backend_flags(kwargs).items()]

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from tidekit.cli._backend_options import backend_options, backend_overrides
+from tidekit.cli._backend_options import backend_flags, backend_options
 from tidekit.cli._common import example, json_option, overrides_argument
 
 __all__ = ["COMMANDS"]
@@ -44,11 +44,9 @@ def serve_cmd(port: int | None, host: str | None, name: str | None, temperature:
     from tidekit._config import load_config
     from tidekit.serve import ServeConfig, serve
 
-    given = backend_overrides(options)
-    chosen = (("port", port), ("host", host), ("name", name), ("temperature", temperature),
-              ("safety", None if safety is None else str(safety).lower()))
-    given += [f"{k}={v}" for k, v in chosen if v is not None]
-    config = load_config(ServeConfig, config_path, [*given, *overrides])
+    flags: dict[str, object] = {f"backend.{k}": v for k, v in backend_flags(options).items()}
+    flags.update(port=port, host=host, name=name, temperature=temperature, safety=safety)
+    config = load_config(ServeConfig, config_path, overrides, flags=flags)
     click.echo(f"loading {config.backend.model}; serving on http://{config.host}:{config.port}/v1 "
                "(Ctrl-C stops)", err=True)
     if as_json:
