@@ -3,9 +3,10 @@
 The generation engine's own figure (``run_requests`` on short prompts: 64 x 64 new tokens) is
 what a stage could reach; a stage's figure is what it gets: the judge rating the quickstart's
 number of replies (the bundled sample's references) with the default judge options. Both are
-generated tokens per second of wall time on the same loaded SmolLM2-135M. The judge runs twice,
-with the lean forward's shared-prefix prefill on (the default) and off, alternating, so the
-effect of computing the rubric once per batch is measured beside the rest. Prompt tokens per
+generated tokens per second of wall time on the same loaded SmolLM2-135M. The judge runs in
+three modes, in turn: the defaults, without the lean forward's shared-prefix prefill, and without
+its jump-forward over grammar-forced tokens, so the effect of computing the rubric once per batch
+and of feeding forced tokens several per pass is measured beside the rest. Prompt tokens per
 request are printed too: prefill of the rubric dominates the judge's work.
 
 Run it with::
@@ -49,13 +50,19 @@ def engine_rate(backend: Any, batch: int, new_tokens: int) -> dict[str, float]:
                                                                                       for r in results)}
 
 
-def judge_rate(backend: Any, items: list[Any], share_prefix: bool) -> dict[str, float]:
+# judge modes: (share_prefix, jump_forward) and their row labels
+MODES = {"default": ((True, True), "shared-prefix prefill, jump-forward (default)"),
+         "whole": ((False, True), "whole-prompt prefill"),
+         "no_jump": ((True, False), "shared-prefix prefill, a step per forced token")}
+
+
+def judge_rate(backend: Any, items: list[Any], share_prefix: bool, jump_forward: bool = True) -> dict[str, float]:
     """The judge stage's work on ``items``: every verdict through the engine, as ``tidekit score`` asks."""
     from tidekit.backends import ChatRequest, ChatResult
     from tidekit.generation import run_requests
     from tidekit.metrics import JudgeOptions, judge_items
 
-    backend.config = backend.config.model_copy(update={"share_prefix": share_prefix})
+    backend.config = backend.config.model_copy(update={"share_prefix": share_prefix, "jump_forward": jump_forward})
     seen: list[ChatResult] = []
 
     def runner(requests: list[ChatRequest]) -> list[ChatResult]:
@@ -89,26 +96,30 @@ def main() -> int:
     backend = load_backend(BackendConfig(model="smollm2-135m", batch_size=args.items))
     engine_rate(backend, 4, 8)  # warm-up: threads, allocator
     engine = engine_rate(backend, args.items, 64)
-    runs: dict[bool, list[dict[str, Any]]] = {True: [], False: []}
+    runs: dict[str, list[dict[str, Any]]] = {mode: [] for mode in MODES}
     for r in range(args.repeats):
-        for share in ((True, False) if r % 2 == 0 else (False, True)):
-            runs[share].append(judge_rate(backend, items, share))
-            print(f"  share_prefix={share}: {runs[share][-1]['wall_s']:.1f} s", file=sys.stderr)
+        for mode in (list(MODES) if r % 2 == 0 else list(MODES)[::-1]):
+            runs[mode].append(judge_rate(backend, items, *MODES[mode][0]))
+            print(f"  {mode}: {runs[mode][-1]['wall_s']:.1f} s", file=sys.stderr)
     backend.close()
-    best = {s: min(rs, key=lambda x: x["wall_s"]) for s, rs in runs.items()}
-    same = sum(a == b for a, b in zip(best[True]["verdicts"], best[False]["verdicts"], strict=True))
+    best = {mode: min(rs, key=lambda x: x["wall_s"]) for mode, rs in runs.items()}
+
+    def same(mode: str) -> int:
+        return sum(a == b for a, b in zip(best["default"]["verdicts"], best[mode]["verdicts"], strict=True))
 
     rows = [(f"engine, batch {args.items}, short prompts x 64 new tokens",
              f"{engine['tok_s']:.1f} tok/s ({engine['wall_s']:.1f} s; mean prompt {engine['prompt_tokens']:.0f} tokens)")]
-    for share, label in ((True, "shared-prefix prefill (default)"), (False, "whole-prompt prefill")):
-        b = best[share]
+    for mode, (_, label) in MODES.items():
+        b = best[mode]
         rows.append((f"judge, {args.items} items, {label}, best of {args.repeats}",
                      f"{b['tok_s']:.1f} tok/s ({b['wall_s']:.1f} s, {b['requests']} requests, mean prompt "
                      f"{b['prompt_tokens']:.0f} tokens, {b['failures']} unreadable)"))
-    rows += [("judge / engine (shared prefix)", f"{best[True]['tok_s'] / engine['tok_s']:.0%} (bar: >= 60%)"),
-             ("judge / engine (whole prompts)", f"{best[False]['tok_s'] / engine['tok_s']:.0%}"),
-             ("shared-prefix speed-up of the judge", f"{best[False]['wall_s'] / best[True]['wall_s']:.2f}x"),
-             ("verdicts equal with and without sharing", f"{same} of {len(items)}")]
+    rows += [("judge / engine (default)", f"{best['default']['tok_s'] / engine['tok_s']:.0%} (bar: >= 60%)"),
+             ("judge / engine (whole prompts)", f"{best['whole']['tok_s'] / engine['tok_s']:.0%}"),
+             ("shared-prefix speed-up of the judge", f"{best['whole']['wall_s'] / best['default']['wall_s']:.2f}x"),
+             ("jump-forward speed-up of the judge", f"{best['no_jump']['wall_s'] / best['default']['wall_s']:.2f}x"),
+             ("verdicts equal with and without sharing", f"{same('whole')} of {len(items)}"),
+             ("verdicts equal with and without jump-forward", f"{same('no_jump')} of {len(items)}")]
     print_rows(rows)
     if args.no_append:
         return 0

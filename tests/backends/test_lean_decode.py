@@ -3,16 +3,19 @@
 In fp32 both run the same arithmetic, so logits must agree to float rounding and greedy tokens
 exactly; in bf16 the fused, pre-packed matmuls round differently, so only closeness is asked.
 Real SmolLM2 (Llama architecture) and a small random Qwen2 (q/k/v biases, grouped keys).
+Jump-forward (several grammar-forced tokens per ``extend`` pass) against a step per token: the
+same outputs, fewer forward passes.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from tidekit.backends import BackendConfig, load_backend
-from tidekit.backends._decode import RowSettings, _HFForward, decode_batch
+from tidekit.backends._decode import RowOutput, RowSettings, _HFForward, _LeanForward, decode_batch
 from tidekit.backends._lean import (
     PREFILL_TOKENS,
     SHARED_PREFIX_MIN,
@@ -174,3 +177,219 @@ def test_prefill_groups_cover_every_row_once_within_the_token_budget() -> None:
         padded = len(g) * max(lengths[r] for r in g)
         assert padded <= PREFILL_TOKENS or len(g) == 1  # a prompt longer than the budget goes alone
     assert [len(g) for g in groups if max(lengths[r] for r in g) == 3000] == [1] * 8
+
+
+# ---- jump-forward over grammar-forced tokens ------------------------------------------------------
+
+def _tiny_qwen2() -> Any:
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    torch.manual_seed(0)
+    config = Qwen2Config(vocab_size=256, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
+                         num_attention_heads=8, num_key_value_heads=2, max_position_embeddings=256)
+    return Qwen2ForCausalLM(config).eval()
+
+
+def _extend_vs_steps(lean: LeanDecoder, prompts: list[list[int]], tokens: Any) -> float:
+    """Largest |logit difference| between ``extend(tokens)`` and a step per token, and between
+    the steps after each (so the extended keys/values are checked too)."""
+    k = tokens.shape[1]
+    positions = torch.tensor([len(p) for p in prompts])
+    with torch.inference_mode():
+        lean.allocate(len(prompts), max(map(len, prompts)) + k + 1)
+        lean.prefill(prompts)
+        for i in range(k):
+            stepped = lean.step(tokens[:, i], positions + i)
+        after_steps = lean.step(tokens[:, 0], positions + k)
+        lean.allocate(len(prompts), max(map(len, prompts)) + k + 1)
+        lean.prefill(prompts)
+        extended = lean.extend(tokens, positions)
+        after_extend = lean.step(tokens[:, 0], positions + k)
+    return max((stepped - extended).abs().max().item(), (after_steps - after_extend).abs().max().item())
+
+
+def test_extend_equals_steps_with_grouped_heads_and_refuses_past_capacity() -> None:
+    lean = lean_decoder_for(_tiny_qwen2())
+    assert lean is not None and lean.group == 4
+    gen = torch.Generator().manual_seed(3)
+    prompts = [torch.randint(1, 256, (n,), generator=gen).tolist() for n in (5, 17, 9)]
+    assert _extend_vs_steps(lean, prompts, torch.randint(1, 256, (3, 6), generator=gen)) < 1e-4
+    lean.allocate(3, 17 + 2)
+    with torch.inference_mode():
+        lean.prefill(prompts)
+        with pytest.raises(RuntimeError, match="capacity"):
+            lean.extend(torch.ones((3, 3), dtype=torch.long), torch.tensor([5, 17, 9]))
+
+
+class _Scripted:
+    """A forcing constraint that allows ``allowed[i]`` at position i (the last set repeats)."""
+
+    def __init__(self, allowed: list[set[int]]) -> None:
+        self.allowed, self.at = allowed, 0
+
+    def _now(self, at: int) -> set[int]:
+        return self.allowed[min(at, len(self.allowed) - 1)]
+
+    def fill(self, bitmask: Any, index: int) -> None:
+        bitmask[index] = 0
+        for token in self._now(self.at):
+            bitmask[index, token // 32] |= (1 << (token % 32)) if token % 32 < 31 else -(1 << 31)
+
+    def accept(self, token: int) -> bool:
+        ok = token in self._now(self.at)
+        self.at += 1
+        return ok
+
+    def forced(self) -> list[int]:
+        run: list[int] = []
+        while len(self._now(self.at + len(run))) == 1 and len(run) < 50:
+            run.append(next(iter(self._now(self.at + len(run)))))
+        return run
+
+    def consume_tokens(self, tokens: list[int]) -> bool:
+        return all(self.accept(t) for t in tokens)
+
+
+class _Digits:
+    """A tokenizer stand-in for stop strings: token t is written as its number."""
+
+    def decode(self, ids: list[int], skip_special_tokens: bool = True) -> str:
+        return " ".join(map(str, ids))
+
+
+def _decode_both_ways(model: Any, lean: LeanDecoder, tokenizer: Any, prompts: list[list[int]],
+                      settings: Any, eos_ids: set[int], monkeypatch: pytest.MonkeyPatch,
+                      ) -> tuple[dict[bool, list[RowOutput]], dict[bool, list[Any]], dict[bool, dict[str, int]]]:
+    """``settings()`` (fresh constraints each time) decoded with jump_forward on and off: the
+    outputs, the ``on_step`` calls and the lean forward's ``step``/``extend`` calls of each."""
+    outs, steps, calls = {}, {}, {}
+    for jump in (True, False):
+        seen: list[Any] = []
+        counts = {"step": 0, "extend": 0}
+        for name in counts:
+            original = getattr(_LeanForward, name)
+
+            def counted(self: Any, tokens: Any, _name: str = name, _original: Any = original,
+                        _counts: dict[str, int] = counts) -> Any:
+                _counts[_name] += 1
+                return _original(self, tokens)
+
+            monkeypatch.setattr(_LeanForward, name, counted)
+
+        def on_step(r: int, ids: list[int], done: bool, _seen: list[Any] = seen) -> None:
+            _seen.append((r, tuple(ids), done))
+
+        outs[jump] = decode_batch(model, tokenizer, prompts, settings(), eos_ids, 0, lean=lean, jump_forward=jump,
+                                  on_step=on_step)
+        monkeypatch.undo()
+        steps[jump], calls[jump] = seen, counts
+    return outs, steps, calls
+
+
+def _assert_same(a: list[RowOutput], b: list[RowOutput], tol: float) -> None:
+    for x, y in zip(a, b, strict=True):
+        assert (x.token_ids, x.text, x.finish_reason) == (y.token_ids, y.text, y.finish_reason)
+        assert len(x.logprobs) == len(y.logprobs)
+        for (lp, top), (want_lp, want_top) in zip(x.logprobs, y.logprobs, strict=True):
+            assert lp == pytest.approx(want_lp, abs=tol)
+            assert [t for t, _ in top] == [t for t, _ in want_top]
+            assert [v for _, v in top] == pytest.approx([v for _, v in want_top], abs=tol)
+
+
+def test_jump_forward_gives_a_step_per_token_outputs_with_stops_limits_and_sampling(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Runs of forced tokens cut short by a stop string, max_new_tokens, an eos token and a
+    choice; sampled rows keep their seeded draws (a jump advances their generators too)."""
+    model = _tiny_qwen2()
+    lean = lean_decoder_for(model)
+    assert lean is not None
+    gen = torch.Generator().manual_seed(4)
+    prompts = [torch.randint(1, 256, (n,), generator=gen).tolist() for n in (6, 11, 4, 9)]
+    choice = set(range(100, 140))
+    script = [{7}, {8}, {9}, choice, {10}, {11}, {12}, {13}, choice, choice, {14}, {15}, {5}, choice]
+
+    def settings() -> list[RowSettings]:
+        return [RowSettings(max_new_tokens=30, constraint=_Scripted(script), logprobs=3),
+                RowSettings(max_new_tokens=30, constraint=_Scripted(script), stop=("11 12",), logprobs=2),
+                RowSettings(max_new_tokens=6, constraint=_Scripted(script), temperature=0.9, seed=1),
+                RowSettings(max_new_tokens=30, constraint=_Scripted(script), temperature=1.0, top_p=0.9,
+                            seed=2, logprobs=4)]
+
+    outs, steps, calls = _decode_both_ways(model, lean, _Digits(), prompts, settings, {5}, monkeypatch)
+    _assert_same(outs[True], outs[False], tol=1e-4)
+    assert steps[True] == steps[False]  # the same on_step calls, in the same order
+    assert outs[True][0].token_ids[:3] == [7, 8, 9] and outs[True][0].finish_reason == "stop"  # at eos 5
+    stopped = outs[True][1]  # stopped by "11 12" in the middle of a run of forced tokens
+    assert stopped.token_ids[4:] == [10, 11, 12] and stopped.text == f"7 8 9 {stopped.token_ids[3]} 10 "
+    assert len(outs[True][2].token_ids) == 6 and outs[True][2].finish_reason == "length"
+    assert outs[True][0].logprobs[4] == (0.0, [(10, 0.0)])  # a forced token's entry, as a step records it
+    assert calls[True]["extend"] >= 2 and calls[False]["extend"] == 0
+    assert calls[True]["step"] + calls[True]["extend"] < calls[False]["step"]
+
+
+@pytest.fixture(scope="module")
+def smollm2_fp32() -> Iterator[Any]:
+    backend: Any = load_backend(BackendConfig(model="smollm2-135m", dtype="float32"))
+    assert backend.lean is not None
+    yield backend
+    backend.close()
+
+
+@pytest.mark.slow
+def test_extend_equals_steps_on_smollm2(smollm2_fp32: Any) -> None:
+    prompts = _prompts(smollm2_fp32)
+    tokens = torch.tensor([smollm2_fp32.tokenizer.encode('{"emotion_recognition": ')[:7]] * len(prompts))
+    assert tokens.shape[1] == 7
+    assert _extend_vs_steps(smollm2_fp32.lean, prompts, tokens) < 1e-4
+
+
+@pytest.mark.slow
+def test_judge_verdicts_with_and_without_jump_forward_on_smollm2(smollm2_fp32: Any,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The judge's own requests: rubric prompts, the verdict schema, its top_logprobs, greedy."""
+    from tidekit.backends._constrain import GrammarConstraints
+    from tidekit.data import load_dataset, sample_path
+    from tidekit.metrics import JudgeOptions
+    from tidekit.metrics._rubric import build_rubric, verdict_schema
+
+    backend = smollm2_fp32
+    rubric, options = build_rubric(), JudgeOptions()
+    convs = [c for c in load_dataset(sample_path()).conversations if c.reference][:3]
+    prompts = [backend.encode(rubric.messages(c.client_text, c.reference or "")) for c in convs]
+    grammars = GrammarConstraints(backend.tokenizer, int(backend.model.config.vocab_size), backend.eos_ids)
+
+    def settings() -> list[RowSettings]:
+        return [RowSettings(max_new_tokens=options.max_new_tokens, temperature=options.temperature,
+                            constraint=grammars.for_schema(verdict_schema()), logprobs=options.top_logprobs)
+                for _ in prompts]
+
+    outs, steps, calls = _decode_both_ways(backend.model, backend.lean, backend.tokenizer, prompts, settings,
+                                           backend.eos_ids, monkeypatch)
+    _assert_same(outs[True], outs[False], tol=1e-4)
+    assert steps[True] == steps[False]
+    assert all(o.finish_reason == "stop" and o.text.startswith('{"emotion_recognition": ') for o in outs[True])
+    # ~36 tokens, 4 of them choices: a step each without jumping, a handful of passes with it
+    assert calls[False] == {"step": len(outs[False][0].token_ids), "extend": 0}
+    assert calls[True]["extend"] >= 4 and calls[True]["step"] + calls[True]["extend"] <= 8
+
+
+@pytest.mark.slow
+def test_a_free_row_in_the_batch_means_no_jumps_on_smollm2(smollm2_fp32: Any,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from tidekit.backends._constrain import GrammarConstraints
+    from tidekit.metrics._rubric import verdict_schema
+
+    backend = smollm2_fp32
+    prompts = _prompts(backend)[:2]
+    grammars = GrammarConstraints(backend.tokenizer, int(backend.model.config.vocab_size), backend.eos_ids)
+
+    def settings() -> list[RowSettings]:
+        return [RowSettings(max_new_tokens=40, constraint=grammars.for_schema(verdict_schema()), logprobs=3),
+                RowSettings(max_new_tokens=40, logprobs=3)]  # still decoding when the verdict ends
+
+    outs, steps, calls = _decode_both_ways(backend.model, backend.lean, backend.tokenizer, prompts, settings,
+                                           backend.eos_ids, monkeypatch)
+    _assert_same(outs[True], outs[False], tol=1e-4)
+    assert steps[True] == steps[False]
+    assert calls[True]["extend"] == 0  # a free row never has forced tokens
+    assert outs[True][0].text.startswith('{"emotion_recognition": ') and len(outs[True][1].token_ids) == 40

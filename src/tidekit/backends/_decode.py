@@ -11,6 +11,10 @@ arithmetic. This loop drives the forward passes itself:
 - a row may carry a :class:`TokenConstraint` (constrained decoding: the tokens its grammar
   forbids are masked out of the logits before the choice) and ask for the most likely tokens
   at each position (log-probabilities, e.g. for probability-weighted judge scores);
+- jump-forward (lean forward only): when every live row's grammar forces its next tokens (a
+  JSON verdict's keys, quotes and punctuation: ~32 of its ~36 tokens), they are appended
+  without a step each and fed to the model with the step's chosen token in one
+  ``LeanDecoder.extend`` pass, with the outputs a step per token would give;
 - the forward passes run on one of two engines: the lean forward of
   :mod:`tidekit.backends._lean` (Llama-family models on CPU: fused, pre-packed projections,
   length-grouped prefill, keys/values in preallocated buffers), or the transformers forward
@@ -27,7 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     import torch
@@ -36,7 +40,7 @@ if TYPE_CHECKING:
 
 from tidekit.backends._tensors import left_pad
 
-__all__ = ["RowOutput", "RowSettings", "TokenConstraint", "decode_batch"]
+__all__ = ["ForcingConstraint", "RowOutput", "RowSettings", "TokenConstraint", "decode_batch"]
 
 
 @dataclass(frozen=True)
@@ -53,7 +57,12 @@ class RowSettings:
 
 
 class TokenConstraint(Protocol):
-    """Which tokens may come next in one row (a grammar matcher, see ``_constrain.py``)."""
+    """Which tokens may come next in one row (a grammar matcher, see ``_constrain.py``).
+
+    Optional capability: a constraint that also has ``forced`` and ``consume_tokens`` (a
+    :class:`ForcingConstraint`) lets the lean forward jump over the tokens it forces; a row whose
+    constraint lacks them is decoded a step per token, and so is every row of its batch.
+    """
 
     def fill(self, bitmask: torch.Tensor, index: int) -> None:
         """Write the allowed next tokens into row ``index`` of a packed int32 ``bitmask``."""
@@ -61,6 +70,20 @@ class TokenConstraint(Protocol):
 
     def accept(self, token: int) -> bool:
         """Advance past ``token``; False when the grammar does not allow it."""
+        ...
+
+
+@runtime_checkable
+class ForcingConstraint(TokenConstraint, Protocol):
+    """A :class:`TokenConstraint` that can say which tokens it forces (jump-forward decoding)."""
+
+    def forced(self) -> list[int]:
+        """The tokens that must come next, in order, each the only one :meth:`fill` would allow
+        at its position (so a step would choose it whatever the logits); the state is unchanged."""
+        ...
+
+    def consume_tokens(self, tokens: list[int]) -> bool:
+        """Advance past ``tokens``; False when the grammar does not allow them."""
         ...
 
 
@@ -90,6 +113,7 @@ def decode_batch(
     preallocate: bool = True,
     lean: LeanDecoder | None = None,
     share_prefix: bool = True,
+    jump_forward: bool = True,
 ) -> list[RowOutput]:
     """Generate a reply for each tokenised prompt in one left-padded batch.
 
@@ -97,7 +121,13 @@ def decode_batch(
     from ``model``) instead of the transformers forward. ``preallocate`` (transformers forward
     only): write keys/values into buffers sized for the whole reply instead of growing the cache
     by concatenation (a copy of the whole cache at every step). ``share_prefix`` (lean forward
-    only): prefill a prefix all prompts share once (see ``LeanDecoder.prefill``).
+    only): prefill a prefix all prompts share once (see ``LeanDecoder.prefill``). ``jump_forward``
+    (lean forward only): when every live row's constraint forces its next tokens, append the
+    fewest any row has (:func:`_forced_run`) after the step's chosen token and feed them all in
+    one ``LeanDecoder.extend`` pass instead of a step each. The outputs are those of a step per
+    token: the same token ids, ``logprobs`` entries (0.0, only the token in the top list: a mask
+    that allows one token gives exactly that), ``on_step`` calls and finish reasons, and each
+    sampled row's generator advanced as a step would advance it.
     """
     import torch
 
@@ -107,6 +137,10 @@ def decode_batch(
     longest = max(s.max_new_tokens for s in settings)
     forward: _Forward = (_LeanForward(lean, share_prefix) if lean is not None
                          else _HFForward(model, pad_id, preallocate))
+    # the transformers forward has no extend: it decodes a step per token
+    extender = forward if jump_forward and isinstance(forward, _LeanForward) else None
+    forcing = [s.constraint if extender is not None and isinstance(s.constraint, ForcingConstraint) else None
+               for s in settings]
     generators = [
         torch.Generator(device="cpu").manual_seed(s.seed if s.seed is not None else 0) if s.temperature > 0 else None
         for s in settings
@@ -118,6 +152,7 @@ def decode_batch(
     want_logprobs = any(s.logprobs for s in settings)
     with torch.inference_mode():
         logits = forward.prefill(prompts, longest)
+        vocab = logits.shape[-1]
         for _ in range(longest):
             if constrained:
                 logits = _mask_disallowed(logits, [None if done[r] else settings[r].constraint for r in rows])
@@ -142,15 +177,24 @@ def decode_batch(
                         out.finish_reason, done[r] = "length", True
                 if on_step is not None:
                     on_step(r, out.token_ids, done[r])
+            runs = _forced_run(rows, done, forcing, outputs, settings, eos_ids) if extender is not None else None
+            if runs is not None:
+                _append_forced(runs, rows, done, outputs, settings, generators, vocab, tokenizer, on_step)
             live = [j for j, r in enumerate(rows) if not done[r]]
             if not live:
                 break
+            fed = None  # with a jump: the chosen token, then the forced ones (a finished row's: any)
+            if runs is not None:
+                filler = [0] * len(next(iter(runs.values())))
+                fed = torch.cat([chosen.view(-1, 1).cpu(),
+                                 torch.tensor([runs.get(j, filler) for j in range(len(rows))])], dim=1)
             if len(rows) - len(live) >= max(1, len(rows) // 4):  # compact: stop computing finished rows
                 keep = torch.tensor(live, device=chosen.device)
                 forward.select(keep)
                 chosen = chosen[keep]
+                fed = fed[keep.cpu()] if fed is not None else None
                 rows = [rows[j] for j in live]
-            logits = forward.step(chosen)
+            logits = forward.step(chosen) if fed is None or extender is None else extender.extend(fed)
     for out, spec in zip(outputs, settings, strict=True):
         if not out.text:
             out.text = tokenizer.decode(out.token_ids, skip_special_tokens=True)
@@ -184,6 +228,12 @@ class _LeanForward:
     def step(self, tokens: torch.Tensor) -> torch.Tensor:
         logits = self.lean.step(tokens, self.positions)
         self.positions = self.positions + 1
+        return logits
+
+    def extend(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Feed ``tokens`` [batch, k] in one pass; the logits after the last of them."""
+        logits = self.lean.extend(tokens, self.positions)
+        self.positions = self.positions + tokens.shape[1]
         return logits
 
     def select(self, keep: torch.Tensor) -> None:
@@ -256,6 +306,66 @@ def _preallocate(cache: Any, capacity: int) -> None:
     for i, layer in enumerate(layers):
         if type(layer) is DynamicLayer:
             layers[i] = PreallocatedLayer()
+
+
+def _forced_run(rows: Sequence[int], done: Sequence[bool], forcing: Sequence[ForcingConstraint | None],
+                outputs: Sequence[RowOutput], settings: Sequence[RowSettings],
+                eos_ids: set[int]) -> dict[int, list[int]] | None:
+    """Batch row -> the tokens to append without a step each, the same number for every live row;
+    None when some live row has none (a free row, a choice to make, its length limit reached).
+
+    A run stops before an end-of-sequence token (the loop's own handling of it applies) and
+    where the row would pass its ``max_new_tokens``; its tokens are consumed by the rows'
+    constraints here.
+    """
+    found: list[tuple[int, ForcingConstraint, list[int]]] = []
+    for j, r in enumerate(rows):
+        if done[r]:
+            continue
+        constraint = forcing[r]
+        if constraint is None:
+            return None
+        tokens = constraint.forced()[: settings[r].max_new_tokens - len(outputs[r].token_ids)]
+        cut = next((i for i, t in enumerate(tokens) if t in eos_ids), len(tokens))
+        if cut == 0:
+            return None
+        found.append((j, constraint, tokens[:cut]))
+    if not found:
+        return None
+    k = min(len(tokens) for _, _, tokens in found)
+    for _, constraint, tokens in found:
+        if not constraint.consume_tokens(tokens[:k]):
+            raise RuntimeError(f"the grammar refused the tokens it forced: {tokens[:k]}")
+    return {j: tokens[:k] for j, _, tokens in found}
+
+
+def _append_forced(runs: dict[int, list[int]], rows: Sequence[int], done: list[bool], outputs: Sequence[RowOutput],
+                   settings: Sequence[RowSettings], generators: Sequence[torch.Generator | None], vocab: int,
+                   tokenizer: Any, on_step: TokenCallback | None) -> None:
+    """Append forced tokens to their rows as a step per token would have: position by position,
+    row by row, with its logprobs entry, stop-string and length check and ``on_step`` call."""
+    import torch
+
+    for i in range(len(next(iter(runs.values())))):
+        for j, tokens in runs.items():
+            r = rows[j]
+            if done[r]:  # a stop string or the length limit ended it earlier in the run
+                continue
+            out, spec, token = outputs[r], settings[r], tokens[i]
+            generator = generators[r]
+            if generator is not None:  # a step samples from the one-hot distribution the mask leaves
+                only = torch.zeros(vocab)
+                only[token] = 1.0
+                torch.multinomial(only, 1, generator=generator)
+            out.token_ids.append(token)
+            if spec.logprobs:
+                out.logprobs.append((0.0, [(token, 0.0)]))
+            if spec.stop and _hit_stop(tokenizer, out, spec.stop):
+                out.finish_reason, done[r] = "stop", True
+            elif len(out.token_ids) >= spec.max_new_tokens:
+                out.finish_reason, done[r] = "length", True
+            if on_step is not None:
+                on_step(r, out.token_ids, done[r])
 
 
 def _choose(logits: torch.Tensor, settings: Sequence[RowSettings],

@@ -210,7 +210,8 @@ class HFBackend:
             with self._lock:
                 outs = decode_batch(self.model, self.tokenizer, [ids for _, ids in part],
                                     [self._settings(requests[i]) for i, _ in part], self.eos_ids, self.pad_id,
-                                    lean=self.lean, share_prefix=self.config.share_prefix)
+                                    lean=self.lean, share_prefix=self.config.share_prefix,
+                                    jump_forward=self.config.jump_forward)
             share = (time.perf_counter() - t0) / len(part)
             for (i, ids), out in zip(part, outs, strict=True):
                 req = requests[i]
@@ -295,7 +296,8 @@ class HFBackend:
             try:
                 with self._lock:
                     outs = decode_batch(self.model, self.tokenizer, [ids], [self._settings(request)], self.eos_ids,
-                                        self.pad_id, on_step=on_step, lean=self.lean)
+                                        self.pad_id, on_step=on_step, lean=self.lean,
+                                        jump_forward=self.config.jump_forward)
                 final = outs[0].text
                 if final.startswith(sent[0]) and len(final) > len(sent[0]):
                     pieces.put(("piece", final[len(sent[0]):]))

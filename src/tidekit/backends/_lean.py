@@ -16,7 +16,9 @@ keys/values, cache bookkeeping. This module runs the same arithmetic with fewer,
   to the longest one (64 prompts: 1.23 s vs 1.36 s as one batch, docs/generation.md);
 - a prefix every prompt of the batch shares (a judge's rubric, a teacher's instructions: the
   same system message under the same chat template) is prefilled once and its keys and values
-  copied to every row, so only each row's own suffix is computed per row.
+  copied to every row, so only each row's own suffix is computed per row;
+- several tokens per row can be appended in one pass (:meth:`LeanDecoder.extend`), so the
+  tokens a grammar forces cost about one step, not one each (jump-forward, ``_decode.py``).
 
 It reads the weights of a loaded transformers model (and, asked to, frees the model's own copies
 of the projection weights). Only plain models of the architectures in :data:`SUPPORTED` qualify
@@ -109,7 +111,7 @@ class _Linear:
 
 
 class LeanDecoder:
-    """Prefill and single-token decode steps over preallocated key/value buffers."""
+    """Prefill, then decode steps of one or several tokens per row, over preallocated key/value buffers."""
 
     def __init__(self, model: Any, take_weights: bool = False) -> None:
         import torch
@@ -277,38 +279,57 @@ class LeanDecoder:
 
     def step(self, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         """Append one token per row (``tokens``, ``positions``: [batch]); return next-token logits."""
+        return self.extend(tokens.view(-1, 1), positions)
+
+    def extend(self, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """Append ``k`` tokens per row in one pass; return the logits after the last of them.
+
+        ``tokens``: [batch, k]; ``positions``: [batch], the position of each row's first new
+        token. They take the next ``k`` cache slots of every row (rows stay aligned, as in
+        :meth:`step`), each attending to its row's earlier tokens and causally to the new ones.
+        Why: tokens a grammar forces (a JSON verdict's keys and punctuation) need no logits of
+        their own, so the decode loop feeds them with the step's chosen token at the cost of about
+        one step instead of ``k`` (jump-forward decoding, see ``_decode.decode_batch``).
+        """
         import torch
 
         assert self.valid is not None
-        b = tokens.shape[0]
+        b, k = tokens.shape
         slot = self.length
-        if slot >= self.valid.shape[1]:
-            raise RuntimeError(f"the key/value cache holds {slot} tokens, its capacity")
-        self.valid[:, slot] = True
-        self.length += 1
+        if slot + k > self.valid.shape[1]:
+            raise RuntimeError(f"the key/value cache holds {self.valid.shape[1]} tokens, its capacity; "
+                               f"{slot} are used and {k} more do not fit")
+        self.valid[:, slot:slot + k] = True
+        self.length += k
         n_slots = self.length
-        x = self.embed(tokens.view(b, 1))
-        cos, sin = self.rotary(x, positions.view(b, 1))
+        x = self.embed(tokens)
+        cos, sin = self.rotary(x, positions.view(b, 1) + torch.arange(k, device=positions.device))
         cos, sin = cos.unsqueeze(2), sin.unsqueeze(2)
-        # which used slots each row may attend to, shared by every layer: [b, 1, 1, slots]
-        bias = self.valid[:, :n_slots].view(b, 1, 1, n_slots)
         h_all, kv, g, d = self.n_heads, self.n_kv, self.group, self.head_dim
+        # which slots each new token may attend to, shared by every layer: the row's valid slots,
+        # causal among the new ones; the g query heads sharing a key/value head are stacked as g x k
+        # queries of that head ([b, kv, g * k, dim]), so keys and values are never repeated
+        if k == 1:
+            bias = self.valid[:, :n_slots].view(b, 1, 1, n_slots)
+        else:
+            allowed = self.valid[:, None, :n_slots].repeat(1, k, 1)
+            allowed[:, :, slot:] &= torch.ones((k, k), dtype=torch.bool, device=allowed.device).tril()
+            bias = allowed.view(b, 1, 1, k, n_slots).expand(b, 1, g, k, n_slots).reshape(b, 1, g * k, n_slots)
         for i, layer in enumerate(self.layers):
             h = self._rms(x, layer["norm_in"])
-            qkv = layer["qkv"](h).view(b, 1, h_all + 2 * kv, d)
+            qkv = layer["qkv"](h).view(b, k, h_all + 2 * kv, d)
             qk = self._rope(qkv[:, :, : h_all + kv], cos, sin)
             kc, vc = self.k_cache[i], self.v_cache[i]
-            kc[:, :, slot] = qk[:, 0, h_all:]
-            vc[:, :, slot] = qkv[:, 0, h_all + kv:]
+            kc[:, :, slot:slot + k] = qk[:, :, h_all:].transpose(1, 2)
+            vc[:, :, slot:slot + k] = qkv[:, :, h_all + kv:].transpose(1, 2)
             keys, values = kc[:, :, :n_slots], vc[:, :, :n_slots]
-            # the g query heads sharing a key/value head attend together: [b, kv, g, dim]
-            q = qk[:, 0, :h_all].reshape(b, kv, g, d)
+            q = qk[:, :, :h_all].reshape(b, k, kv, g, d).permute(0, 2, 3, 1, 4).reshape(b, kv, g * k, d)
             att = torch.nn.functional.scaled_dot_product_attention(q, keys, values, attn_mask=bias,
                                                                    scale=self.scale)
-            att = att.reshape(b, 1, h_all * d)
+            att = att.view(b, kv, g, k, d).permute(0, 3, 1, 2, 4).reshape(b, k, h_all * d)
             x = x + layer["o"](att)
             h = self._rms(x, layer["norm_post"])
             gu = layer["gate_up"](h)
             n = layer["intermediate"]
             x = x + layer["down"](torch.nn.functional.silu(gu[..., :n]) * gu[..., n:])
-        return self.lm_head(self._rms(x[:, 0, :], self.norm_out))
+        return self.lm_head(self._rms(x[:, -1, :], self.norm_out))

@@ -42,6 +42,11 @@ class HFConfig(BackendConfig):
                                                          "instructions) once and copy its keys and values to "
                                                          "every row; agrees with whole-prompt prefill up to "
                                                          "rounding.")
+    jump_forward: bool = Field(default=True, description="With the lean forward and a response_format: append "
+                                                         "the tokens the grammar forces (a JSON verdict's keys "
+                                                         "and punctuation) several per forward pass instead of "
+                                                         "one step each; the same tokens and log-probabilities "
+                                                         "up to rounding. false = a step per token.")
 
 
 class RemoteConfig(BackendConfig):
