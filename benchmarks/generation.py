@@ -6,17 +6,18 @@ Run (from the repository root; 1-6 minutes on 2 cores, by load)::
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/generation.py --no-append
 
 What it measures, all in one process, greedy, 64 prompts x 64 new tokens (by default):
-(a) naive: one prompt at a time with plain ``model.generate`` (bf16, like the engine, so the
+(a) naive: one prompt at a time with plain ``model.generate`` (the engine's dtype, so the
     ratio shows the engine's work, not the dtype). It runs on the first ``--naive-prompts``
     prompts only (a per-prompt rate does not need all 64; the full loop takes minutes);
 (b) the engine: ``tidekit.generation.run_requests`` on the ``hf`` backend, batch 64;
 (c) llama-cpp-python on the packaged GGUF, one stream, if it is installed;
-(d) plain batched ``model.generate``: all prompts in one left-padded batch, unpacked bf16
+(d) plain batched ``model.generate``: all prompts in one left-padded batch, unpacked
     weights (the issue's calibration point: ~23% of the roofline on its machine);
 (e) the engine's matmuls alone: its pre-packed projections at the shapes of the run (prefill
     groups, then 64-row decode steps) with nothing else, i.e. the tok/s this engine's design
     could reach if attention, norms, sampling and Python cost nothing.
-The roofline is the measured bf16 matmul rate (2048^3, torch, same threads) divided by
+The roofline is the measured matmul rate in the engine's dtype (bf16 where the CPU has it,
+else fp32; 2048^3, torch, same threads) divided by
 2 x parameters: the tokens/s a perfectly compute-bound decoder would reach. Matmul rates are
 measured before and after the engine run and averaged, since the machine may be shared.
 The bandwidth bound is the other side of the roofline model: a decode step reads every weight
@@ -156,8 +157,7 @@ def main() -> int:
                         help="extra server arguments for (f), one quoted string, e.g. '--enforce-eager'")
     parser.add_argument("--engines-only", action="store_true",
                         help="run only (b) the engine and (f) the vllm backend on the same requests (skips the naive "
-                             "loop, plain generate, llama.cpp and the matmul/bandwidth bounds: minutes on a CPU "
-                             "without native bf16, where bf16 matmuls are emulated)")
+                             "loop, plain generate, llama.cpp and the matmul/bandwidth bounds)")
     args = parser.parse_args()
     if args.llama_cpp_worker:
         return llama_cpp_worker()
@@ -186,7 +186,7 @@ def main() -> int:
     mean_prompt = statistics.mean(len(p) for p in prompt_ids)
     if args.engines_only:
         return engines_only(args, backend, requests, dtype, mean_prompt)
-    gflops_bf16 = [matmul_gflops("bfloat16")]
+    gflops_engine = [matmul_gflops(backend.dtype)]  # type: ignore[attr-defined]  # the engine's dtype
     gflops_fp32 = matmul_gflops("float32")
     n_params = backend.parameter_count  # type: ignore[attr-defined]
     rss_load = peak_rss_gib()
@@ -225,14 +225,15 @@ def main() -> int:
     engine_tokens = sum(r.completion_tokens or 0 for r in results)
     engine_tps = engine_tokens / engine_s
     rss_engine = peak_rss_gib()
-    gflops_bf16.append(matmul_gflops("bfloat16"))
-    roofline = statistics.mean(gflops_bf16) * 1e9 / (2 * n_params)
-    # the memory side: each decode step reads every weight once (bf16) plus each row's keys and
+    gflops_engine.append(matmul_gflops(backend.dtype))  # type: ignore[attr-defined]
+    roofline = statistics.mean(gflops_engine) * 1e9 / (2 * n_params)
+    # the memory side: each decode step reads every weight once (its dtype) plus each row's keys and
     # values; at the mean context of the run that bounds tokens/s at batch x bandwidth / bytes
     gbps = memory_read_gbps()
     kv_bytes_per_token = backend.kv_bytes_per_token  # type: ignore[attr-defined]
     mean_context = mean_prompt + (args.new_tokens + 1) / 2
-    step_bytes = 2 * n_params + args.prompts * mean_context * kv_bytes_per_token
+    weight_bytes = getattr(torch, backend.dtype).itemsize  # type: ignore[attr-defined]
+    step_bytes = weight_bytes * n_params + args.prompts * mean_context * kv_bytes_per_token
     bandwidth_bound = args.prompts * gbps * 1e9 / step_bytes
     # (e) the engine's matmuls alone, at the run's shapes: the ceiling of this engine's design
     lean = getattr(backend, "lean", None)
@@ -252,9 +253,9 @@ def main() -> int:
         ("threads, OMP_WAIT_POLICY, GOMP_SPINCOUNT", f"{torch.get_num_threads()}, "
                                                      f"{os.environ.get('OMP_WAIT_POLICY', 'unset')}, "
                                                      f"{os.environ.get('GOMP_SPINCOUNT', 'unset')}"),
-        ("bf16 / fp32 matmul 2048^3", f"{statistics.mean(gflops_bf16):.0f} / {gflops_fp32:.0f} GFLOP/s "
-                                      f"(bf16 before {gflops_bf16[0]:.0f}, after {gflops_bf16[1]:.0f})"),
-        ("roofline (bf16 FLOP/s / 2 x params)", f"{roofline:,.0f} tok/s ({n_params / 1e6:.1f}M params)"),
+        (f"{dtype} / fp32 matmul 2048^3", f"{statistics.mean(gflops_engine):.0f} / {gflops_fp32:.0f} GFLOP/s "
+                                          f"({dtype} before {gflops_engine[0]:.0f}, after {gflops_engine[1]:.0f})"),
+        (f"roofline ({dtype} FLOP/s / 2 x params)", f"{roofline:,.0f} tok/s ({n_params / 1e6:.1f}M params)"),
         ("memory read bandwidth (1 GiB)", f"{gbps:.1f} GB/s"),
         ("bandwidth bound, decode steps only", f"{bandwidth_bound:,.0f} tok/s ({step_bytes / 1e6:.0f} MB per step: "
                                                f"weights + keys/values at mean context {mean_context:.0f})"),

@@ -168,13 +168,7 @@ def decode_batch(
                 elif spec.constraint is not None and not spec.constraint.accept(token):
                     out.finish_reason, done[r] = "stop", True  # unreachable with a mask; never emit it
                 else:
-                    out.token_ids.append(token)
-                    if j in top:
-                        out.logprobs.append(top[j])
-                    if spec.stop and _hit_stop(tokenizer, out, spec.stop):
-                        out.finish_reason, done[r] = "stop", True
-                    elif len(out.token_ids) >= spec.max_new_tokens:
-                        out.finish_reason, done[r] = "length", True
+                    done[r] = _emit(out, spec, token, top.get(j), tokenizer)
                 if on_step is not None:
                     on_step(r, out.token_ids, done[r])
             runs = _forced_run(rows, done, forcing, outputs, settings, eos_ids) if extender is not None else None
@@ -357,15 +351,25 @@ def _append_forced(runs: dict[int, list[int]], rows: Sequence[int], done: list[b
                 only = torch.zeros(vocab)
                 only[token] = 1.0
                 torch.multinomial(only, 1, generator=generator)
-            out.token_ids.append(token)
-            if spec.logprobs:
-                out.logprobs.append((0.0, [(token, 0.0)]))
-            if spec.stop and _hit_stop(tokenizer, out, spec.stop):
-                out.finish_reason, done[r] = "stop", True
-            elif len(out.token_ids) >= spec.max_new_tokens:
-                out.finish_reason, done[r] = "length", True
+            done[r] = _emit(out, spec, token, (0.0, [(token, 0.0)]) if spec.logprobs else None, tokenizer)
             if on_step is not None:
                 on_step(r, out.token_ids, done[r])
+
+
+def _emit(out: RowOutput, spec: RowSettings, token: int, logprob: tuple[float, list[tuple[int, float]]] | None,
+          tokenizer: Any) -> bool:
+    """Append an accepted ``token`` (and its logprobs entry) to ``out``; True when that ends the
+    row (a stop string or the length limit), with ``out.finish_reason`` set."""
+    out.token_ids.append(token)
+    if logprob is not None:
+        out.logprobs.append(logprob)
+    if spec.stop and _hit_stop(tokenizer, out, spec.stop):
+        out.finish_reason = "stop"
+    elif len(out.token_ids) >= spec.max_new_tokens:
+        out.finish_reason = "length"
+    else:
+        return False
+    return True
 
 
 def _choose(logits: torch.Tensor, settings: Sequence[RowSettings],
