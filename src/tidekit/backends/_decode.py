@@ -188,7 +188,11 @@ def decode_batch(
                 chosen = chosen[keep]
                 fed = fed[keep.cpu()] if fed is not None else None
                 rows = [rows[j] for j in live]
-            logits = forward.step(chosen) if fed is None or extender is None else extender.extend(fed)
+            if fed is None:
+                logits = forward.step(chosen)
+            else:
+                assert extender is not None  # a jump is only planned with an extending forward
+                logits = extender.extend(fed)
     for out, spec in zip(outputs, settings, strict=True):
         if not out.text:
             out.text = tokenizer.decode(out.token_ids, skip_special_tokens=True)

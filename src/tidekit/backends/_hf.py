@@ -210,8 +210,7 @@ class HFBackend:
             with self._lock:
                 outs = decode_batch(self.model, self.tokenizer, [ids for _, ids in part],
                                     [self._settings(requests[i]) for i, _ in part], self.eos_ids, self.pad_id,
-                                    lean=self.lean, share_prefix=self.config.share_prefix,
-                                    jump_forward=self.config.jump_forward)
+                                    **self._decode_options())
             share = (time.perf_counter() - t0) / len(part)
             for (i, ids), out in zip(part, outs, strict=True):
                 req = requests[i]
@@ -221,6 +220,10 @@ class HFBackend:
                                         logprobs=self._logprobs(out) if req.logprobs else None,
                                         structured=True if req.response_format is not None else None)
         return [results[i] for i in range(len(requests))]
+
+    def _decode_options(self) -> dict[str, Any]:
+        """How ``decode_batch`` runs for this backend (the same for batches and streams)."""
+        return {"lean": self.lean, "share_prefix": self.config.share_prefix, "jump_forward": self.config.jump_forward}
 
     def _settings(self, request: ChatRequest) -> RowSettings:
         p = request.params
@@ -296,8 +299,7 @@ class HFBackend:
             try:
                 with self._lock:
                     outs = decode_batch(self.model, self.tokenizer, [ids], [self._settings(request)], self.eos_ids,
-                                        self.pad_id, on_step=on_step, lean=self.lean,
-                                        jump_forward=self.config.jump_forward)
+                                        self.pad_id, on_step=on_step, **self._decode_options())
                 final = outs[0].text
                 if final.startswith(sent[0]) and len(final) > len(sent[0]):
                     pieces.put(("piece", final[len(sent[0]):]))
