@@ -390,12 +390,38 @@ def _choose(logits: torch.Tensor, settings: Sequence[RowSettings],
         spec, gen = settings[j], generators[j]
         probs = torch.softmax(logits[j].float().cpu() / spec.temperature, dim=-1)
         if spec.top_p < 1.0:
-            sorted_probs, order = probs.sort(descending=True)
-            cut = sorted_probs.cumsum(0) - sorted_probs > spec.top_p  # keep the smallest set reaching top_p
-            sorted_probs[cut] = 0.0
-            probs = torch.zeros_like(probs).scatter_(0, order, sorted_probs)
+            probs = nucleus(probs, spec.top_p)
         chosen[j] = torch.multinomial(probs, 1, generator=gen)[0]
     return chosen.to(logits.device)
+
+
+def nucleus(probs: torch.Tensor, top_p: float) -> torch.Tensor:
+    """``probs`` (1-D) with every token outside the top-p nucleus set to zero: the smallest set of
+    most likely tokens whose mass reaches ``top_p``.
+
+    Sorting the whole vocabulary for every sampled token was the largest cost of a sampled batch
+    (4.4 ms for SmolLM2's 49,152 tokens, a third of the quickstart build). Only tokens above a
+    threshold ``t`` are sorted, when their mass ``S`` exceeds ``top_p``: every token below ``t``
+    comes after all of them in the full order, with at least ``S`` before it, so the full sort
+    would cut it too and the nucleus is the same. ``t = (1 - top_p) / (2 V)`` always qualifies
+    (the tokens below it hold under ``(1 - top_p) / 2``); a larger first try sorts fewer. Sorts
+    are stable, so equally likely tokens at the nucleus's edge are kept in token-id order.
+    """
+    import torch
+
+    vocab = probs.numel()
+    for threshold in (1e-4, (1.0 - top_p) / (2 * vocab)):
+        candidates = (probs >= threshold).nonzero().view(-1)
+        if 0 < candidates.numel() < vocab:
+            sub = probs[candidates]
+            kept, order = sub.sort(descending=True, stable=True)
+            before = kept.cumsum(0) - kept
+            if float(before[-1] + kept[-1]) > top_p + 1e-6:  # the nucleus ends inside the candidates
+                kept[before > top_p] = 0.0
+                return torch.zeros_like(probs).index_put_((candidates[order],), kept)
+    kept, order = probs.sort(descending=True, stable=True)
+    kept[kept.cumsum(0) - kept > top_p] = 0.0  # keep the smallest set reaching top_p
+    return torch.zeros_like(probs).scatter_(0, order, kept)
 
 
 def _mask_disallowed(logits: torch.Tensor, constraints: Sequence[TokenConstraint | None]) -> torch.Tensor:

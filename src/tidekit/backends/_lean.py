@@ -125,7 +125,7 @@ class LeanDecoder:
         self.scale = self.head_dim ** -0.5
         dtype = next(model.parameters()).dtype
         self.dtype = dtype
-        packer = onednn_packer() if dtype == torch.bfloat16 else None
+        packer = onednn_packer(dtype) if dtype in (torch.bfloat16, torch.float32) else None
         self.embed = core.embed_tokens
         self.rotary = core.rotary_emb
         self.layers: list[dict[str, Any]] = []

@@ -16,17 +16,22 @@ if TYPE_CHECKING:
 __all__ = ["attention_shape", "left_pad", "onednn_packer", "pack_linear_weights"]
 
 
-def onednn_packer() -> Callable[[torch.Tensor], Any] | None:
-    """A function packing a bf16 weight for ``torch.ops.mkldnn._linear_pointwise``, or None.
+def onednn_packer(dtype: torch.dtype | None = None) -> Callable[[torch.Tensor], Any] | None:
+    """A function packing a weight of ``dtype`` (bf16 unless given; fp32 too) for
+    ``torch.ops.mkldnn._linear_pointwise``, or None.
 
-    None when the op is missing, unsupported by this CPU, or gives a wrong answer.
+    None when the op is missing, unsupported by this CPU, or gives a wrong answer. In fp32 a packed
+    product sums in another order than MKL's, so it differs from ``F.linear`` by float rounding
+    (~1e-5 relative); its blocked layout streams the weights of the decode steps' skinny matmuls
+    1.6-2.7x faster on an AVX2 CPU (docs/benchmarks.md, "fp32 on a CPU without bf16").
     """
     import torch
 
+    dtype = dtype or torch.bfloat16
     ops: Any = getattr(torch.ops, "mkldnn", None)
     if ops is None or not hasattr(ops, "_reorder_linear_weight") or not torch.backends.mkldnn.is_available():
         return None
-    if not _packed_linear_is_exact(ops):
+    if dtype not in (torch.bfloat16, torch.float32) or not _packed_linear_is_exact(ops, dtype):
         return None
     return lambda weight: ops._reorder_linear_weight(weight.detach(), 64)
 
@@ -71,17 +76,19 @@ def pack_linear_weights(model: Any) -> int:
     return replaced
 
 
-def _packed_linear_is_exact(ops: Any) -> bool:
+def _packed_linear_is_exact(ops: Any, dtype: torch.dtype) -> bool:
+    """Whether the packed product equals ``F.linear`` to the rounding of ``dtype``."""
     import torch
 
+    atol, rtol = (0.05, 0.02) if dtype == torch.bfloat16 else (1e-4, 1e-4)
     try:
         with torch.inference_mode():
             gen = torch.Generator().manual_seed(0)
-            x = torch.randn(5, 64, generator=gen).bfloat16()
-            w = torch.randn(48, 64, generator=gen).bfloat16()
+            x = torch.randn(5, 64, generator=gen).to(dtype)
+            w = torch.randn(48, 64, generator=gen).to(dtype)
             got = ops._linear_pointwise(x, ops._reorder_linear_weight(w, 64), None, "none", [], "")
             want = torch.nn.functional.linear(x, w)
-            return bool(torch.allclose(got.float(), want.float(), atol=0.05, rtol=0.02))
+            return bool(torch.allclose(got.float(), want.float(), atol=atol, rtol=rtol))
     except RuntimeError:  # op present but unsupported on this CPU
         return False
 

@@ -111,3 +111,29 @@ def check_target_modules_of(model: str, targets: list[str] | str) -> None:
     with torch.device("meta"):
         skeleton = AutoModelForCausalLM.from_config(config)
     check_target_modules(skeleton, targets)
+
+
+def lora_layers(model: str, last_layers: int | None) -> list[int] | None:
+    """The block indices ``lora.last_layers`` names (PEFT ``layers_to_transform``), read from the
+    model's config (no weights); ConfigError when the model has fewer blocks. None: every block."""
+    if last_layers is None:
+        return None
+    from transformers import AutoConfig
+
+    from tidekit.backends import resolve_model_path
+
+    path = resolve_model_path(model)
+    try:
+        config = AutoConfig.from_pretrained(str(path))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"lora.last_layers: cannot read the config of {model} ({path}) to count its "
+                          f"transformer blocks: {exc}") from None
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    depth = getattr(text, "num_hidden_layers", None)
+    if not isinstance(depth, int):
+        raise ConfigError(f"lora.last_layers: the config of {model} does not say how many transformer "
+                          "blocks it has (num_hidden_layers); set last_layers: null to adapt every block")
+    if last_layers > depth:
+        raise ConfigError(f"lora.last_layers: {last_layers} is more than the {depth} transformer blocks "
+                          f"of {model}; use at most {depth}, or null for every block")
+    return list(range(depth - last_layers, depth))
