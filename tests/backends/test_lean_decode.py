@@ -23,6 +23,7 @@ from tidekit.backends._lean import (
     LeanDecoder,
     lean_decoder_for,
     prefill_groups,
+    prefix_clusters,
     shared_prefix_length,
 )
 from tidekit.backends._tensors import onednn_packer
@@ -134,6 +135,54 @@ def test_a_shared_prefix_computed_once_gives_the_logits_of_whole_prompts() -> No
         lean.allocate(len(prompts), max(map(len, prompts)) + 1)
         whole = lean.prefill(prompts, share_prefix=False).float()
     assert lean.shared_prefix == 0 and (once - whole).abs().max().item() < 1e-4
+
+
+def test_prompt_families_each_compute_their_own_prefix_once_with_the_logits_of_whole_prompts() -> None:
+    """A judge's rubric beside its reversed-order probe, a teacher's prompts per persona: rows
+    share a short prefix overall and long ones within families."""
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    torch.manual_seed(0)
+    config = Qwen2Config(vocab_size=256, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
+                         num_attention_heads=8, num_key_value_heads=2, max_position_embeddings=512)
+    model = Qwen2ForCausalLM(config).eval()
+    lean = lean_decoder_for(model)
+    assert lean is not None
+    gen = torch.Generator().manual_seed(3)
+
+    def tokens(n: int) -> list[int]:
+        return torch.randint(1, 256, (n,), generator=gen).tolist()
+
+    head = tokens(SHARED_PREFIX_MIN + 4)  # every row: a prefix computed once for the whole batch
+    rubric, probe = [*head, 7, *tokens(50)], [*head, 9, *tokens(60)]
+    prompts = [rubric + tokens(n) for n in (3, 11, 6)] + [probe + tokens(n) for n in (5, 1)] + [head + tokens(20)]
+    for cut in (0, len(head)):  # with and without a prefix shared by every row
+        batch = [p[cut:] for p in prompts]
+        lean.allocate(len(batch), max(map(len, batch)) + 1)
+        with torch.inference_mode():
+            once = lean.prefill(batch).float()
+            families, shared = sorted(lean.cluster_prefixes), lean.shared_prefix
+            lean.allocate(len(batch), max(map(len, batch)) + 1)
+            whole = lean.prefill(batch, share_prefix=False).float()
+        assert (once - whole).abs().max().item() < 1e-4
+        assert shared == len(head) - cut
+        assert families == sorted([(3, len(rubric) - cut), (2, len(probe) - cut)])
+    assert _compare_logits(model, lean, prompts, pad_id=0, steps=4) < 1e-4  # decoding after it too
+
+
+def test_prefix_clusters_cut_where_the_most_tokens_are_saved() -> None:
+    m = SHARED_PREFIX_MIN
+    a, b = list(range(1, m + 41)), list(range(100, 100 + m + 10))
+    rows = [[*a, 1], [*b, 2], [*a, 3, 4], [*b, 5], [250, 251]]
+    got = {tuple(sorted(r)): n for r, n in prefix_clusters(rows)}
+    assert got == {(0, 2): len(a), (1, 3): len(b), (4,): 0}
+    # a longer prefix for two rows beats a shorter one for three, and each row keeps a token of its own
+    rows = [[*a, 1], [*a, 1], [*a[:m], 9]]
+    assert sorted(prefix_clusters(rows)) == sorted([([0, 1], len(a)), ([2], 0)])
+    assert prefix_clusters([a, a]) == [([0, 1], len(a) - 1)]
+    # above a prefix every row shares, only the extension counts
+    assert sorted(prefix_clusters([[*a, 1], [*a, 2]], base=len(a))) == [([0], len(a)), ([1], len(a))]
+    assert prefix_clusters([a]) == [([0], 0)]
 
 
 def test_shared_prefix_length_leaves_every_row_a_token_of_its_own() -> None:

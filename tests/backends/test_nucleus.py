@@ -62,3 +62,24 @@ def test_seeded_sampling_on_smollm2_is_unchanged_by_the_partial_sort(monkeypatch
         backend.close()
     assert fast == full
     assert len(set(fast)) == len(fast) and all(fast)
+
+
+def test_sample_draws_each_token_at_its_probability_and_never_a_zero_one() -> None:
+    """Inverse-CDF draws from one uniform a token: frequencies match (chi-square, fixed seed),
+    tokens of zero probability never come up, unnormalised input is fine, and a seed repeats."""
+    from scipy.stats import chisquare
+
+    probs = torch.tensor([0.0, 0.5, 0.0, 0.2, 0.25, 0.05, 0.0])
+    gen = torch.Generator().manual_seed(0)
+    n = 20_000
+    counts = torch.zeros(len(probs))
+    for _ in range(n):
+        counts[_decode.sample(probs * 3.0, gen)] += 1
+    assert counts[probs == 0].sum() == 0
+    live = probs > 0
+    assert chisquare(counts[live].numpy(), (probs[live] * n).numpy()).pvalue > 0.01
+    draws = [[_decode.sample(probs, torch.Generator().manual_seed(s)) for s in range(50)] for _ in range(2)]
+    assert draws[0] == draws[1]
+    edge = torch.zeros(5)
+    edge[4] = 1.0  # the last token alone: u x total never reaches past it
+    assert {_decode.sample(edge, torch.Generator().manual_seed(s)) for s in range(20)} == {4}

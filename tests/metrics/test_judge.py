@@ -139,6 +139,25 @@ def test_verbosity_and_position_bias_are_measured() -> None:
     assert bias.position_shift["emotion_recognition"] is not None and bias.position_shift["emotion_recognition"] > 0
 
 
+def test_ratings_and_bias_probe_go_to_the_engine_as_one_request_list_per_attempt() -> None:
+    """The engine batches what it is given: the probe rides with the ratings, and so do retries."""
+    calls: list[list[str]] = []
+    fake = scripted_judge(lambda r: "??" if r.id.startswith("c1|") and r.id.endswith("#0") else GOOD)
+
+    def runner(requests: list[ChatRequest]) -> list:  # type: ignore[type-arg]
+        calls.append([r.id for r in requests])
+        return fake.generate(requests)
+
+    run = run_judges([JudgeConfig(name="j")], ITEMS, JudgeOptions(max_retries=1, bias_probe_n=3),
+                     runner_for=lambda cfg: (runner, fake.identity, fake.close))
+    assert len(calls) == 2  # the first attempt, then the retry of the one unreadable reply
+    first = calls[0]
+    assert len(first) == len(ITEMS) + 3 and len(set(first)) == len(first)
+    assert sum("#set1#" in i for i in first) == 3  # the probe's requests, tagged apart from the ratings
+    assert all(i.startswith("c1|") for i in calls[1])
+    assert run.bias[0].position_n == 3 and len(run.verdicts) == len(ITEMS)
+
+
 def test_too_many_parse_failures_fail_the_run_naming_items() -> None:
     fake = scripted_judge(lambda r: "no idea")
     with pytest.raises(DataError, match=r"judge 'bad' could not be read for 6 of 6 .*c0\|sys"):

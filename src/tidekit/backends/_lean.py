@@ -38,7 +38,8 @@ from tidekit.backends._tensors import attention_shape, left_pad, onednn_packer
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["SUPPORTED", "LeanDecoder", "lean_decoder_for", "prefill_groups", "shared_prefix_length"]
+__all__ = ["SUPPORTED", "LeanDecoder", "lean_decoder_for", "prefill_groups", "prefix_clusters",
+           "shared_prefix_length"]
 
 SUPPORTED = frozenset({"llama", "qwen2"})
 PREFILL_TOKENS = 2048  # padded tokens per prefill group: big enough for efficient matmuls
@@ -55,6 +56,53 @@ def shared_prefix_length(prompts: Sequence[Sequence[int]]) -> int:
     while n < limit and all(p[n] == first[n] for p in prompts):
         n += 1
     return n
+
+
+def prefix_clusters(prompts: Sequence[Sequence[int]], base: int = 0) -> list[tuple[list[int], int]]:
+    """Rows grouped so that each group's own shared prefix is computed once: ``(rows, length)``.
+
+    Every row already shares ``base`` tokens with all others. A group shares ``length`` >= ``base``
+    tokens (each row keeps at least one of its own); only a group of two or more rows whose prefix
+    extends ``base`` by :data:`SHARED_PREFIX_MIN` tokens or more gets ``length > base``. Why: a
+    batch often mixes prompt families, such as a judge's rubric and its reversed-order probe, or a
+    teacher's instructions with each persona's description; the prefix all of them share is short,
+    but each family shares a long one. The grouping maximises the prompt tokens computed once:
+    rows are sorted by their tokens (rows sharing a prefix become neighbours), then a dynamic
+    programme cuts that order into runs, a run saving ``(rows - 1) x (its prefix - base)`` tokens.
+    """
+    n = len(prompts)
+    if n < 2:
+        return [(list(range(n)), base)]
+    order = sorted(range(n), key=lambda i: list(prompts[i]))
+
+    def common(a: Sequence[int], b: Sequence[int]) -> int:
+        limit, k = min(len(a), len(b)) - 1, 0
+        while k < limit and a[k] == b[k]:
+            k += 1
+        return k
+
+    adjacent = [common(prompts[order[i]], prompts[order[i + 1]]) for i in range(n - 1)]
+    best = [0] * (n + 1)  # best[i]: tokens saved by the best cut of the first i sorted rows
+    cut = [0] * (n + 1)  # cut[i]: where the last run of that best cut starts
+    for i in range(1, n + 1):
+        best[i], cut[i] = best[i - 1], i - 1  # row i - 1 alone
+        shared = None
+        for j in range(i - 2, -1, -1):  # the run order[j:i]
+            shared = adjacent[j] if shared is None else min(shared, adjacent[j])
+            if shared - base < SHARED_PREFIX_MIN:
+                break  # a longer run shares no more
+            saved = best[j] + (i - j - 1) * (shared - base)
+            if saved > best[i]:
+                best[i], cut[i] = saved, j
+    clusters: list[tuple[list[int], int]] = []
+    i = n
+    while i > 0:
+        j = cut[i]
+        rows = order[j:i]
+        length = min(adjacent[j:i - 1]) if i - j > 1 else base
+        clusters.append((rows, length if length - base >= SHARED_PREFIX_MIN else base))
+        i = j
+    return clusters[::-1]
 
 
 def lean_decoder_for(model: Any, take_weights: bool = False) -> LeanDecoder | None:
@@ -120,6 +168,7 @@ class LeanDecoder:
         core = model.model
         self.n_heads, self.n_kv, self.head_dim = attention_shape(cfg)
         self.shared_prefix = 0  # tokens of the last prefill computed once for every row
+        self.cluster_prefixes: list[tuple[int, int]] = []  # (rows, prefix tokens) of groups sharing more
         self.group = self.n_heads // self.n_kv
         self.eps = float(cfg.rms_norm_eps)
         self.scale = self.head_dim ** -0.5
@@ -202,7 +251,9 @@ class LeanDecoder:
         prompt; a group's keys land right-aligned in the shared cache, so every row's prompt ends
         at the same slot and decoding steps stay one batch. With ``share_prefix``, a prefix all
         prompts share (at least :data:`SHARED_PREFIX_MIN` tokens) is computed once into the first
-        slots of every row, and the groups prefill only the rest, attending to it.
+        slots of every row, and the groups prefill only the rest, attending to it; then rows that
+        share a longer prefix among themselves (:func:`prefix_clusters`) get that extension computed
+        once for their group too, in the slots after it.
         """
         import torch
 
@@ -222,12 +273,25 @@ class LeanDecoder:
                 self.v_cache[i][:, :, :prefix] = self.v_cache[i][0:1, :, :prefix]
             self.valid[:, :prefix] = True
         self.shared_prefix = prefix
+        clusters = prefix_clusters(prompts, prefix) if share_prefix else [(list(range(len(prompts))), 0)]
+        self.cluster_prefixes = [(len(rows), length) for rows, length in clusters if length > prefix]
         logits: list[torch.Tensor | None] = [None] * len(prompts)
-        for rows in prefill_groups([len(p) - prefix for p in prompts]):
-            ids, mask = left_pad([prompts[r][prefix:] for r in rows], pad_id=0)  # padding is masked: any id
-            out = self._prefill_group(torch.tensor(rows), ids, mask, width, prefix)
-            for j, r in enumerate(rows):
-                logits[r] = out[j]
+        for members, length in clusters:
+            if length > prefix:  # the group's own prefix, once into its first row, then copied to the others
+                first = members[0]
+                self._prefill_group(torch.tensor([first]), torch.tensor([list(prompts[first][prefix:length])]),
+                                    torch.ones((1, length - prefix), dtype=torch.bool), length, prefix)
+                others = torch.tensor(members[1:])
+                for i in range(len(self.layers)):
+                    self.k_cache[i][others, :, prefix:length] = self.k_cache[i][first:first + 1, :, prefix:length]
+                    self.v_cache[i][others, :, prefix:length] = self.v_cache[i][first:first + 1, :, prefix:length]
+                self.valid[others, prefix:length] = True
+            for group in prefill_groups([len(prompts[r]) - length for r in members]):
+                rows = [members[g] for g in group]
+                ids, mask = left_pad([prompts[r][length:] for r in rows], pad_id=0)  # padding is masked: any id
+                out = self._prefill_group(torch.tensor(rows), ids, mask, width, length)
+                for j, r in enumerate(rows):
+                    logits[r] = out[j]
         self.length = width
         return torch.stack([x for x in logits if x is not None])
 

@@ -60,6 +60,7 @@ __all__ = [
     "Runner",
     "aggregate_verdicts",
     "judge_items",
+    "judge_sets",
     "measure_bias",
     "run_judges",
     "summarize_judge",
@@ -200,20 +201,31 @@ class _Pending:
 def judge_items(items: Sequence[JudgeItem], runner: Runner, judge: str, options: JudgeOptions,
                 rubric: Rubric | None = None) -> list[JudgeVerdict]:
     """Ask ``runner`` to rate every item, re-asking unreadable replies; one verdict per item."""
-    rubric = rubric or build_rubric()
+    return judge_sets([(items, rubric or build_rubric())], runner, judge, options)[0]
+
+
+def judge_sets(sets: Sequence[tuple[Sequence[JudgeItem], Rubric]], runner: Runner, judge: str,
+               options: JudgeOptions) -> list[list[JudgeVerdict]]:
+    """:func:`judge_items` for several item sets, each with its own rubric (the ratings and the
+    reversed-order bias probe), asked together: each attempt is one request list, so the engine
+    batches every set's requests at once. One list of verdicts per set, in order."""
     params = GenerationParams(max_new_tokens=options.max_new_tokens, temperature=options.temperature,
                               seed=options.seed)
-    fmt = ResponseFormat(name="empathy_verdict", json_schema=verdict_schema(rubric.order)) if options.structured \
-        else None
-    pending = [_Pending(item, rubric.messages(item.client_text, item.response)) for item in items]
+    formats = [ResponseFormat(name="empathy_verdict", json_schema=verdict_schema(rubric.order))
+               if options.structured else None for _, rubric in sets]
+    pending = [[_Pending(item, rubric.messages(item.client_text, item.response)) for item in items]
+               for items, rubric in sets]
     for attempt in range(options.max_retries + 1):
-        todo = [p for p in pending if not p.done]
+        todo = [(k, p) for k, ps in enumerate(pending) for p in ps if not p.done]
         if not todo:
             break
-        requests = [ChatRequest(id=f"{p.item.id}#{attempt}", messages=p.messages, params=params,
-                                response_format=fmt, logprobs=options.top_logprobs) for p in todo]
+        # the first set keeps its historical ids (engine caches and logs); later sets are tagged
+        requests = [ChatRequest(id=f"{p.item.id}#{attempt}" if k == 0 else f"{p.item.id}#set{k}#{attempt}",
+                                messages=p.messages, params=params, response_format=formats[k],
+                                logprobs=options.top_logprobs) for k, p in todo]
         results = {r.id: r for r in runner(requests)}
-        for p, req in zip(todo, requests, strict=True):
+        for (k, p), req in zip(todo, requests, strict=True):
+            rubric = sets[k][1]
             p.attempts += 1
             res = results.get(req.id)
             if res is None or res.text is None:
@@ -230,9 +242,9 @@ def judge_items(items: Sequence[JudgeItem], runner: Runner, judge: str, options:
                 p.first_ok = attempt == 0
                 p.expected = expected_scores(res.logprobs or [], rubric.order)
                 p.structured = res.structured
-    return [JudgeVerdict(id=p.item.id, judge=judge, scores=p.scores, expected=p.expected, structured=p.structured,
-                         attempts=p.attempts, first_try_ok=p.first_ok, error=p.error,
-                         raw=None if p.last is None else p.last[:1000]) for p in pending]
+    return [[JudgeVerdict(id=p.item.id, judge=judge, scores=p.scores, expected=p.expected, structured=p.structured,
+                          attempts=p.attempts, first_try_ok=p.first_ok, error=p.error,
+                          raw=None if p.last is None else p.last[:1000]) for p in ps] for ps in pending]
 
 
 def verdict_value(verdict: JudgeVerdict, key: str, score: Literal["expected", "argmax"] = "expected") -> float | None:
@@ -340,9 +352,11 @@ def run_judges(judges: Sequence[JudgeConfig], items: Sequence[JudgeItem], option
     for cfg in judges:
         runner, identity, close = runner_for(cfg)
         try:
-            verdicts = judge_items(items, runner, cfg.label, options, rubric)
-            probe = judge_items(_probe_sample(items, options.bias_probe_n), runner, cfg.label, options,
-                                reversed_rubric) if options.bias_probe_n else []
+            # the ratings and the bias probe in one request list per attempt: one engine batch
+            sample = _probe_sample(items, options.bias_probe_n) if options.bias_probe_n else []
+            verdicts, *probed = judge_sets([(items, rubric), *([(sample, reversed_rubric)] if sample else [])],
+                                           runner, cfg.label, options)
+            probe = probed[0] if probed else []
         finally:
             close()
         identity = identity.model_copy(update={"role": "judge", "alias": cfg.label})
