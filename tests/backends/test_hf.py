@@ -141,3 +141,26 @@ def test_batches_too_big_for_the_kv_budget_are_decoded_in_parts(smollm: Any, mon
     parts = smollm.generate(requests)
     assert sizes == [2, 2]
     assert [r.id for r in parts] == [r.id for r in whole] and all(r.text and r.error is None for r in parts)
+
+
+def test_decode_batches_keep_rows_of_one_grammar_together(smollm: Any) -> None:
+    """Jump-forward needs every row of a batch at a forced run: requests are grouped by their
+    response schema (free text apart) before the batches are cut, in request order within each."""
+    from tidekit.backends._protocol import ResponseFormat
+
+    def fmt(order: list[str]) -> ResponseFormat:
+        return ResponseFormat(name="v", json_schema={"type": "object", "properties": {k: {"type": "integer"}
+                                                                                       for k in order},
+                                                     "required": order})
+
+    kinds = [fmt(["a", "b"]), fmt(["b", "a"]), None, fmt(["a", "b"]), None, fmt(["b", "a"])]
+    requests = [ChatRequest(id=str(i), messages=[Message(role="user", content="hi")], response_format=f)
+                for i, f in enumerate(kinds)]
+    todo = [(i, [1, 2, 3]) for i in range(len(requests))]
+    parts = smollm._parts(todo, requests)
+    assert [[i for i, _ in part] for part in parts] == [[0, 3], [1, 5], [2, 4]]
+    off = load_backend(BackendConfig(model="smollm2-135m", jump_forward=False, optimize=False))
+    try:
+        assert [[i for i, _ in part] for part in off._parts(todo, requests)] == [[0, 1, 2, 3, 4, 5]]
+    finally:
+        off.close()
