@@ -114,12 +114,7 @@ def test_qwen2_with_biases_and_grouped_heads_matches_transformers() -> None:
 
 def test_a_shared_prefix_computed_once_gives_the_logits_of_whole_prompts() -> None:
     """A judge's rubric or a teacher's instructions: every prompt starts with the same tokens."""
-    from transformers import Qwen2Config, Qwen2ForCausalLM
-
-    torch.manual_seed(0)
-    config = Qwen2Config(vocab_size=256, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
-                         num_attention_heads=8, num_key_value_heads=2, max_position_embeddings=512)
-    model = Qwen2ForCausalLM(config).eval()
+    model = _tiny_qwen2()
     lean = lean_decoder_for(model)
     assert lean is not None
     gen = torch.Generator().manual_seed(2)
@@ -140,12 +135,7 @@ def test_a_shared_prefix_computed_once_gives_the_logits_of_whole_prompts() -> No
 def test_prompt_families_each_compute_their_own_prefix_once_with_the_logits_of_whole_prompts() -> None:
     """A judge's rubric beside its reversed-order probe, a teacher's prompts per persona: rows
     share a short prefix overall and long ones within families."""
-    from transformers import Qwen2Config, Qwen2ForCausalLM
-
-    torch.manual_seed(0)
-    config = Qwen2Config(vocab_size=256, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
-                         num_attention_heads=8, num_key_value_heads=2, max_position_embeddings=512)
-    model = Qwen2ForCausalLM(config).eval()
+    model = _tiny_qwen2()
     lean = lean_decoder_for(model)
     assert lean is not None
     gen = torch.Generator().manual_seed(3)
