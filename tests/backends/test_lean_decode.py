@@ -166,12 +166,14 @@ def test_prefix_clusters_cut_where_the_most_tokens_are_saved() -> None:
     rows = [[*a, 1], [*b, 2], [*a, 3, 4], [*b, 5], [250, 251]]
     got = {tuple(sorted(r)): n for r, n in prefix_clusters(rows)}
     assert got == {(0, 2): len(a), (1, 3): len(b), (4,): 0}
+    rows = [[*a, 1], [*a, 2], [7, *b], [8, *b], [9, 1]]  # two families and rows sharing nothing
+    assert prefix_clusters(rows) == [([0, 1], len(a)), ([2, 3, 4], 0)]
     # a longer prefix for two rows beats a shorter one for three, and each row keeps a token of its own
     rows = [[*a, 1], [*a, 1], [*a[:m], 9]]
     assert sorted(prefix_clusters(rows)) == sorted([([0, 1], len(a)), ([2], 0)])
     assert prefix_clusters([a, a]) == [([0, 1], len(a) - 1)]
-    # above a prefix every row shares, only the extension counts
-    assert sorted(prefix_clusters([[*a, 1], [*a, 2]], base=len(a))) == [([0], len(a)), ([1], len(a))]
+    # above a prefix every row shares, only the extension counts; rows gaining nothing stay one group
+    assert prefix_clusters([[*a, 1], [*a, 2], [*a, 3]], base=len(a)) == [([0, 1, 2], len(a))]
     assert prefix_clusters([a]) == [([0], 0)]
 
 

@@ -69,6 +69,8 @@ def prefix_clusters(prompts: Sequence[Sequence[int]], base: int = 0) -> list[tup
     but each family shares a long one. The grouping maximises the prompt tokens computed once:
     rows are sorted by their tokens (rows sharing a prefix become neighbours), then a dynamic
     programme cuts that order into runs, a run saving ``(rows - 1) x (its prefix - base)`` tokens.
+    Rows that gain nothing form one last group with ``length == base``, so they are prefilled
+    together in length groups as before, not one by one.
     """
     n = len(prompts)
     if n < 2:
@@ -95,14 +97,18 @@ def prefix_clusters(prompts: Sequence[Sequence[int]], base: int = 0) -> list[tup
             if saved > best[i]:
                 best[i], cut[i] = saved, j
     clusters: list[tuple[list[int], int]] = []
+    rest: list[int] = []  # rows sharing nothing beyond base: one group, prefilled together as before
     i = n
     while i > 0:
         j = cut[i]
-        rows = order[j:i]
         length = min(adjacent[j:i - 1]) if i - j > 1 else base
-        clusters.append((rows, length if length - base >= SHARED_PREFIX_MIN else base))
+        if length - base >= SHARED_PREFIX_MIN:
+            clusters.append((order[j:i], length))
+        else:
+            rest.extend(order[j:i])
         i = j
-    return clusters[::-1]
+    clusters.reverse()
+    return [*clusters, (sorted(rest), base)] if rest else clusters
 
 
 def lean_decoder_for(model: Any, take_weights: bool = False) -> LeanDecoder | None:
