@@ -417,7 +417,7 @@ def nucleus(probs: torch.Tensor, top_p: float) -> torch.Tensor:
     most likely tokens whose mass reaches ``top_p``.
 
     Sorting the whole vocabulary for every sampled token was the largest cost of a sampled batch
-    (4.4 ms for SmolLM2's 49,152 tokens, a third of the quickstart build). Only tokens above a
+    (4.4 ms for SmolLM2's 49,152 tokens, a fifth of the quickstart build). Only tokens above a
     threshold ``t`` are sorted, when their mass ``S`` exceeds ``top_p``: every token below ``t``
     comes after all of them in the full order, with at least ``S`` before it, so the full sort
     would cut it too and the nucleus is the same. ``t = (1 - top_p) / (2 V)`` always qualifies

@@ -23,7 +23,7 @@ def onednn_packer(dtype: torch.dtype | None = None) -> Callable[[torch.Tensor], 
     None when the op is missing, unsupported by this CPU, or gives a wrong answer. In fp32 a packed
     product sums in another order than MKL's, so it differs from ``F.linear`` by float rounding
     (~1e-5 relative); its blocked layout streams the weights of the decode steps' skinny matmuls
-    1.6-2.7x faster on an AVX2 CPU (docs/benchmarks.md, "fp32 on a CPU without bf16").
+    1.6-2.7x faster on an AVX2 CPU (docs/benchmarks.md, "Quickstart profile after the CPU work").
     """
     import torch
 
