@@ -320,7 +320,6 @@ def engines_only(args: argparse.Namespace, backend: Any, requests: list[Any], dt
     """--engines-only: (b) the engine, then (f) the vllm backend, on the same requests."""
     import torch
 
-
     load_start = os.getloadavg()[0]
     engine_tokens, engine_s = engine_run(backend, requests)
     backend.close()

@@ -76,14 +76,7 @@ def prefix_clusters(prompts: Sequence[Sequence[int]], base: int = 0) -> list[tup
     if n < 2:
         return [(list(range(n)), base)]
     order = sorted(range(n), key=lambda i: list(prompts[i]))
-
-    def common(a: Sequence[int], b: Sequence[int]) -> int:
-        limit, k = min(len(a), len(b)) - 1, 0
-        while k < limit and a[k] == b[k]:
-            k += 1
-        return k
-
-    adjacent = [common(prompts[order[i]], prompts[order[i + 1]]) for i in range(n - 1)]
+    adjacent = [shared_prefix_length([prompts[order[i]], prompts[order[i + 1]]]) for i in range(n - 1)]
     best = [0] * (n + 1)  # best[i]: tokens saved by the best cut of the first i sorted rows
     cut = [0] * (n + 1)  # cut[i]: where the last run of that best cut starts
     for i in range(1, n + 1):
@@ -268,30 +261,19 @@ class LeanDecoder:
         if width > self.valid.shape[1] or len(prompts) != self.valid.shape[0]:
             raise ValueError(f"{len(prompts)} prompts of up to {width} tokens do not fit the cache allocated for "
                              f"{self.valid.shape[0]} rows x {self.valid.shape[1]} tokens")
+        everyone = list(range(len(prompts)))
         prefix = shared_prefix_length(prompts) if share_prefix else 0
         if prefix < SHARED_PREFIX_MIN:
             prefix = 0
-        else:  # once, into row 0's first slots, then copied to every row
-            self._prefill_group(torch.tensor([0]), torch.tensor([list(prompts[0][:prefix])]),
-                                torch.ones((1, prefix), dtype=torch.bool), prefix)
-            for i in range(len(self.layers)):
-                self.k_cache[i][:, :, :prefix] = self.k_cache[i][0:1, :, :prefix]
-                self.v_cache[i][:, :, :prefix] = self.v_cache[i][0:1, :, :prefix]
-            self.valid[:, :prefix] = True
+        else:
+            self._prefill_shared(everyone, prompts[0], 0, prefix)
         self.shared_prefix = prefix
-        clusters = prefix_clusters(prompts, prefix) if share_prefix else [(list(range(len(prompts))), 0)]
+        clusters = prefix_clusters(prompts, prefix) if share_prefix else [(everyone, 0)]
         self.cluster_prefixes = [(len(rows), length) for rows, length in clusters if length > prefix]
         logits: list[torch.Tensor | None] = [None] * len(prompts)
         for members, length in clusters:
-            if length > prefix:  # the group's own prefix, once into its first row, then copied to the others
-                first = members[0]
-                self._prefill_group(torch.tensor([first]), torch.tensor([list(prompts[first][prefix:length])]),
-                                    torch.ones((1, length - prefix), dtype=torch.bool), length, prefix)
-                others = torch.tensor(members[1:])
-                for i in range(len(self.layers)):
-                    self.k_cache[i][others, :, prefix:length] = self.k_cache[i][first:first + 1, :, prefix:length]
-                    self.v_cache[i][others, :, prefix:length] = self.v_cache[i][first:first + 1, :, prefix:length]
-                self.valid[others, prefix:length] = True
+            if length > prefix:
+                self._prefill_shared(members, prompts[members[0]], prefix, length)
             for group in prefill_groups([len(prompts[r]) - length for r in members]):
                 rows = [members[g] for g in group]
                 ids, mask = left_pad([prompts[r][length:] for r in rows], pad_id=0)  # padding is masked: any id
@@ -300,6 +282,22 @@ class LeanDecoder:
                     logits[r] = out[j]
         self.length = width
         return torch.stack([x for x in logits if x is not None])
+
+    def _prefill_shared(self, rows: list[int], prompt: Sequence[int], start: int, end: int) -> None:
+        """Tokens ``prompt[start:end]``, which every row of ``rows`` has there, computed once into
+        the first row's slots [start, end) (attending to its slots before ``start``) and copied to
+        the other rows."""
+        import torch
+
+        assert self.valid is not None
+        first = rows[0]
+        self._prefill_group(torch.tensor([first]), torch.tensor([list(prompt[start:end])]),
+                            torch.ones((1, end - start), dtype=torch.bool), end, start)
+        others = torch.tensor(rows[1:], dtype=torch.long)
+        for k, v in zip(self.k_cache, self.v_cache, strict=True):
+            k[others, :, start:end] = k[first:first + 1, :, start:end]
+            v[others, :, start:end] = v[first:first + 1, :, start:end]
+        self.valid[others, start:end] = True
 
     def _prefill_group(self, rows: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor,
                        width: int, prefix: int = 0) -> torch.Tensor:

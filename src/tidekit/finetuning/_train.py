@@ -201,7 +201,7 @@ def finetune(
     check_tracker(cfg.train.report_to)
     _load_tokenizer(cfg.model)
     check_target_modules_of(cfg.model, cfg.lora.target_modules)
-    lora_layers(cfg.model, cfg.lora.last_layers)
+    layers = lora_layers(cfg.model, cfg.lora.last_layers)
     if mode == "replace":
         _discard(out)
 
@@ -238,7 +238,7 @@ def finetune(
             # -- 3. trainer
             with run.step("set up"):
                 trainer, logger = _trainer(cfg, hw, model, tokenizer, train_examples, eval_examples, out,
-                                           callbacks, resuming=checkpoint is not None)
+                                           callbacks, resuming=checkpoint is not None, layers=layers)
                 (out / CHECKPOINTS_DIR).mkdir(parents=True, exist_ok=True)
                 write_json(out / CHECKPOINTS_DIR / _RUN_CONFIG, cfg.model_dump(mode="json"))
 
@@ -348,7 +348,9 @@ def _load_model(path: Path, hw: Any) -> Any:
 
 
 def _trainer(cfg: FinetuneConfig, hw: Any, model: Any, tokenizer: Any, train: list[dict[str, Any]],
-             evals: list[dict[str, Any]], out: Path, callbacks: Sequence[Any], resuming: bool) -> tuple[Any, Any]:
+             evals: list[dict[str, Any]], out: Path, callbacks: Sequence[Any], resuming: bool,
+             layers: list[int] | None = None) -> tuple[Any, Any]:
+    """The SFTTrainer; ``layers``: the blocks that get adapters (preflight's ``lora_layers``), None all."""
     from datasets import Dataset as HFDataset
     from peft import LoraConfig
     from trl import SFTConfig, SFTTrainer
@@ -397,11 +399,8 @@ def _trainer(cfg: FinetuneConfig, hw: Any, model: Any, tokenizer: Any, train: li
         disable_tqdm=not cfg.progress,
         dataloader_num_workers=0,
     )
-    from tidekit.finetuning._preflight import lora_layers
-
     lora = LoraConfig(r=cfg.lora.rank, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
-                      target_modules=cfg.lora.target_modules,
-                      layers_to_transform=lora_layers(cfg.model, cfg.lora.last_layers), bias="none",
+                      target_modules=cfg.lora.target_modules, layers_to_transform=layers, bias="none",
                       task_type="CAUSAL_LM")
     logger = make_metrics_logger(out / METRICS_FILE)
     extra: list[Any] = [logger]
