@@ -27,14 +27,17 @@ $(BIN)/python:
 	$(BIN)/pip install -q --upgrade pip
 
 # The installer: uv (pinned by the lock), which unpacks and byte-compiles the wheels in parallel
-# (the `make run` set-up took 150 s with pip, ~80 s with uv, on the 2-core machine).
+# (the `make run` set-up: 138.0 s with pip, 64.5 s with uv, one run on the 2-core machine,
+# benchmarks/setup.py).
 # scripts/install.py hands uv pip's own configuration (find-links, indexes, constraint), so it
-# installs from the same places pip would. `make run INSTALLER=pip` uses pip instead.
+# installs from the same places pip would. `make run INSTALLER=pip` uses pip instead, and so does
+# scripts/install.py where uv could not be installed.
 INSTALLER ?= uv
 export TIDEKIT_INSTALLER := $(INSTALLER)
 INSTALL := $(BIN)/python scripts/install.py
 $(BIN)/uv: | $(BIN)/python
-	$(if $(filter uv,$(INSTALLER)),$(BIN)/pip install -q -c $(LOCK) uv,@true)
+	@if [ "$(INSTALLER)" = uv ]; then $(BIN)/pip install -q -c $(LOCK) uv \
+	  || echo "note: uv could not be installed here; installing with pip (slower)"; fi
 
 # pyproject.toml states ranges; constraints.txt is the lock, the exact set the suite last passed
 # with, so both commands install the same versions everywhere (torch==2.13.0: the installer takes
