@@ -36,6 +36,10 @@ def test_adapters_on_the_last_blocks_only_and_the_loss_still_falls(tmp_path: Pat
     assert fall >= 0.20, f"training loss fell only {fall:.1%}: {losses}"
     assert result.eval_loss_after is not None and result.eval_loss_before is not None
     assert result.eval_loss_after < result.eval_loss_before
+    # the 20 frozen blocks ran once per distinct example: 8 training conversations seen ~4 times
+    # in 30 steps of 1, and the 2 validation ones evaluated before and after
+    cache = json.loads((out / "manifest.json").read_text())["extra"]["frozen_blocks_cache"]
+    assert cache["blocks"] == 20 and cache["computed"] == 8 + 2 and cache["served"] == 30 - 8 + 2
 
 
 @pytest.mark.slow

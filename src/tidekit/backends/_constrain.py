@@ -89,11 +89,11 @@ class GrammarConstraints:
     """Builds row constraints from JSON schemas for one tokenizer (grammars cached per schema)."""
 
     def __init__(self, tokenizer: Any, vocab_size: int, stop_ids: set[int]) -> None:
+        # llguidance.numpy, not llguidance.torch: the same mask fill, without the torch.compile that
+        # importing llguidance.torch sets up (2.7 s measured, paid by every judge run)
         try:
             import llguidance
             import llguidance.hf
-            # llguidance.numpy, not llguidance.torch: the same mask fill, without the torch.compile
-            # that importing llguidance.torch sets up (2.7 s measured, paid by every judge run)
             import llguidance.numpy
         except ImportError:
             raise MissingDependencyError("constrained decoding (response_format) on the hf backend", "llguidance",

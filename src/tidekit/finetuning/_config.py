@@ -66,7 +66,8 @@ class LoraSettings(StrictModel):
         default=None, ge=1,
         description="Adapt only the last N transformer blocks (PEFT layers_to_transform); null adapts every block. "
                     "The backward pass then stops below them: ~40% less training time with the last third of a model, "
-                    "for an update that reaches only the upper layers.")
+                    "for an update that reaches only the upper layers; the frozen blocks below run once per distinct "
+                    "example, their output reused in later epochs and evaluations.")
 
 
 class TrainSettings(StrictModel):

@@ -243,12 +243,16 @@ def finetune(
                 write_json(out / CHECKPOINTS_DIR / _RUN_CONFIG, cfg.model_dump(mode="json"))
 
             # -- 4. train (resumable), then a final validation loss
-            with _compact_lm_head(hw.device):
+            with _compact_lm_head(hw.device), _frozen_cache(cfg, trainer, layers) as frozen:
                 with run.step("train"):
                     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
                 if eval_examples and not _evaluated_at(trainer, trainer.state.global_step):
                     with run.step("evaluate"):
                         trainer.evaluate()
+                if frozen is not None:
+                    run.extra["frozen_blocks_cache"] = {"blocks": len(frozen.blocks), "served": frozen.served,
+                                                        "computed": frozen.computed,
+                                                        "stored_mb": round(frozen.stored_bytes / 2**20, 1)}
 
         # -- 5. save adapter + tokenizer + card together
         with run.step("save"):
@@ -434,6 +438,20 @@ def _compact_lm_head(device: str) -> Iterator[None]:
         yield
     finally:
         trl_utils._use_triton = original
+
+
+@contextmanager
+def _frozen_cache(cfg: FinetuneConfig, trainer: Any, layers: list[int] | None) -> Iterator[Any]:
+    """With adapters on the last blocks only, the blocks below them run once per distinct example
+    (:mod:`tidekit.finetuning._frozen`); yields the cache, or None where it does not apply."""
+    from tidekit.finetuning._frozen import FrozenBlocksCache, frozen_blocks
+
+    found = None if cfg.train.packing or cfg.train.gradient_checkpointing else frozen_blocks(trainer.model, layers)
+    if found is None:
+        yield None
+        return
+    with FrozenBlocksCache(*found) as cache:
+        yield cache
 
 
 def _evaluated_at(trainer: Any, step: int) -> bool:
