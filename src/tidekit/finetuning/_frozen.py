@@ -19,7 +19,10 @@ this for: padding-free packing (``cu_seq_lens`` or positions that do not count f
 padding, inputs passed as embeddings, or hidden states that need a gradient. It is not set up at
 all when a frozen block holds a trainable weight or dropout, or with gradient checkpointing.
 Memory: an example costs its length x the hidden size in the model's dtype (SmolLM2, 448 tokens:
-1 MB); past :data:`BUDGET_BYTES` new examples are computed as usual and not stored.
+1 MB), on the model's device; past :data:`BUDGET_BYTES` new examples are computed as usual and not
+stored. While it is entered, the first frozen block runs them all and the others pass their input
+through, so per-block hidden states (``output_hidden_states``) of the frozen blocks are not theirs;
+tidekit's training asks for none.
 """
 
 from __future__ import annotations
