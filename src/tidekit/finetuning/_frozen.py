@@ -117,13 +117,11 @@ class FrozenBlocksCache:
             return None
         lengths = mask.long().sum(-1)
         order = torch.arange(width, device=ids.device)
-        if not bool((mask.bool() == (order[None, :] < lengths[:, None])).all()):
+        real = order[None, :] < lengths[:, None]  # what a right-padded mask of these lengths is
+        if not bool((mask.bool() == real).all()):
             return None  # not right-padded
-        if positions is not None:
-            expected = order[None, :].expand(b, width)
-            real = order[None, :] < lengths[:, None]
-            if not bool(((positions.expand(b, width) == expected) | ~real).all()):
-                return None  # positions that do not count from 0
+        if positions is not None and not bool(((positions.expand(b, width) == order[None, :]) | ~real).all()):
+            return None  # positions that do not count from 0
         ids_cpu, lengths_cpu = ids.detach().cpu(), lengths.cpu().tolist()
         return [(hashlib.blake2b(ids_cpu[r, :n].numpy().tobytes(), digest_size=16).digest(), n)
                 for r, n in enumerate(lengths_cpu)]
