@@ -1,5 +1,6 @@
 # tidekit: the two commands a new user needs.
-#   make run    set up .venv (first time only) and run the main job (the quickstart)
+#   make run    set up .venv (first time only) and wordnet-base (apt, as root), then run the main
+#               job (the quickstart)
 #   make test   set up .venv with dev tools, then ruff, mypy and the whole test suite (CI runs this)
 #   make test-fast  the quick tier while editing: ruff and the tests not marked slow (no real
 #               model weights, servers or browsers); make test still runs everything
@@ -13,7 +14,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test test-fast setup setup-dev sysdeps lint typecheck unit unit-fast bench docs clean help
+.PHONY: run test test-fast setup setup-dev sysdeps sysdeps-run lint typecheck unit unit-fast bench docs clean help
 
 help:
 	@echo "make run    - set up and run the quickstart (main job)"
@@ -60,21 +61,39 @@ $(VENV)/.stamp-dev: pyproject.toml $(LOCK) scripts/install.py $(VENV)/.stamp-run
 setup: $(VENV)/.stamp-run
 setup-dev: $(VENV)/.stamp-dev
 
-# System packages some tests need (a real browser, PostgreSQL, WordNet). Installed with apt
-# when missing and when we are root (CI is); elsewhere those tests skip with a reason.
-SYSDEPS := chromium chromium-driver postgresql wordnet-base
+# System packages, installed with apt when missing and when we are root (CI and a fresh machine of
+# this project's kind are); elsewhere the command says what to install.
+# `make run` needs wordnet-base: the quickstart scores METEOR, whose WordNet synonyms come from it
+# (src/tidekit/metrics/_meteor.py; TIDEKIT_WORDNET names another WordNet 3.0 folder instead).
+# `make test` also needs a real browser and PostgreSQL; without them those tests skip with a reason.
+SYSDEPS_RUN := wordnet-base
+WORDNET_DIR := /usr/share/wordnet
+SYSDEPS := chromium chromium-driver postgresql $(SYSDEPS_RUN)
+# apt_install(PACKAGES): the missing ones installed when root; prints and returns 1 otherwise.
+define apt_install
+missing=$$(for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+if [ -n "$$missing" ]; then \
+  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+    echo "installing system packages: $$missing"; \
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+  else echo "note: missing system packages ($$missing); install them with" \
+    "'sudo apt-get install $$missing'"; false; fi; \
+fi
+endef
 sysdeps:
-	@missing=$$(for p in $(SYSDEPS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
-	if [ -n "$$missing" ]; then \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    echo "installing system packages: $$missing"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
-	  else echo "note: missing system packages ($$missing); tests that need them will skip"; fi; \
+	@$(call apt_install,$(SYSDEPS)) || echo "note: tests that need them will skip"
+
+# The quickstart's own: without WordNet its score stage would stop after two minutes of work, so
+# this stops first, saying what to install (unless TIDEKIT_WORDNET names a WordNet folder).
+sysdeps-run:
+	@if [ -z "$$TIDEKIT_WORDNET" ] && [ ! -f $(WORDNET_DIR)/data.noun ]; then \
+	  $(call apt_install,$(SYSDEPS_RUN)) || { echo "error: the quickstart's METEOR needs WordNet" \
+	    "(Debian: wordnet-base; or set TIDEKIT_WORDNET to a WordNet 3.0 dict folder)" >&2; exit 2; }; \
 	fi
 
 # The main job: the quickstart study (configs/quickstart.yaml), offline on CPU; prints the
 # report's path. Rerunning skips every finished stage.
-run: setup
+run: setup sysdeps-run
 	$(BIN)/tidekit run configs/quickstart.yaml
 
 lint: setup-dev
