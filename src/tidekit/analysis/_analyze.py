@@ -126,7 +126,8 @@ def analyze(config: AnalysisConfig, *, out: str | Path | None = None,
         inputs["scores"] = "<DataFrame>" if isinstance(scores, pd.DataFrame) else str(scores)
     else:
         result.skipped.append("metric-human correlation skipped: no --scores given")
-    steps = plan_steps(prep.attributes, scores=frame is not None, power=config.power is not None)
+    steps = plan_steps(prep.attributes, scores=frame is not None, power=config.power is not None,
+                       ppi=config.ppi is not None)
     present = [f for f in ("system", "condition", "scenario") if f in prep.df and prep.df[f].notna().any()]
     step_inputs = StepInputs(df=prep.df, raters=prep.raters, config=config,
                              within=[f for f in config.interactions_with if f in present],
@@ -170,6 +171,8 @@ def _add_step_result(result: AnalysisResult, part: StepResult) -> None:
     result.skipped.extend(part.skipped)
     if part.power is not None:
         result.power = part.power
+    if part.ppi is not None:
+        result.ppi = part.ppi
 
 
 def _primary_names(config: AnalysisConfig, attributes: list[str]) -> dict[str, str]:

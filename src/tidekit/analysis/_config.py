@@ -17,8 +17,10 @@ from tidekit.scenarios import EMPATHY_FACTOR_IDS
 __all__ = [
     "DEFAULT_ATTRIBUTES",
     "DEFAULT_EXTRA_RATINGS",
+    "DEFAULT_PREDICTOR",
     "AnalysisConfig",
     "Columns",
+    "PPIConfig",
     "PowerConfig",
     "PrimaryTests",
 ]
@@ -114,6 +116,43 @@ class PowerConfig(StrictModel):
     simulations: int = Field(default=500, ge=10, description="Number of simulated studies.")
 
 
+DEFAULT_PREDICTOR = "judge_overall"
+
+
+class PPIConfig(StrictModel):
+    """Prediction-powered estimates (docs/analysis.md): the human ratings of the rated conversations
+    corrected with an automatic score that every reply has, for narrower intervals that stay valid."""
+
+    predictor: str | list[str] = Field(
+        default=DEFAULT_PREDICTOR,
+        description="The automatic score: any numeric column of the scores table (judge_overall, cosine, "
+                    "scorer_<name>_<label>, ...), matched to ratings by (conversation_id, system). A list: "
+                    "a least-squares combination of the columns, cross-fitted over conversation folds so "
+                    "no rated reply is predicted by a fit that saw its rating. Left at the default and "
+                    "absent from the scores: the estimates are skipped (stated); named and absent: an error.")
+    folds: int = Field(default=5, ge=2, description="Cross-fitting folds (conversations) for a list predictor.")
+    interval: Literal["t", "z"] = Field(
+        default="t", description="Interval quantile: 't' (n - 1 df, unbiased variances: the small-sample "
+                                 "choice) or 'z' (normal, as ppi_py; equal to ppi_py.ppi_mean_ci).")
+    rater_adjustment: Literal["centre", "none"] = Field(
+        default="centre", description="A reply's human value: the mean of its ratings after removing each "
+                                      "rater's leniency ('centre'), or the plain mean ('none').")
+    target_width: float = Field(default=0.5, gt=0, description="Design help (with --power, and in a study's "
+                                                               "--dry-run): the full 95% CI width, in rating "
+                                                               "points, to plan the rated conversations for.")
+    pilot_correlation: float | None = Field(
+        default=None, ge=-1, le=1, description="Design help: correlation of the predictor with a reply's "
+                                               "human value; None: measured on these ratings (0.6 in a "
+                                               "study's dry-run, which has no ratings yet).")
+    pilot_sd: float | None = Field(default=None, gt=0, description="Design help: SD of a reply's human value "
+                                                                   "(rating points); None: measured here "
+                                                                   "(1.2 in a study's dry-run).")
+
+    def predictors(self) -> list[str]:
+        """The predictor columns as a list."""
+        return [self.predictor] if isinstance(self.predictor, str) else list(self.predictor)
+
+
 class AnalysisConfig(StrictModel):
     """Everything ``tidekit analyze`` does, with defaults that match ``tidekit rate export``."""
 
@@ -182,6 +221,9 @@ class AnalysisConfig(StrictModel):
                                       description="Score columns to correlate with ratings; None: every "
                                                   "numeric metric/judge column present.")
     power: PowerConfig | None = Field(default=None, description="A planned study to compute power for.")
+    ppi: PPIConfig | None = Field(default_factory=PPIConfig,
+                                  description="Prediction-powered estimates of system means and paired "
+                                              "differences when scores are given; null turns them off.")
     seed: int = Field(default=0, description="Seed for bootstraps and simulations.")
     workers: int = Field(default=0, ge=0, description="Processes for the analysis steps; 0: two on large data "
                                                      "(20,000+ ratings) where the machine has them, else one.")

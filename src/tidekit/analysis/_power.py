@@ -1,4 +1,5 @@
-"""Power by simulation for a rater-level demographic test, and its false-positive rate.
+"""Power by simulation for a rater-level demographic test, and its false-positive rate; and the
+rated conversations a prediction-powered estimate needs for a target interval width.
 
 A planned study (raters, items, ratings per rater, attribute groups, effect, variance
 components) is simulated many times; each simulated study is analysed with the rater-level
@@ -16,6 +17,7 @@ validate-first items only (``kind="interaction"``), rounded to the 1-7 scale.
 
 from __future__ import annotations
 
+import math
 import time
 
 import numpy as np
@@ -26,7 +28,7 @@ from tidekit.analysis._effects import wilson
 from tidekit.analysis._rater_model import Planted, RaterBehaviour
 from tidekit.analysis._results import PowerResult
 
-__all__ = ["power_by_simulation", "simulate_study_p"]
+__all__ = ["power_by_simulation", "rated_for_width", "simulate_study_p"]
 
 
 def _group_p(values: np.ndarray, groups: np.ndarray, n_groups: int) -> float:
@@ -80,3 +82,25 @@ def power_by_simulation(cfg: PowerConfig, alpha: float = 0.05, seed: int = 0,
     return PowerResult(config=cfg.model_dump(), test=test, alpha=alpha, power=hits / cfg.simulations,
                        ci_low=lo, ci_high=hi, simulations=cfg.simulations,
                        wall_s=round(time.perf_counter() - t0, 3))
+
+
+def rated_for_width(width: float, sd: float, correlation: float, conversations: int,
+                    alpha: float = 0.05) -> tuple[int | None, int | None]:
+    """Rated conversations for a full CI width ``width``: (human-only, prediction-powered).
+
+    Of ``conversations`` scored ones, ``n`` are rated at random. Human-only, the half width is
+    ``z sd / sqrt(n)``. PPI++ with its optimal lambda has variance
+    ``sd^2 / n * (1 - rho^2 (N - n) / N)`` (lambda* = cov / ((1 + n/(N - n)) var f), put into
+    the variance ``lambda^2 var f / (N - n) + var(Y - lambda f) / n``), so with
+    ``A = (2 z sd / width)^2`` the smallest n is ``A (1 - rho^2) / (1 - A rho^2 / N)``. None: not
+    reachable with ``conversations`` (the interval of rating all of them is still wider).
+    """
+    z = float(stats.norm.ppf(1 - alpha / 2))
+    a = (2 * z * sd / width) ** 2
+    rho2 = correlation ** 2
+    human = math.ceil(a - 1e-9)
+    denom = 1 - a * rho2 / conversations
+    ppi = math.ceil(a * (1 - rho2) / denom - 1e-9) if denom > 0 else None
+    ppi = max(ppi, 2) if ppi is not None else None
+    return (max(human, 2) if human <= conversations else None,
+            ppi if ppi is not None and ppi <= conversations else None)

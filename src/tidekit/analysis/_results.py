@@ -19,6 +19,9 @@ __all__ = [
     "DataSummary",
     "Exclusion",
     "GroupMean",
+    "PPIDesignRow",
+    "PPIEstimate",
+    "PPIResult",
     "PowerResult",
     "TestResult",
     "largest_contrast",
@@ -26,7 +29,7 @@ __all__ = [
 ]
 
 ANALYSIS_FILE = "analysis.json"
-ANALYSIS_SCHEMA_VERSION = 2  # 2: role, scale, primary, integer_ratings
+ANALYSIS_SCHEMA_VERSION = 3  # 2: role, scale, primary, integer_ratings; 3: ppi
 Level = Literal["rater", "rating", "item", "system", "conversation", "rater-cell"]
 Role = Literal["primary", "sensitivity", "descriptive"]
 Scale = Literal["interval", "ordinal", "rank", "nominal"]
@@ -163,6 +166,68 @@ class PowerResult(BaseModel):
     wall_s: float = Field(description="Seconds the simulation took.")
 
 
+class PPIEstimate(BaseModel):
+    """One prediction-powered estimate (a system's or condition's mean, or a paired difference)
+    with the human-only estimate from the same rated conversations beside it."""
+
+    kind: Literal["system", "condition", "difference"] = Field(description="What is estimated.")
+    target: str = Field(description="The system or condition, or 'b - a' for a paired difference.")
+    rating: str = Field(description="The rating column (the overall rating or one empathy factor).")
+    estimate: float = Field(description="PPI++ estimate (rating points).")
+    ci_low: float = Field(description="Lower confidence limit.")
+    ci_high: float = Field(description="Upper confidence limit.")
+    se: float = Field(description="Standard error.")
+    p: float | None = Field(default=None, description="Two-sided p of 'difference = 0' (differences only).")
+    p_adjusted: float | None = Field(default=None, description="Holm over the pairs of the same rating.")
+    human_estimate: float = Field(description="Human-only mean of the same rated conversations.")
+    human_ci_low: float = Field(description="Human-only lower limit (same quantile).")
+    human_ci_high: float = Field(description="Human-only upper limit.")
+    human_se: float = Field(description="Human-only standard error.")
+    human_p: float | None = Field(default=None, description="Human-only p (differences only).")
+    lam: float = Field(description="Power-tuning lambda (0: the human-only estimate).")
+    correlation: float | None = Field(default=None, description="Correlation of predictor and human value "
+                                                                "over the rated conversations.")
+    n_rated: int = Field(description="Rated conversations entering the estimate.")
+    n_unrated: int = Field(description="Conversations with only the predictor.")
+    ess_ratio: float = Field(description="Human-only variance / PPI variance: the rated conversations were "
+                                         "worth this many times as many without the scores.")
+    effective_n: float = Field(description="n_rated x ess_ratio: human-rated conversations the estimate is "
+                                           "worth.")
+    width_ratio: float = Field(description="Human-only CI width / PPI CI width.")
+
+
+class PPIDesignRow(BaseModel):
+    """Rated conversations needed for a target CI width, with and without the predictor."""
+
+    target: str = Field(description="What the width is for ('system mean', 'paired difference').")
+    target_width: float = Field(description="Full CI width aimed at (rating points).")
+    sd: float = Field(description="SD of the per-conversation human value assumed.")
+    correlation: float = Field(description="Predictor-human correlation assumed.")
+    conversations: int = Field(description="Conversations with the predictor (rated or not).")
+    n_human_only: int | None = Field(description="Rated conversations needed without the predictor (None: "
+                                                 "more than there are).")
+    n_ppi: int | None = Field(description="Rated conversations needed with PPI (None: more than there are).")
+    source: str = Field(description="Where sd and correlation come from (this pilot, or the config).")
+
+
+class PPIResult(BaseModel):
+    """Prediction-powered estimates of system means and paired differences (docs/analysis.md)."""
+
+    predictor: list[str] = Field(description="Score column(s) used as the predictor.")
+    predictor_fit: str = Field(description="How the predictor was built: the column as it is, or a "
+                                           "cross-fitted least-squares combination.")
+    interval: str = Field(description="The interval: quantile and variance estimator.")
+    alpha: float = Field(description="1 - confidence level.")
+    rater_adjustment: str = Field(description="How a reply's ratings become one human value.")
+    rated_conversations: int = Field(description="Conversations with human ratings and scores.")
+    unrated_conversations: int = Field(description="Conversations with scores only.")
+    systems: list[str] = Field(default_factory=list, description="Systems estimated.")
+    estimates: list[PPIEstimate] = Field(default_factory=list, description="Every estimate.")
+    design: list[PPIDesignRow] = Field(default_factory=list, description="Design help (with --power).")
+    assumptions: list[str] = Field(default_factory=list, description="What the intervals assume, stated.")
+    flags: list[str] = Field(default_factory=list, description="Checks that failed or limits of this run.")
+
+
 class DataSummary(BaseModel):
     """What was analysed after exclusions."""
 
@@ -202,6 +267,7 @@ class AnalysisResult(BaseModel):
     means: list[GroupMean] = Field(default_factory=list, description="Descriptive means with CIs.")
     agreement: list[AgreementResult] = Field(default_factory=list, description="Krippendorff's alpha.")
     power: PowerResult | None = Field(default=None, description="Power by simulation, when configured.")
+    ppi: PPIResult | None = Field(default=None, description="Prediction-powered estimates, when scores are given.")
     skipped: list[str] = Field(default_factory=list, description="Analyses not run, and why.")
     notes: list[str] = Field(default_factory=list, description="Methodological notes for the reader.")
     timings: dict[str, float] = Field(default_factory=dict, description="Seconds per analysis step.")

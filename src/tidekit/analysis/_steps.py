@@ -17,7 +17,7 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from tidekit.analysis._config import AnalysisConfig
-from tidekit.analysis._results import AgreementResult, GroupMean, PowerResult, TestResult
+from tidekit.analysis._results import AgreementResult, GroupMean, PowerResult, PPIResult, TestResult
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -49,6 +49,7 @@ class StepResult:
     agreement: list[AgreementResult] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     power: PowerResult | None = None
+    ppi: PPIResult | None = None
     wall_s: float = 0.0
 
 
@@ -129,6 +130,17 @@ def metric_step(inputs: StepInputs) -> StepResult:
     return StepResult(tests=tests, skipped=skipped)
 
 
+def ppi_step(inputs: StepInputs) -> StepResult:
+    """Prediction-powered estimates of system and condition means and paired differences."""
+    from tidekit.analysis._ppi_analysis import ppi_analysis
+
+    if inputs.scores is None:
+        raise ValueError("the ppi step needs scores; plan_steps adds it only when scores are given")
+    result, skipped = ppi_analysis(inputs.df, inputs.scores, inputs.config, extra_ratings=inputs.extra_ratings,
+                                   design=inputs.config.power is not None)
+    return StepResult(ppi=result, skipped=skipped)
+
+
 def power_step(inputs: StepInputs) -> StepResult:
     """Power of the planned study (``config.power``) by simulation."""
     from tidekit.analysis._power import power_by_simulation
@@ -139,7 +151,7 @@ def power_step(inputs: StepInputs) -> StepResult:
     return StepResult(power=power_by_simulation(config.power, config.alpha, config.seed))
 
 
-def plan_steps(attributes: Sequence[str], *, scores: bool, power: bool) -> list[Step]:
+def plan_steps(attributes: Sequence[str], *, scores: bool, power: bool, ppi: bool = False) -> list[Step]:
     """The steps of one analysis, in the order their results are reported."""
     steps = [Step("means", means_step)]
     steps += [Step(f"compare {f}", partial(compare_step, f)) for f in ("system", "condition")]
@@ -148,6 +160,8 @@ def plan_steps(attributes: Sequence[str], *, scores: bool, power: bool) -> list[
     steps.append(Step("agreement", agreement_step))
     if scores:
         steps.append(Step("metric-human", metric_step))
+    if scores and ppi:
+        steps.append(Step("prediction-powered", ppi_step))
     if power:
         steps.append(Step("power", power_step))
     return steps

@@ -1,0 +1,238 @@
+"""Prediction-powered estimates: human ratings on a rated sample plus an automatic score on every reply.
+
+The estimator is PPI++ (Angelopoulos, Bates, Fannjiang, Jordan and Zrnic, Science 2023;
+Angelopoulos, Duchi and Zrnic 2024). For a target with a human value ``Y`` and a prediction
+``f`` per unit, ``n`` rated units and ``N`` units with only the prediction::
+
+    theta = lambda * mean_N(f) + mean_n(Y - lambda * f)
+    var   = lambda^2 var_N(f) / N + var_n(Y - lambda * f) / n
+    lambda = cov_n(Y, f) / ((1 + n / N) var_{n+N}(f))          (power tuning, from the data)
+
+``lambda = 0`` is the human-only mean; the tuned lambda minimises the variance, so the
+estimate is never worse than human-only asymptotically. With ``interval="z"`` and
+``clip=(0, 1)`` the numbers equal ``ppi_py.ppi_mean_ci`` (``tests/analysis/test_ppi.py``);
+tidekit's default leaves lambda unclipped (a cosine in [0, 1] predicting a 1-7 rating needs
+lambda far above 1) and uses a t quantile with n - 1 df and unbiased variances, a small-sample
+correction that matters for a pilot of ten conversations and is negligible at 200.
+
+The unit is the **conversation** (the rated conversations are the sampled clusters). A reply's
+human value is the mean of its ratings after removing each rater's leniency (rater-centred:
+a rater's offset is the mean of their ratings minus the mean rating of the same replies). A
+system's mean is the PPI mean of its per-conversation values; a paired difference of two
+systems is the PPI mean of the per-conversation differences, so the conversation effect
+cancels. A multi-score predictor is a least-squares fit of the reply value on the scores,
+cross-fitted over conversation folds (Zrnic and Candes 2024): each rated conversation is
+predicted by the fit that did not see it, each unrated one by the average of the fold fits.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+from scipy import stats
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["MeanEstimate", "cross_fit", "ppi_mean", "ppi_ols", "rater_centred_means", "tuned_lambda"]
+
+Interval = Literal["t", "z"]
+
+
+@dataclass(frozen=True)
+class MeanEstimate:
+    """A PPI++ mean (or difference) with the human-only mean of the same rated units beside it."""
+
+    estimate: float
+    se: float
+    ci_low: float
+    ci_high: float
+    lam: float
+    human: float
+    human_se: float
+    human_ci_low: float
+    human_ci_high: float
+    n: int
+    N: int
+    correlation: float | None  # of Y and f on the rated units
+
+    @property
+    def ess_ratio(self) -> float:
+        """Human-only variance over PPI variance: how many times the rated units the scores were worth."""
+        return (self.human_se / self.se) ** 2 if self.se > 0 else 1.0
+
+    @property
+    def width_ratio(self) -> float:
+        """Human-only interval width over the PPI width."""
+        return self.human_se / self.se if self.se > 0 else 1.0
+
+    def p_value(self, null: float = 0.0, human: bool = False) -> float:
+        """Two-sided p-value of ``estimate == null`` (normal, as the interval's quantile uses)."""
+        est, se = (self.human, self.human_se) if human else (self.estimate, self.se)
+        if se <= 0:
+            return 0.0 if est != null else 1.0
+        return float(2 * stats.norm.sf(abs(est - null) / se))
+
+
+def _quantile(alpha: float, n: int, interval: Interval) -> float:
+    if interval == "z" or n < 2:
+        return float(stats.norm.ppf(1 - alpha / 2))
+    return float(stats.t.ppf(1 - alpha / 2, n - 1))
+
+
+def tuned_lambda(y: np.ndarray, f: np.ndarray, f_unlabeled: np.ndarray,
+                 clip: tuple[float, float] | None = None) -> float:
+    """The variance-minimising lambda of the PPI++ mean (ppi_py's ``_calc_lam_glm`` for a mean):
+    ``cov_n(Y, f) / ((1 + n/N) var(f over rated and unrated))``; 0 when there is nothing unrated
+    or the prediction is constant."""
+    n, N = len(y), len(f_unlabeled)
+    if N == 0 or n < 2:
+        return 0.0
+    cov = float(np.mean((y - y.mean()) * (f - f.mean())))  # ppi_py: 1/n
+    var = float(np.var(np.concatenate([f, f_unlabeled]), ddof=1))
+    if var <= 0:
+        return 0.0
+    lam = cov / ((1 + n / N) * var)
+    return float(np.clip(lam, *clip)) if clip is not None else lam
+
+
+def ppi_mean(y: np.ndarray, f: np.ndarray, f_unlabeled: np.ndarray, *, alpha: float = 0.05,
+             lam: float | None = None, clip: tuple[float, float] | None = None,
+             interval: Interval = "t") -> MeanEstimate:
+    """PPI++ mean of ``y`` (rated units, with predictions ``f``) using predictions ``f_unlabeled``
+    of the unrated units; ``lam=None`` tunes lambda from the data (module docstring)."""
+    y, f, fu = (np.asarray(a, dtype=float) for a in (y, f, f_unlabeled))
+    if y.shape != f.shape or y.ndim != 1:
+        raise ValueError(f"y and f must be 1-d of one length, got {y.shape} and {f.shape}")
+    n, N = len(y), len(fu)
+    if n < 2:
+        raise ValueError(f"a mean needs at least 2 rated units, got {n}")
+    if lam is None:
+        lam = tuned_lambda(y, f, fu, clip)
+    if N == 0:
+        lam = 0.0
+    ddof = 1 if interval == "t" else 0
+    q = _quantile(alpha, n, interval)
+    rect = y - lam * f
+    est = float((lam * fu).mean() + rect.mean()) if N else float(y.mean())
+    imputed_var = float(np.var(lam * fu, ddof=ddof)) / N if ddof < N else 0.0
+    se = math.sqrt(imputed_var + float(np.var(rect, ddof=ddof)) / n)
+    human_se = float(np.std(y, ddof=ddof)) / math.sqrt(n)
+    human = float(y.mean())
+    corr = None
+    if np.std(y) > 0 and np.std(f) > 0:
+        corr = float(np.corrcoef(y, f)[0, 1])
+    return MeanEstimate(estimate=est, se=se, ci_low=est - q * se, ci_high=est + q * se, lam=float(lam),
+                        human=human, human_se=human_se, human_ci_low=human - q * human_se,
+                        human_ci_high=human + q * human_se, n=n, N=N, correlation=corr)
+
+
+@dataclass(frozen=True)
+class OLSEstimate:
+    """PPI++ least-squares coefficients with normal intervals (one entry per column of X)."""
+
+    coef: np.ndarray
+    se: np.ndarray
+    ci_low: np.ndarray
+    ci_high: np.ndarray
+    lam: float
+
+
+def _ols_fit(X: np.ndarray, y: np.ndarray) -> np.ndarray:
+    return np.linalg.lstsq(X, y, rcond=None)[0]
+
+
+def _ols_stats(theta: np.ndarray, X: np.ndarray, y: np.ndarray, f: np.ndarray, Xu: np.ndarray, fu: np.ndarray,
+               use_unlabeled: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    n, N = len(y), len(fu)
+    if use_unlabeled:
+        hessian = (X.T @ X + Xu.T @ Xu) / (N + n)
+        grads_hat_u = Xu * (Xu @ theta - fu)[:, None]
+    else:
+        hessian = X.T @ X / n
+        grads_hat_u = np.zeros_like(Xu)
+    grads = X * (X @ theta - y)[:, None]
+    grads_hat = X * (X @ theta - f)[:, None]
+    return grads, grads_hat, grads_hat_u, np.linalg.inv(hessian)
+
+
+def _ols_lambda(grads: np.ndarray, grads_hat: np.ndarray, grads_hat_u: np.ndarray, inv_h: np.ndarray,
+                clip: tuple[float, float] | None) -> float:
+    n, N = len(grads), len(grads_hat_u)
+    gc, hc = grads - grads.mean(0), grads_hat - grads_hat.mean(0)
+    cov = (gc.T @ hc + hc.T @ gc) / n
+    var = np.atleast_2d(np.cov(np.concatenate([grads_hat, grads_hat_u]).T))
+    lam = float(np.trace(inv_h @ cov @ inv_h) / (2 * (1 + n / N) * np.trace(inv_h @ var @ inv_h)))
+    return float(np.clip(lam, *clip)) if clip is not None else lam
+
+
+def ppi_ols(X: np.ndarray, y: np.ndarray, f: np.ndarray, X_unlabeled: np.ndarray, f_unlabeled: np.ndarray, *,
+            alpha: float = 0.05, lam: float | None = None,
+            clip: tuple[float, float] | None = (0.0, 1.0)) -> OLSEstimate:
+    """PPI++ OLS coefficients of ``y ~ X`` (ppi_py's ``ppi_ols_ci``: one lambda minimising the
+    trace of the sandwich variance, sandwich standard errors, normal intervals)."""
+    X, Xu = np.asarray(X, float), np.asarray(X_unlabeled, float)
+    y, f, fu = (np.asarray(a, float) for a in (y, f, f_unlabeled))
+    n, N = len(y), len(fu)
+
+    def point(lam_: float) -> np.ndarray:
+        return _ols_fit(Xu, lam_ * fu) + _ols_fit(X, y - lam_ * f)
+
+    if lam is None:
+        theta1 = point(1.0)
+        lam = _ols_lambda(*_ols_stats(theta1, X, y, f, Xu, fu, True), clip)
+        # ppi_py re-estimates lambda once more at the tuned point before the interval
+        theta_l = point(lam)
+        lam = _ols_lambda(*_ols_stats(theta_l, X, y, f, Xu, fu, True), clip)
+    theta = point(lam)
+    grads, grads_hat, grads_hat_u, inv_h = _ols_stats(theta, X, y, f, Xu, fu, lam != 0)
+    d = X.shape[1]
+    var_u = np.atleast_2d(np.cov((lam * grads_hat_u).T)).reshape(d, d)
+    var = np.atleast_2d(np.cov((grads - lam * grads_hat).T)).reshape(d, d)
+    sigma = inv_h @ (n / N * var_u + var) @ inv_h
+    se = np.sqrt(np.diag(sigma) / n)
+    q = float(stats.norm.ppf(1 - alpha / 2))
+    return OLSEstimate(coef=theta, se=se, ci_low=theta - q * se, ci_high=theta + q * se, lam=float(lam))
+
+
+def cross_fit(features: np.ndarray, y: np.ndarray, groups: np.ndarray, features_unlabeled: np.ndarray,
+              folds: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Cross-fitted least-squares predictions of ``y`` from ``features`` (an intercept is added).
+
+    Rows are split into ``folds`` folds by ``groups`` (a conversation's replies stay together);
+    each labelled row is predicted by the fit on the other folds, each unlabelled row by the
+    mean of the fold fits. So no rated reply is predicted by a model that saw its label.
+    """
+    X = np.column_stack([np.ones(len(y)), features])
+    Xu = np.column_stack([np.ones(len(features_unlabeled)), features_unlabeled])
+    unique = np.unique(groups)
+    k = min(folds, len(unique))
+    if k < 2:
+        raise ValueError(f"cross-fitting needs at least 2 rated conversations, got {len(unique)}")
+    fold_of = dict(zip(unique, np.random.default_rng(seed).permutation(len(unique)) % k, strict=True))
+    fold = np.array([fold_of[g] for g in groups])
+    pred = np.empty(len(y))
+    pred_u = np.zeros(len(Xu))
+    for j in range(k):
+        beta = _ols_fit(X[fold != j], y[fold != j])
+        pred[fold == j] = X[fold == j] @ beta
+        pred_u += Xu @ beta / k
+    return pred, pred_u
+
+
+def rater_centred_means(df: pd.DataFrame, column: str, centre: bool) -> pd.DataFrame:
+    """One value per reply (conversation, system): the mean of its ratings in ``column``, after
+    subtracting each rater's leniency offset when ``centre`` (the offset: the mean of the rater's
+    ratings minus the mean rating of the same replies, so which replies a rater saw does not
+    count as leniency). Columns: conversation, system, y, ratings."""
+    d = df.dropna(subset=["conversation", "system", column])[["rater", "conversation", "system", column]]
+    value = d[column].astype(float)
+    if centre:
+        reply_mean = value.groupby([d["conversation"], d["system"]]).transform("mean")
+        offset = (value - reply_mean).groupby(d["rater"]).transform("mean")
+        value = value - offset
+    out = value.groupby([d["conversation"], d["system"]]).agg(["mean", "size"]).reset_index()
+    return out.rename(columns={"mean": "y", "size": "ratings"})
