@@ -1,5 +1,6 @@
 """Statistics on human ratings: model comparisons, demographic effects, agreement, metric-human
-correlation and power by simulation; and the ceiling analysis of scores (fine-tuning gain
+correlation, prediction-powered estimates (ratings plus automatic scores) and power by simulation;
+and the ceiling analysis of scores (fine-tuning gain
 against model size).
 
 Typical use::
@@ -22,10 +23,17 @@ Rater attributes are tested at the rater level and with rater and item random ef
 from tidekit.analysis._agreement import agreement
 from tidekit.analysis._analyze import analyze, apply_corrections, write_tables
 from tidekit.analysis._ceiling import CeilingResult, ceiling_analysis, plot_ceiling
-from tidekit.analysis._config import DEFAULT_ATTRIBUTES, AnalysisConfig, Columns, PowerConfig
+from tidekit.analysis._config import (
+    DEFAULT_ATTRIBUTES,
+    AnalysisConfig,
+    Columns,
+    PowerConfig,
+    PPIConfig,
+)
 from tidekit.analysis._lmm import LMMFit, fit_lmm
 from tidekit.analysis._metric_human import load_scores, metric_human
-from tidekit.analysis._power import power_by_simulation
+from tidekit.analysis._power import power_by_simulation, rated_for_width
+from tidekit.analysis._ppi import ppi_mean, ppi_ols
 from tidekit.analysis._ratings import PreparedRatings, load_ratings, prepare_ratings
 from tidekit.analysis._results import (
     ANALYSIS_FILE,
@@ -35,6 +43,9 @@ from tidekit.analysis._results import (
     Exclusion,
     GroupMean,
     PowerResult,
+    PPIDesignRow,
+    PPIEstimate,
+    PPIResult,
     TestResult,
 )
 from tidekit.analysis._simulate import SyntheticSpec, synthetic_ratings
@@ -51,6 +62,10 @@ __all__ = [
     "Exclusion",
     "GroupMean",
     "LMMFit",
+    "PPIConfig",
+    "PPIDesignRow",
+    "PPIEstimate",
+    "PPIResult",
     "PowerConfig",
     "PowerResult",
     "PreparedRatings",
@@ -66,7 +81,10 @@ __all__ = [
     "metric_human",
     "plot_ceiling",
     "power_by_simulation",
+    "ppi_mean",
+    "ppi_ols",
     "prepare_ratings",
+    "rated_for_width",
     "synthetic_ratings",
     "write_tables",
 ]

@@ -185,7 +185,8 @@ def _primary_names(config: AnalysisConfig, attributes: list[str]) -> dict[str, s
 
 
 def write_tables(result: AnalysisResult, folder: str | Path) -> list[Path]:
-    """Write tests, means, agreement and exclusions as CSV files under ``folder``."""
+    """Write tests, means, agreement, exclusions (and the prediction-powered estimates, when there
+    are any: ppi.csv) as CSV files under ``folder``."""
     import pandas as pd
 
     from tidekit._io import atomic_path
@@ -201,6 +202,8 @@ def write_tables(result: AnalysisResult, folder: str | Path) -> list[Path]:
         "exclusions": pd.DataFrame([{**e.model_dump(exclude={"detail"}), "detail": "; ".join(e.detail)}
                                     for e in result.exclusions]),
     }
+    if result.ppi is not None:
+        frames["ppi"] = pd.DataFrame([e.model_dump() for e in result.ppi.estimates])
     for name, frame in frames.items():
         path = folder / f"{name}.csv"
         with atomic_path(path, suffix=".csv") as tmp:

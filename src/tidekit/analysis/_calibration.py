@@ -22,6 +22,7 @@ import time
 from collections import Counter
 from typing import TYPE_CHECKING
 
+import numpy as np
 from pydantic import BaseModel, Field
 
 from tidekit._config import StrictModel
@@ -32,7 +33,8 @@ from tidekit.analysis._results import TestResult
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["CalibrationResult", "StudyDesign", "calibrate", "rate_summary", "simulate_design"]
+__all__ = ["CalibrationResult", "PPICalibrationResult", "PPIDesign", "StudyDesign", "calibrate", "calibrate_ppi",
+           "rate_summary", "simulate_design", "simulate_ppi_study"]
 
 
 class StudyDesign(StrictModel):
@@ -132,3 +134,139 @@ def rate_summary(result: CalibrationResult) -> str:
     return (f"{kind} {result.rate:.3f} [{result.ci_low:.3f}, {result.ci_high:.3f}] over {result.studies} studies "
             f"(reply SD {result.design.reply_sd}, effect {result.design.effect}) in {result.wall_s:.1f} s")
 
+
+
+# -- prediction-powered estimates -----------------------------------------------------------------
+
+class PPIDesign(StrictModel):
+    """A simulated study with a rated subset of the scored conversations and a predictor on every reply."""
+
+    conversations: int = Field(default=1000, ge=4, description="Scored conversations (every system answers each).")
+    rated: int = Field(default=200, ge=2, description="Rated conversations: a simple random sample of them.")
+    systems: int = Field(default=17, ge=2, description="Systems.")
+    ratings_per_reply: int = Field(default=3, ge=1, description="Raters per rated reply.")
+    ratings_per_rater: int = Field(default=20, ge=1, description="Replies each rater rates (random ones).")
+    rater_sd: float = Field(default=0.8, ge=0, description="SD of rater leniency.")
+    conversation_sd: float = Field(default=0.5, ge=0, description="SD of conversation difficulty.")
+    reply_sd: float = Field(default=0.5, ge=0, description="SD of a reply's own quality.")
+    residual_sd: float = Field(default=1.0, gt=0, description="SD of rating noise.")
+    effect: float = Field(default=0.0, description="True quality of the last system over the first, rating "
+                                                   "points (systems evenly spaced between).")
+    correlation: float = Field(default=0.6, ge=0, le=1, description="Correlation of the predictor with the true "
+                                                                    "reply quality, within a system.")
+    bias: float = Field(default=0.0, description="System-dependent bias of the predictor: the last system's "
+                                                 "predictor is shifted by this many predictor SDs, the "
+                                                 "others evenly between, unrelated to their quality.")
+
+
+def _scale_mean(mean: np.ndarray, sd: float, points: int = 7) -> np.ndarray:
+    """E[clip(round(X), 1, points)] for X ~ N(mean, sd): 1 + sum_j P(X >= j + 0.5), exactly."""
+    from scipy import stats
+
+    steps = np.arange(1, points) + 0.5
+    return 1 + stats.norm.sf((steps[None, :] - np.asarray(mean)[:, None]) / sd).sum(axis=1)
+
+
+def simulate_ppi_study(design: PPIDesign, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
+    """One study: (ratings in the export's columns, scores with a ``predictor`` column, each
+    system's true mean rating). Quality of reply (c, s) = 4.2 + system + conversation + reply;
+    a rating adds rater leniency and noise and is rounded to 1-7 by tidekit's rater model."""
+    import pandas as pd
+
+    from tidekit.analysis._rater_model import RaterBehaviour
+
+    rng = np.random.default_rng(seed)
+    d = design
+    C, S, k = d.conversations, d.systems, d.ratings_per_reply
+    steps = np.arange(S) / (S - 1)
+    mu = 4.2 + d.effect * steps
+    behaviour = RaterBehaviour(rater_sd=d.rater_sd, item_sd=d.reply_sd, noise_sd=d.residual_sd,
+                               conversation_sd=d.conversation_sd, points=7)
+    conv = rng.normal(0, d.conversation_sd, C)
+    quality = mu[None, :] + conv[:, None] + behaviour.item_effects(rng, (C, S))
+    q_sd = float(np.hypot(d.conversation_sd, d.reply_sd)) or 1.0
+    noise = rng.normal(0, 1, (C, S))
+    z = d.correlation * (quality - mu[None, :]) / q_sd + np.sqrt(1 - d.correlation ** 2) * noise
+    predictor = 0.5 + 0.1 * (z + (mu[None, :] - 4.2) / q_sd * d.correlation + d.bias * steps[None, :])
+    rated = np.sort(rng.choice(C, size=d.rated, replace=False))
+    slots = np.repeat(np.arange(d.rated * S), k)[rng.permutation(d.rated * S * k)]
+    raters = -(-len(slots) // d.ratings_per_rater)
+    rater_of = np.arange(len(slots)) // d.ratings_per_rater
+    lenient = behaviour.leniency(rng, raters)
+    rc, rs = rated[slots // S], slots % S
+    latent = behaviour.latent(rng, quality[rc, rs], rater=lenient[rater_of], item=0.0)
+    conv_ids = np.array([f"c{c:05d}" for c in range(C)], dtype=object)
+    sys_ids = np.array([f"s{s:02d}" for s in range(S)], dtype=object)
+    ratings = pd.DataFrame({"rater_id": np.array([f"r{r:05d}" for r in range(raters)], dtype=object)[rater_of],
+                            "item_id": conv_ids[rc] + "|" + sys_ids[rs], "conversation_id": conv_ids[rc],
+                            "system": sys_ids[rs], "empathy": behaviour.to_scale(latent), "simulated": True})
+    scores = pd.DataFrame({"conversation_id": np.repeat(conv_ids, S), "system": np.tile(sys_ids, C),
+                           "predictor": predictor.ravel()})
+    total_sd = float(np.sqrt(d.conversation_sd ** 2 + d.reply_sd ** 2 + d.rater_sd ** 2 + d.residual_sd ** 2))
+    return ratings, scores, _scale_mean(mu, total_sd)
+
+
+class PPICalibrationResult(BaseModel):
+    """Coverage and width of the prediction-powered intervals over simulated studies."""
+
+    design: PPIDesign = Field(description="The simulated design.")
+    studies: int = Field(description="Simulated studies analysed.")
+    alpha: float = Field(description="1 - nominal coverage.")
+    coverage_means: float = Field(description="Share of system-mean intervals (all systems, all studies) "
+                                              "covering the true mean.")
+    coverage_differences: float = Field(description="Share of paired-difference intervals covering the true "
+                                                    "difference.")
+    human_coverage_means: float = Field(description="The same for the human-only intervals.")
+    human_coverage_differences: float = Field(description="The same for the human-only intervals.")
+    width_ratio_means: float = Field(description="Mean over studies of the median human-only / PPI width, means.")
+    width_ratio_differences: float = Field(description="The same for paired differences.")
+    ess_ratio: float = Field(description="Mean effective-sample-size ratio of the system means.")
+    lam: float = Field(description="Mean lambda of the system means.")
+    rejected_first_last: float = Field(description="Share of studies where the last-minus-first difference had "
+                                                   "p < alpha (false-positive rate at effect 0, else power).")
+    human_rejected_first_last: float = Field(description="The same for the human-only test.")
+    wall_s: float = Field(description="Seconds the simulation took.")
+
+
+def calibrate_ppi(design: PPIDesign, studies: int = 200, seed: int = 0, alpha: float = 0.05,
+                  config: AnalysisConfig | None = None) -> PPICalibrationResult:
+    """Simulate ``studies`` studies of ``design`` and analyse each as ``tidekit analyze`` does."""
+    from tidekit.analysis._ppi_analysis import ppi_analysis
+    from tidekit.analysis._ratings import prepare_ratings
+
+    config = (config or AnalysisConfig(by=[], ppi={"predictor": "predictor"})).model_copy(update={"alpha": alpha})
+    t0 = time.perf_counter()
+    cover: dict[str, list[float]] = {k: [] for k in ("m", "d", "hm", "hd")}
+    widths_m, widths_d, ess, lams, rej, hrej = [], [], [], [], [], []
+    last = f"s{design.systems - 1:02d} - s00"
+    for i in range(studies):
+        ratings, scores, truth = simulate_ppi_study(design, seed * 100_003 + i)
+        prep = prepare_ratings(ratings, config)
+        result, why = ppi_analysis(prep.df, scores, config)
+        if result is None:
+            raise RuntimeError(f"study {i}: {why}")
+        true = {f"s{s:02d}": float(t) for s, t in enumerate(truth)}
+        means = [e for e in result.estimates if e.kind == "system"]
+        diffs = [e for e in result.estimates if e.kind == "difference"]
+        for e in means:
+            cover["m"].append(e.ci_low <= true[e.target] <= e.ci_high)
+            cover["hm"].append(e.human_ci_low <= true[e.target] <= e.human_ci_high)
+        for e in diffs:
+            b, a = e.target.split(" - ")
+            t = true[b] - true[a]
+            cover["d"].append(e.ci_low <= t <= e.ci_high)
+            cover["hd"].append(e.human_ci_low <= t <= e.human_ci_high)
+            if e.target == last:
+                rej.append((e.p or 1.0) < alpha)
+                hrej.append((e.human_p or 1.0) < alpha)
+        widths_m.append(float(np.median([e.width_ratio for e in means])))
+        widths_d.append(float(np.median([e.width_ratio for e in diffs])))
+        ess.append(float(np.mean([e.ess_ratio for e in means])))
+        lams.append(float(np.mean([e.lam for e in means])))
+    return PPICalibrationResult(
+        design=design, studies=studies, alpha=alpha, coverage_means=float(np.mean(cover["m"])),
+        coverage_differences=float(np.mean(cover["d"])), human_coverage_means=float(np.mean(cover["hm"])),
+        human_coverage_differences=float(np.mean(cover["hd"])), width_ratio_means=float(np.mean(widths_m)),
+        width_ratio_differences=float(np.mean(widths_d)), ess_ratio=float(np.mean(ess)), lam=float(np.mean(lams)),
+        rejected_first_last=float(np.mean(rej)), human_rejected_first_last=float(np.mean(hrej)),
+        wall_s=round(time.perf_counter() - t0, 2))

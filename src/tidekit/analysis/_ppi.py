@@ -17,7 +17,8 @@ correction that matters for a pilot of ten conversations and is negligible at 20
 
 The unit is the **conversation** (the rated conversations are the sampled clusters). A reply's
 human value is the mean of its ratings after removing each rater's leniency (rater-centred:
-a rater's offset is the mean of their ratings minus the mean rating of the same replies). A
+the rater terms of a least-squares fit of rating ~ reply + rater). The raters' mean leniency
+is common to every mean; its variance is added to the means' (it cancels in differences). A
 system's mean is the PPI mean of its per-conversation values; a paired difference of two
 systems is the PPI mean of the per-conversation differences, so the conversation effect
 cancels. A multi-score predictor is a least-squares fit of the reply value on the scores,
@@ -37,7 +38,8 @@ from scipy import stats
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["MeanEstimate", "cross_fit", "ppi_mean", "ppi_ols", "rater_centred_means", "tuned_lambda"]
+__all__ = ["MeanEstimate", "RaterCentring", "cross_fit", "ppi_mean", "ppi_ols", "rater_centred_means", "rater_offsets",
+           "tuned_lambda"]
 
 Interval = Literal["t", "z"]
 
@@ -58,6 +60,8 @@ class MeanEstimate:
     n: int
     N: int
     correlation: float | None  # of Y and f on the rated units
+    df: float | None = None  # t degrees of freedom of the PPI interval (None: normal)
+    human_df: float | None = None  # and of the human-only interval
 
     @property
     def ess_ratio(self) -> float:
@@ -70,17 +74,16 @@ class MeanEstimate:
         return self.human_se / self.se if self.se > 0 else 1.0
 
     def p_value(self, null: float = 0.0, human: bool = False) -> float:
-        """Two-sided p-value of ``estimate == null`` (normal, as the interval's quantile uses)."""
-        est, se = (self.human, self.human_se) if human else (self.estimate, self.se)
+        """Two-sided p-value of ``estimate == null``, with the interval's own quantile (t or normal)."""
+        est, se, df = (self.human, self.human_se, self.human_df) if human else (self.estimate, self.se, self.df)
         if se <= 0:
             return 0.0 if est != null else 1.0
-        return float(2 * stats.norm.sf(abs(est - null) / se))
+        z = abs(est - null) / se
+        return float(2 * (stats.t.sf(z, df) if df is not None else stats.norm.sf(z)))
 
 
-def _quantile(alpha: float, n: int, interval: Interval) -> float:
-    if interval == "z" or n < 2:
-        return float(stats.norm.ppf(1 - alpha / 2))
-    return float(stats.t.ppf(1 - alpha / 2, n - 1))
+def _quantile(alpha: float, df: float | None) -> float:
+    return float(stats.norm.ppf(1 - alpha / 2) if df is None else stats.t.ppf(1 - alpha / 2, df))
 
 
 def tuned_lambda(y: np.ndarray, f: np.ndarray, f_unlabeled: np.ndarray,
@@ -101,33 +104,42 @@ def tuned_lambda(y: np.ndarray, f: np.ndarray, f_unlabeled: np.ndarray,
 
 def ppi_mean(y: np.ndarray, f: np.ndarray, f_unlabeled: np.ndarray, *, alpha: float = 0.05,
              lam: float | None = None, clip: tuple[float, float] | None = None,
-             interval: Interval = "t") -> MeanEstimate:
+             interval: Interval = "t", extra_var: float = 0.0) -> MeanEstimate:
     """PPI++ mean of ``y`` (rated units, with predictions ``f``) using predictions ``f_unlabeled``
-    of the unrated units; ``lam=None`` tunes lambda from the data (module docstring)."""
+    of the unrated units; ``lam=None`` tunes lambda from the data (module docstring).
+    ``extra_var`` is a variance common to the human values of every unit (the raters' mean
+    leniency), added to the PPI and the human-only variance alike."""
     y, f, fu = (np.asarray(a, dtype=float) for a in (y, f, f_unlabeled))
     if y.shape != f.shape or y.ndim != 1:
         raise ValueError(f"y and f must be 1-d of one length, got {y.shape} and {f.shape}")
     n, N = len(y), len(fu)
     if n < 2:
         raise ValueError(f"a mean needs at least 2 rated units, got {n}")
+    tuned = lam is None and N > 0
     if lam is None:
         lam = tuned_lambda(y, f, fu, clip)
     if N == 0:
         lam = 0.0
-    ddof = 1 if interval == "t" else 0
-    q = _quantile(alpha, n, interval)
+    # 't': unbiased variances and t quantiles; a lambda tuned on the same units is one more fitted
+    # coefficient, so the rectifier then has n - 2 df (the regression estimator of survey sampling)
+    small = interval == "t"
+    ddof_h = 1 if small else 0
+    ddof_r = (2 if tuned and n > 3 else 1) if small else 0
+    df_h = float(n - ddof_h) if small else None
+    df_r = float(n - ddof_r) if small else None
     rect = y - lam * f
     est = float((lam * fu).mean() + rect.mean()) if N else float(y.mean())
-    imputed_var = float(np.var(lam * fu, ddof=ddof)) / N if ddof < N else 0.0
-    se = math.sqrt(imputed_var + float(np.var(rect, ddof=ddof)) / n)
-    human_se = float(np.std(y, ddof=ddof)) / math.sqrt(n)
+    imputed_var = float(np.var(lam * fu, ddof=ddof_h)) / N if ddof_h < N else 0.0
+    se = math.sqrt(imputed_var + float(np.var(rect, ddof=ddof_r)) / n + extra_var)
+    human_se = math.sqrt(float(np.var(y, ddof=ddof_h)) / n + extra_var)
     human = float(y.mean())
+    q, q_h = _quantile(alpha, df_r), _quantile(alpha, df_h)
     corr = None
     if np.std(y) > 0 and np.std(f) > 0:
         corr = float(np.corrcoef(y, f)[0, 1])
     return MeanEstimate(estimate=est, se=se, ci_low=est - q * se, ci_high=est + q * se, lam=float(lam),
-                        human=human, human_se=human_se, human_ci_low=human - q * human_se,
-                        human_ci_high=human + q * human_se, n=n, N=N, correlation=corr)
+                        human=human, human_se=human_se, human_ci_low=human - q_h * human_se,
+                        human_ci_high=human + q_h * human_se, n=n, N=N, correlation=corr, df=df_r, human_df=df_h)
 
 
 @dataclass(frozen=True)
@@ -223,16 +235,63 @@ def cross_fit(features: np.ndarray, y: np.ndarray, groups: np.ndarray, features_
     return pred, pred_u
 
 
-def rater_centred_means(df: pd.DataFrame, column: str, centre: bool) -> pd.DataFrame:
+@dataclass(frozen=True)
+class RaterCentring:
+    """Each rating's rater offset, and the variance of the raters' mean leniency that stays in every mean."""
+
+    offsets: np.ndarray
+    rater_var: float  # method-of-moments estimate of the rater leniency variance
+    shift_var: float  # rater_var * sum_r (share of the ratings by rater r)^2
+
+
+def rater_offsets(rater: np.ndarray, reply: np.ndarray, rating: np.ndarray, sweeps: int = 200) -> RaterCentring:
+    """Rater leniency: the rater terms of the least-squares fit of ``rating ~ reply + rater``
+    (alternating means until they settle), centred to mean zero over the ratings, so which
+    replies a rater happened to see does not count as leniency.
+
+    Centring removes each rater's leniency relative to the others, not the mean leniency of the
+    raters who took part: that shift is common to every mean (it cancels in differences) and is
+    returned as ``shift_var`` = sigma_r^2 * sum_r w_r^2, with w_r the rater's share of the ratings
+    and sigma_r^2 the variance of the offsets less their estimation noise
+    (sigma_e^2 / (m_r (1 - 1/k)) for a rater with m_r ratings on replies with k raters).
+    """
+    _, r_idx = np.unique(rater, return_inverse=True)
+    _, i_idx = np.unique(reply, return_inverse=True)
+    r_n = np.bincount(r_idx)
+    i_n = np.bincount(i_idx)
+    offset = np.zeros(len(r_n))
+    item = np.bincount(i_idx, rating) / i_n
+    for _ in range(sweeps):
+        item = np.bincount(i_idx, rating - offset[r_idx]) / i_n
+        new = np.bincount(r_idx, rating - item[i_idx]) / r_n
+        new -= np.average(new, weights=r_n)
+        done = np.max(np.abs(new - offset)) < 1e-8
+        offset = new
+        if done:
+            break
+    resid = rating - item[i_idx] - offset[r_idx]
+    df = len(rating) - len(i_n) - len(r_n) + 1
+    k = float(np.mean(i_n[i_idx]))
+    rater_var = 0.0
+    if df > 0 and k > 1:
+        noise = float(resid @ resid) / df / (r_n * (1 - 1 / k))
+        rater_var = max(0.0, float(np.mean(offset ** 2 - noise)))
+    share = r_n / r_n.sum()
+    return RaterCentring(offsets=offset[r_idx], rater_var=rater_var, shift_var=rater_var * float(share @ share))
+
+
+def rater_centred_means(df: pd.DataFrame, column: str, centre: bool) -> tuple[pd.DataFrame, float]:
     """One value per reply (conversation, system): the mean of its ratings in ``column``, after
-    subtracting each rater's leniency offset when ``centre`` (the offset: the mean of the rater's
-    ratings minus the mean rating of the same replies, so which replies a rater saw does not
-    count as leniency). Columns: conversation, system, y, ratings."""
+    subtracting each rater's leniency (:func:`rater_offsets`) when ``centre``; and the variance
+    the raters' mean leniency adds to every mean (0 without centring). Columns: conversation,
+    system, y, ratings."""
     d = df.dropna(subset=["conversation", "system", column])[["rater", "conversation", "system", column]]
     value = d[column].astype(float)
-    if centre:
-        reply_mean = value.groupby([d["conversation"], d["system"]]).transform("mean")
-        offset = (value - reply_mean).groupby(d["rater"]).transform("mean")
-        value = value - offset
+    shift_var = 0.0
+    if centre and len(d):
+        reply = (d["conversation"].astype(str) + "\x1f" + d["system"].astype(str)).to_numpy()
+        centring = rater_offsets(d["rater"].to_numpy(), reply, value.to_numpy())
+        value = value - centring.offsets
+        shift_var = centring.shift_var
     out = value.groupby([d["conversation"], d["system"]]).agg(["mean", "size"]).reset_index()
-    return out.rename(columns={"mean": "y", "size": "ratings"})
+    return out.rename(columns={"mean": "y", "size": "ratings"}), shift_var

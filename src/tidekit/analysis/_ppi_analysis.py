@@ -65,18 +65,19 @@ def _combine(values: np.ndarray, systems: list[str], weights: dict[str, float]) 
 
 
 def ppi_frames(df: pd.DataFrame, scores: pd.DataFrame, ppi: PPIConfig, rating: str, seed: int
-               ) -> tuple[pd.DataFrame, pd.DataFrame, str]:
-    """(human values, predictions, how the predictor was built) as conversation x system tables for
+               ) -> tuple[pd.DataFrame, pd.DataFrame, str, float]:
+    """(human values, predictions, how the predictor was built, the variance of the raters' mean
+    leniency) with the values and predictions as conversation x system tables for
     the rating column ``rating`` of the prepared ratings ``df``; ``scores`` holds one row per
     (conversation_id, system) with the predictor columns. Conversations of ``scores`` that have no
     rating are the unrated units."""
-    y_long = rater_centred_means(df, rating, ppi.rater_adjustment == "centre")
+    y_long, shift_var = rater_centred_means(df, rating, ppi.rater_adjustment == "centre")
     y_wide = y_long.pivot(index="conversation", columns="system", values="y")
     cols = ppi.predictors()
     s = scores.rename(columns={"conversation_id": "conversation"})
     if len(cols) == 1:
         f_wide = s.pivot(index="conversation", columns="system", values=cols[0])
-        return y_wide, f_wide, f"the score column {cols[0]} as it is"
+        return y_wide, f_wide, f"the score column {cols[0]} as it is", shift_var
     s = s.dropna(subset=cols)
     key = ["conversation", "system"]
     rated = s.merge(y_long[[*key, "y"]], on=key, how="inner")
@@ -89,7 +90,7 @@ def ppi_frames(df: pd.DataFrame, scores: pd.DataFrame, ppi: PPIConfig, rating: s
     f_wide = f_long.pivot(index="conversation", columns="system", values="f")
     k = min(ppi.folds, rated["conversation"].nunique())
     return y_wide, f_wide, (f"least squares of the reply's human value on {', '.join(cols)} (and an intercept), "
-                            f"cross-fitted over {k} conversation folds")
+                            f"cross-fitted over {k} conversation folds"), shift_var
 
 
 def _estimate(kind: str, name: str, label: str, m: MeanEstimate) -> PPIEstimate:
@@ -157,7 +158,7 @@ def ppi_analysis(df: pd.DataFrame, scores: pd.DataFrame, config: AnalysisConfig,
     fit = ""
     n_rated = n_unrated = 0
     for col, label in rating_cols:
-        y_wide, f_wide, fit = ppi_frames(df, table, ppi, col, config.seed)
+        y_wide, f_wide, fit, shift_var = ppi_frames(df, table, ppi, col, config.seed)
         y_wide = y_wide.reindex(columns=systems)
         f_wide = f_wide.reindex(columns=systems)
         rated = y_wide.index.intersection(f_wide.index)
@@ -187,7 +188,8 @@ def ppi_analysis(df: pd.DataFrame, scores: pd.DataFrame, config: AnalysisConfig,
             fu = fu[np.isfinite(fu)]
             if int(ok.sum()) < 2:
                 continue
-            m = ppi_mean(y[ok], f[ok], fu, alpha=config.alpha, interval=ppi.interval)
+            m = ppi_mean(y[ok], f[ok], fu, alpha=config.alpha, interval=ppi.interval,
+                         extra_var=shift_var * sum(weights.values()) ** 2)
             rows.append(_estimate(kind, name, label, m))
         diffs = [r for r in rows if r.kind == "difference"]
         for r, padj in zip(diffs, adjust([r.p for r in diffs], "holm"), strict=True):

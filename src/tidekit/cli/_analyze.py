@@ -30,7 +30,8 @@ _COLUMN_FLAGS = ("rater", "item", "rating", "conversation", "system", "model", "
                                                "or a SQLAlchemy URL with a long-format table.")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder for analysis.json and tables.")
 @click.option("--scores", type=click.Path(path_type=Path), default=None,
-              help="Scores folder or scores.parquet, for the metric-vs-human correlation.")
+              help="Scores folder or scores.parquet, for the metric-vs-human correlation and the "
+                   "prediction-powered estimates (ppi.predictor names the score).")
 @click.option("--config", "config_path", type=click.Path(path_type=Path), default=None, help="YAML AnalysisConfig.")
 @click.option("--table", default=None, help="Table or view name when --ratings is a URL [ratings].")
 @click.option("--rater-col", "rater", default=None, help="Rater id column [rater_id].")
@@ -43,7 +44,9 @@ _COLUMN_FLAGS = ("rater", "item", "rating", "conversation", "system", "model", "
 @click.option("--scenario-col", "scenario", default=None, help="Scenario column [scenario_id].")
 @click.option("--by", default=None, help="Comma-separated rater attribute columns, e.g. age_group,education,gender.")
 @click.option("--scale", default=None, help="Rating scale as MIN-MAX [1-7].")
-@click.option("--power", "with_power", is_flag=True, help="Also compute power by simulation (power.* overrides).")
+@click.option("--power", "with_power", is_flag=True,
+              help="Also compute power by simulation (power.* overrides) and, with --scores, the rated "
+                   "conversations a target CI width needs with and without the predictor (ppi.target_width).")
 @progress_option
 @json_option("the AnalysisResult (the content of OUT/analysis.json)")
 @overrides_argument
@@ -110,12 +113,43 @@ def render(result: object) -> None:
             f" [{t.ci_low:.3g}, {t.ci_high:.3g}]" if t.ci_low is not None and t.ci_high is not None else "")
         table.add_row(t.family, t.term, t.test, t.level, est, _fmt(t.p), _fmt(t.p_adjusted))
     console.print(table)
+    if result.ppi is not None:
+        _render_ppi(result.ppi, console)
     for a in result.agreement:
         if a.alpha is not None:
             ci = f" [{a.ci_low:.3f}, {a.ci_high:.3f}]" if a.ci_low is not None else ""
             console.print(f"Krippendorff's alpha ({a.rating}, {a.level_of_measurement}): {a.alpha:.3f}{ci}")
     for line in result.skipped:
         console.print(f"[dim]skipped: {line}[/dim]")
+
+
+def _render_ppi(ppi: object, console: object) -> None:
+    """The prediction-powered system means beside the human-only ones, and the design help."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from tidekit.analysis import PPIResult
+
+    assert isinstance(ppi, PPIResult) and isinstance(console, Console)
+    first = ppi.estimates[0].rating
+    table = Table("system", "human-only [CI]", "prediction-powered [CI]", "lambda", "effective n",
+                  title=f"Prediction-powered means ({first}; predictor {', '.join(ppi.predictor)}; "
+                        f"{ppi.rated_conversations} rated + {ppi.unrated_conversations} unrated conversations)",
+                  title_justify="left")
+    for e in ppi.estimates:
+        if e.rating == first and e.kind in ("system", "condition"):
+            table.add_row(e.target, f"{e.human_estimate:.2f} [{e.human_ci_low:.2f}, {e.human_ci_high:.2f}]",
+                          f"{e.estimate:.2f} [{e.ci_low:.2f}, {e.ci_high:.2f}]", f"{e.lam:.2f}",
+                          f"{e.effective_n:.0f} of {e.n_rated} rated")
+    console.print(table)
+    for flag in ppi.flags:
+        console.print(f"[yellow]ppi:[/yellow] {flag}")
+    for d in ppi.design:
+        human, with_ppi = (f"{v:,}" if v is not None else f"more than {d.conversations:,}"
+                           for v in (d.n_human_only, d.n_ppi))
+        console.print(f"design: a {d.target} to a {d.target_width:g}-point CI needs {human} rated "
+                      f"conversations human-only, {with_ppi} with the predictor (sd {d.sd:.2f}, correlation "
+                      f"{d.correlation:.2f}, of {d.conversations:,} scored)")
 
 
 def _fmt(p: float | None) -> str:
