@@ -50,3 +50,9 @@ def full_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_run(tmp_path_factory.mktemp("run") / "study")
 
 
+
+
+@pytest.fixture
+def run_factory() -> Callable[[Path], Path]:
+    """``make_run`` for a test that changes its own run folder."""
+    return make_run

@@ -13,7 +13,7 @@ import pytest
 
 from tidekit.reporting import ReportConfig, report
 
-EXPECTED = {"metrics", "scenarios", "ceiling", "human", "demographics", "agreement", "metric_human"}
+EXPECTED = {"metrics", "scenarios", "ceiling", "human", "demographics", "agreement", "metric_human", "ppi"}
 
 
 @pytest.fixture(scope="module")

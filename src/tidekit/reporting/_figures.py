@@ -183,6 +183,34 @@ def fig_human(c: RunContents) -> Figure | None:
     return fig
 
 
+def fig_ppi(c: RunContents) -> Figure | None:
+    """Mean human rating per system: human-only (rated conversations alone, grey) and
+    prediction-powered (the same ratings corrected with the automatic score on every
+    conversation, blue), each with its interval."""
+    if c.analysis is None or c.analysis.ppi is None or not c.analysis.ppi.estimates:
+        return None
+    ppi = c.analysis.ppi
+    first = ppi.estimates[0].rating
+    rows = [e for e in ppi.estimates if e.rating == first and e.kind == "system"]
+    if not rows:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.4, 0.9 + 0.42 * len(rows)))
+    y = np.arange(len(rows))[::-1]
+    for yi, e in zip(y, rows, strict=True):
+        ax.errorbar(e.human_estimate, yi + 0.14, xerr=[[e.human_estimate - e.human_ci_low],
+                                                       [e.human_ci_high - e.human_estimate]],
+                    fmt="s", capsize=3, color="0.55", label="human-only" if yi == y[0] else None)
+        ax.errorbar(e.estimate, yi - 0.14, xerr=[[e.estimate - e.ci_low], [e.ci_high - e.estimate]],
+                    fmt="o", capsize=3, color="C0", label="prediction-powered" if yi == y[0] else None)
+    ax.set_yticks(y)
+    ax.set_yticklabels([e.target for e in rows], fontsize=7)
+    ax.set_xlabel(f"mean {first}; predictor {', '.join(ppi.predictor)}")
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    return fig
+
+
 def fig_demographics(c: RunContents) -> Figure | None:
     """Mean rating by level of each rater attribute (rater means, 95% t CI)."""
     if c.analysis is None:
@@ -302,6 +330,7 @@ FIGURES: dict[str, tuple[str, str, Callable[[RunContents], Figure | None]]] = {
     "ceiling": ("Knowledge-transfer ceiling", fig_ceiling.__doc__ or "", fig_ceiling),
     "training": ("Fine-tuning", fig_training.__doc__ or "", fig_training),
     "human": ("Human ratings", fig_human.__doc__ or "", fig_human),
+    "ppi": ("Prediction-powered estimates", fig_ppi.__doc__ or "", fig_ppi),
     "demographics": ("Demographic effects", fig_demographics.__doc__ or "", fig_demographics),
     "agreement": ("Agreement", fig_agreement.__doc__ or "", fig_agreement),
     "metric_human": ("Metric vs human", fig_metric_human.__doc__ or "", fig_metric_human),

@@ -108,6 +108,8 @@ def _build_tables(c: RunContents) -> list[Table]:
         if a.agreement:
             tables.append(Table("agreement", "Inter-rater agreement (Krippendorff's alpha)",
                                 _frame([x.model_dump() for x in a.agreement])))
+        if a.ppi is not None:
+            tables += _ppi_tables(a.ppi)
         mh = [t for t in a.tests if t.analysis == "metric_human"]
         if mh:
             tables.append(Table("metric_human", "Automatic metric vs human rating (Spearman)", _test_rows(mh)))
@@ -116,6 +118,29 @@ def _build_tables(c: RunContents) -> list[Table]:
                                 _frame([e.model_dump(exclude={"detail"}) | {"examples": ", ".join(e.detail[:5])}
                                         for e in a.exclusions])))
     return [t for t in tables if isinstance(t.frame, pd.DataFrame) and not t.frame.empty]
+
+
+def _ppi_tables(ppi: Any) -> list[Table]:
+    """System means human-only beside prediction-powered, the paired differences, and the design help."""
+    from tidekit.analysis._ppi_analysis import summary_rows
+
+    first = ppi.estimates[0].rating if ppi.estimates else None
+    note = (f"Predictor: {ppi.predictor_fit}. {ppi.interval}. Unit: the conversation ({ppi.rated_conversations} "
+            f"rated, {ppi.unrated_conversations} with scores only); a reply's human value is the "
+            f"{ppi.rater_adjustment}. effective_n: the human-rated conversations the estimate is worth; "
+            "width_ratio: human-only CI width over the prediction-powered one.")
+    diffs = [{"difference": e.target, "human_only": e.human_estimate, "human_ci_low": e.human_ci_low,
+              "human_ci_high": e.human_ci_high, "human_p": e.human_p, "ppi": e.estimate, "ppi_ci_low": e.ci_low,
+              "ppi_ci_high": e.ci_high, "p": e.p, "p_holm": e.p_adjusted, "lambda": e.lam,
+              "effective_n": e.effective_n} for e in ppi.estimates if e.rating == first and e.kind == "difference"]
+    tables = [Table("ppi_means", "Prediction-powered and human-only means by system", _frame(summary_rows(ppi)),
+                    note),
+              Table("ppi_differences", "Paired differences between systems (by conversation)", _frame(diffs),
+                    "p_holm: Holm over the pairs. Not a finding: the LMM above is the primary test.")]
+    if ppi.design:
+        tables.append(Table("ppi_design", "Rated conversations for a target CI width",
+                            _frame([d.model_dump() for d in ppi.design])))
+    return tables
 
 
 def _judge_validation_tables(c: RunContents) -> list[Table]:
@@ -172,6 +197,21 @@ def _sections(c: RunContents, figs: dict[str, RenderedFigure], tables: dict[str,
                          "intro": f"Rating analysed: {a.rating} on a {a.scale[0]}-{a.scale[1]} scale.",
                          "blocks": excl + fig("human") + tab("human_means") + tab("comparisons")
                          + tab("condition_by_scenario")})
+        if a.ppi is not None:
+            pp = a.ppi
+            checks = [{"kind": "list", "items": [f"Check: {f}" for f in pp.flags]}] if pp.flags else []
+            sections.append({
+                "id": "ppi", "title": "Prediction-powered estimates", "kpis": [
+                    ("predictor", ", ".join(pp.predictor)), ("rated conversations", pp.rated_conversations),
+                    ("scores only", pp.unrated_conversations),
+                    ("median lambda", f"{_median([e.lam for e in pp.estimates if e.kind == 'system']):.2f}"),
+                    ("median effective n", f"{_median([e.effective_n for e in pp.estimates if e.kind == 'system']):.0f}")],
+                "intro": "The human ratings of the rated conversations, corrected with the automatic score that "
+                         "every conversation has (PPI++: the mean score over the unrated conversations plus the "
+                         "mean human-minus-score gap, weighted by lambda, on the rated ones). Valid when the "
+                         "rated conversations are a random sample and the predictor never saw their ratings.",
+                "blocks": checks + fig("ppi") + tab("ppi_means") + tab("ppi_differences") + tab("ppi_design")
+                + [{"kind": "list", "items": [f"Assumption: {x}" for x in pp.assumptions]}]})
         sections.append({"id": "demographics", "title": "Demographic effects", "kpis": [],
                          "intro": "Rater attributes are tested with one value per rater and with mixed models that "
                                   "have rater and item random intercepts. Rating-level tests follow in their own, "
@@ -200,6 +240,12 @@ def _sections(c: RunContents, figs: dict[str, RenderedFigure], tables: dict[str,
                      "intro": "Generated from each stage's manifest.json." if c.manifests else "No manifests found.",
                      "blocks": notes + skipped + methods})
     return sections
+
+
+def _median(values: list[float]) -> float:
+    import numpy as np
+
+    return float(np.median(values)) if values else float("nan")
 
 
 def report(config: ReportConfig, *, out: str | Path | None = None) -> ReportResult:

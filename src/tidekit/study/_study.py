@@ -55,6 +55,11 @@ class StudyPlan(BaseModel):
     stages: list[dict[str, Any]] = Field(description="Per stage: name, status (planned/skipped), its effective "
                                                      "seed where it has one, the engine of a generation stage, "
                                                      "and its work estimate.")
+    rated_subset: dict[str, Any] | None = Field(
+        default=None, description="The rated conversations and the prediction-powered analysis of them: how "
+                                  "many of the evaluated conversations are rated and how they are sampled, "
+                                  "the predictor, and the rated conversations a target CI width needs with "
+                                  "and without it ('summary': one line saying all that).")
 
 
 def load_study(path: str | Path, overrides: Sequence[str] = (), *, out: str | Path | None = None) -> StudyConfig:
@@ -347,7 +352,46 @@ def plan_study(cfg: StudyConfig, *, from_stage: str | None = None, only: str | N
         seeds=cfg.seeds(),
         stages=[{"name": o.name, "status": o.status, **o.facts,
                  **_generation_estimate(cfg, o.name, eval_convs)} for o in outcomes],
+        rated_subset=_rated_subset(cfg, eval_convs),
     )
+
+
+def _rated_subset(cfg: StudyConfig, eval_convs: int) -> dict[str, Any] | None:
+    """The rated conversations, how they are sampled, the PPI predictor and the design help (the plan)."""
+    if not cfg.rating.enabled:
+        return None
+    from tidekit.analysis._power import rated_for_width
+
+    asked = cfg.rating.study.conversations
+    rated = min(asked, eval_convs) if asked is not None else eval_convs
+    sampling = (f"a seeded simple random sample (rating.study.conversations: {asked}, seed "
+                f"{cfg.rating.study.seed})" if rated < eval_convs else "every evaluated conversation")
+    out: dict[str, Any] = {"rated": rated, "of": eval_convs, "sampling": sampling}
+    ppi = cfg.analysis.ppi
+    if ppi is None:
+        out["summary"] = (f"rated subset: {rated:,} of {eval_convs:,} evaluated conversations ({sampling}); "
+                          "prediction-powered estimates off (analysis.ppi: null)")
+        return out
+    predictor = ", ".join(ppi.predictors())
+    judged = bool(cfg.scoring.judges)
+    made = all(not p.startswith("judge_") or judged for p in ppi.predictors())
+    sd = ppi.pilot_sd or 1.2
+    rho = ppi.pilot_correlation if ppi.pilot_correlation is not None else 0.6
+    human, with_ppi = rated_for_width(ppi.target_width, sd, rho, eval_convs, cfg.analysis.alpha)
+    out.update(predictor=ppi.predictors(), target_width=ppi.target_width, assumed_sd=sd, assumed_correlation=rho,
+               n_human_only=human, n_ppi=with_ppi)
+
+    def count(n: int | None) -> str:
+        return f"{n:,}" if n is not None else f"more than {eval_convs:,}"
+
+    gain = (f"; a system mean to a {ppi.target_width:g}-point 95% CI needs {count(human)} rated conversations "
+            f"human-only, {count(with_ppi)} with the predictor (assumed pilot sd {sd:g}, correlation {rho:g}: set "
+            "analysis.ppi.pilot_sd / pilot_correlation from a pilot)")
+    note = "" if made else " (not produced here: scoring.judges is empty; set analysis.ppi.predictor)"
+    scope = ("; every evaluated conversation is rated, so PPI adds nothing (n = N)" if rated >= eval_convs else "")
+    out["summary"] = (f"rated subset: {rated:,} of {eval_convs:,} evaluated conversations ({sampling}); "
+                      f"PPI predictor: {predictor}{note}{scope}{gain}")
+    return out
 
 
 def _generation_estimate(cfg: StudyConfig, stage: str, conversations: int) -> dict[str, Any]:
