@@ -8,7 +8,18 @@ family-wise false-positive rate of the findings with a Wilson interval (nominal 
 band is [0.025, 0.075]), beside the rejection rate of every other test in the same run. Then the
 power at planted differences of 0.5 and 0.8 points.
 
+With ``--ppi`` it calibrates the prediction-powered estimates instead (docs/analysis.md): for a
+quickstart-shaped design (3 systems, 10 of 40 scored conversations rated, 20 raters per reply,
+10 replies per rater) and a paper-shaped one (17 systems, 200 of 1,000 rated, 3 raters per
+reply, 20 replies per rater), with rater SD 0.8, conversation SD 0.5, reply SD 0.5 and residual
+SD 1 on the 1-7 scale, a predictor correlated 0.3, 0.6 or 0.9 with the true reply quality (and
+one with a system-dependent bias of 0 to 1 predictor SD), null and planted (0.5 points, first to
+last system) studies: the coverage of the 95% intervals of every system mean and paired
+difference, PPI and human-only, the CI width ratio (human-only / PPI), the effective sample size
+ratio and lambda. Target band for coverage: [0.93, 0.97].
+
 Run: .venv/bin/python benchmarks/calibration.py [--studies 200] [--power-studies 100] [--no-append]
+     .venv/bin/python benchmarks/calibration.py --ppi [--studies 200] [--no-append]
 Appends its figures, the command and the machine to docs/benchmarks.md.
 """
 
@@ -27,6 +38,52 @@ INTRO = ("Command: `.venv/bin/python benchmarks/calibration.py`. Null studies: n
          "sensitivity and descriptive tests in the same simulated studies. Power rows: a planted difference.")
 
 
+PPI_SECTION = "## Calibration of prediction-powered estimates (`benchmarks/calibration.py --ppi`)"
+PPI_INTRO = ("Command: `.venv/bin/python benchmarks/calibration.py --ppi`. Each row: simulated studies of one "
+             "design and predictor, analysed as `tidekit analyze` does (rater-centred reply values, PPI++ with "
+             "tuned lambda, t intervals). Coverage: share of 95% intervals (every system mean, every paired "
+             "difference, all studies) that cover the true value; target band [0.93, 0.97]. Width ratio: "
+             "human-only CI width / PPI CI width (median over targets, mean over studies). ESS: the effective "
+             "sample size ratio of the system means. Reject: share of studies in which the last-minus-first "
+             "difference has p < 0.05 (false-positive rate when null, power when planted).")
+SHAPES = {"quickstart": dict(conversations=40, rated=10, systems=3, ratings_per_reply=20, ratings_per_rater=10),
+          "paper": dict(conversations=1000, rated=200, systems=17, ratings_per_reply=3, ratings_per_rater=20)}
+PREDICTORS = [dict(correlation=0.3), dict(correlation=0.6), dict(correlation=0.9),
+              dict(correlation=0.6, bias=1.0)]
+
+
+def ppi_main(a: argparse.Namespace) -> None:
+    """The prediction-powered calibration table (module docstring)."""
+    from tidekit.analysis._calibration import PPIDesign, calibrate_ppi
+
+    lines = ["", f"Run of {a.studies} studies per paper-shaped row, {a.quickstart_studies} per quickstart-shaped "
+             f"row; {cpu_name()}; load average {os.getloadavg()[0]:.1f}.", "",
+             "| design | studies | predictor | effect | coverage means PPI / human | coverage differences PPI / human "
+             "| width ratio means / differences | bound (corr. with reply mean) | ESS means | lambda | "
+             "reject PPI / human | coverage in band | seconds |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    i = 0
+    for shape, dims in SHAPES.items():
+        for predictor in PREDICTORS:
+            for effect in (0.0, 0.5):
+                design = PPIDesign(**dims, **predictor, effect=effect)
+                studies = a.quickstart_studies if shape == "quickstart" else a.studies
+                r = calibrate_ppi(design, studies=studies, seed=a.seed + 100 + i)
+                i += 1
+                band = all(0.93 <= c <= 0.97 for c in (r.coverage_means, r.coverage_differences))
+                what = f"rho {design.correlation}" + (f", bias {design.bias}" if design.bias else "")
+                lines.append(
+                    f"| {shape} | {studies} | {what} | {effect} | {r.coverage_means:.3f} / {r.human_coverage_means:.3f}"
+                    f" | {r.coverage_differences:.3f} / "
+                    f"{r.human_coverage_differences:.3f} | {r.width_ratio_means:.2f} / {r.width_ratio_differences:.2f}"
+                    f" | {r.width_bound:.2f} ({r.correlation:.2f}) | {r.ess_ratio:.2f} | {r.lam:.2f} | "
+                    f"{r.rejected_first_last:.3f} / "
+                    f"{r.human_rejected_first_last:.3f} | {'yes' if band else 'NO'} | {r.wall_s:.0f} |")
+                print(lines[-1], flush=True)
+    if not a.no_append:
+        append_to_section(PPI_SECTION, "\n".join(lines), intro=PPI_INTRO)
+
+
 def main() -> None:
     from tidekit.analysis import AnalysisConfig
     from tidekit.analysis._calibration import StudyDesign, calibrate
@@ -35,8 +92,14 @@ def main() -> None:
     ap.add_argument("--studies", type=int, default=200)
     ap.add_argument("--power-studies", type=int, default=100)
     ap.add_argument("--seed", type=int, default=2026)
+    ap.add_argument("--ppi", action="store_true", help="calibrate the prediction-powered estimates instead")
+    ap.add_argument("--quickstart-studies", type=int, default=1000,
+                    help="--ppi: studies per row of the (cheap) quickstart-shaped design")
     ap.add_argument("--no-append", action="store_true")
     a = ap.parse_args()
+    if a.ppi:
+        ppi_main(a)
+        return
     config = AnalysisConfig(by=[], bootstrap=0, rating_level_tests=False, rater_paired_descriptive=True)
     tests = ["system/wilcoxon-conversation (sensitivity)", "system/ordinal (sensitivity)",
              "system/wilcoxon-rater (descriptive)"]

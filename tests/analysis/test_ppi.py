@@ -3,6 +3,7 @@ and wired into ``analyze`` with the units, checks and errors of docs/analysis.md
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -216,3 +217,42 @@ def test_paper_shaped_coverage_is_nominal(setting: dict[str, float]) -> None:
     r = calibrate_ppi(PPIDesign(**setting), studies=200, seed=12)
     assert 0.93 <= r.coverage_means <= 0.97, r
     assert 0.93 <= r.coverage_differences <= 0.97, r
+
+
+def _synthetic_with_unrated(tmp_path: Any) -> tuple[Any, Any]:
+    """synthetic_ratings (two models x two conditions, the empathy factors) and scores that cover 60
+    more conversations than were rated."""
+    from tidekit.analysis import synthetic_ratings
+
+    df = synthetic_ratings(conversations=30, raters=45, ratings_per_rater=12, conversation_sd=0.5,
+                           assignment="random", seed=3)
+    rng = np.random.default_rng(3)
+    rated = df.dropna(subset=["conversation_id"]).groupby(["conversation_id", "system"],
+                                                          as_index=False)["empathy"].mean()
+    systems = sorted(rated["system"].unique())
+    unrated = pd.DataFrame([(f"u{c:03d}", s) for c in range(60) for s in systems], columns=["conversation_id", "system"])
+    unrated["empathy"] = 4.5 + rng.normal(0, 0.8, len(unrated))
+    scores = pd.concat([rated, unrated], ignore_index=True)
+    scores["judge_overall"] = scores["empathy"] + rng.normal(0, 0.6, len(scores))
+    ratings_path, scores_path = tmp_path / "ratings.parquet", tmp_path / "scores.parquet"
+    df.to_parquet(ratings_path)
+    scores.drop(columns="empathy").to_parquet(scores_path)
+    return ratings_path, scores_path
+
+
+def test_cli_reports_factors_conditions_and_the_design(tmp_path: Any, run_cli: Any) -> None:
+    ratings, scores = _synthetic_with_unrated(tmp_path)
+    out = tmp_path / "an"
+    r = run_cli("analyze", "--ratings", ratings, "--scores", scores, "--out", out, "--by", "age_group", "--power",
+                "ordinal=none", "bootstrap=0", "power.simulations=10", "ppi.target_width=0.4")
+    assert r.code == 0, r.err
+    assert "Prediction-powered means" in r.out and "design: a system mean to a 0.4-point CI" in r.out
+    ppi = json.loads((out / "analysis.json").read_text())["ppi"]
+    ratings_seen = {e["rating"] for e in ppi["estimates"]}
+    from tidekit.scenarios import EMPATHY_FACTOR_IDS
+
+    assert ratings_seen == {"empathy", *EMPATHY_FACTOR_IDS}  # the overall rating and each factor
+    assert {e["target"] for e in ppi["estimates"] if e["kind"] == "condition"} == {"fine_tuned", "zero_shot"}
+    assert ppi["rated_conversations"] == 30 and ppi["unrated_conversations"] == 60
+    bad = run_cli("analyze", "--ratings", ratings, "--scores", scores, "--out", out, "ppi.predictor=bertscore_f1")
+    assert bad.code != 0 and "ppi.predictor" in bad.err and "judge_overall" in bad.err and "Traceback" not in bad.err

@@ -221,6 +221,12 @@ class PPICalibrationResult(BaseModel):
     width_ratio_means: float = Field(description="Mean over studies of the median human-only / PPI width, means.")
     width_ratio_differences: float = Field(description="The same for paired differences.")
     ess_ratio: float = Field(description="Mean effective-sample-size ratio of the system means.")
+    correlation: float = Field(description="Mean correlation of predictor and human reply value (rated "
+                                           "conversations, per system): lower than the planted correlation "
+                                           "with true quality, because a reply's mean rating is noisy.")
+    width_bound: float = Field(description="The asymptotic width ratio of a system mean at that correlation, "
+                                           "1 / sqrt(1 - rho^2 (1 - n/N)), before the raters' mean leniency "
+                                           "(which no predictor removes) is added.")
     lam: float = Field(description="Mean lambda of the system means.")
     rejected_first_last: float = Field(description="Share of studies where the last-minus-first difference had "
                                                    "p < alpha (false-positive rate at effect 0, else power).")
@@ -237,7 +243,7 @@ def calibrate_ppi(design: PPIDesign, studies: int = 200, seed: int = 0, alpha: f
     config = (config or AnalysisConfig(by=[], ppi={"predictor": "predictor"})).model_copy(update={"alpha": alpha})
     t0 = time.perf_counter()
     cover: dict[str, list[float]] = {k: [] for k in ("m", "d", "hm", "hd")}
-    widths_m, widths_d, ess, lams, rej, hrej = [], [], [], [], [], []
+    widths_m, widths_d, ess, lams, rej, hrej, corrs = [], [], [], [], [], [], []
     last = f"s{design.systems - 1:02d} - s00"
     for i in range(studies):
         ratings, scores, truth = simulate_ppi_study(design, seed * 100_003 + i)
@@ -263,10 +269,13 @@ def calibrate_ppi(design: PPIDesign, studies: int = 200, seed: int = 0, alpha: f
         widths_d.append(float(np.median([e.width_ratio for e in diffs])))
         ess.append(float(np.mean([e.ess_ratio for e in means])))
         lams.append(float(np.mean([e.lam for e in means])))
+        corrs.append(float(np.mean([e.correlation or 0.0 for e in means])))
     return PPICalibrationResult(
         design=design, studies=studies, alpha=alpha, coverage_means=float(np.mean(cover["m"])),
         coverage_differences=float(np.mean(cover["d"])), human_coverage_means=float(np.mean(cover["hm"])),
         human_coverage_differences=float(np.mean(cover["hd"])), width_ratio_means=float(np.mean(widths_m)),
         width_ratio_differences=float(np.mean(widths_d)), ess_ratio=float(np.mean(ess)), lam=float(np.mean(lams)),
+        correlation=float(np.mean(corrs)),
+        width_bound=float(1 / np.sqrt(1 - np.mean(corrs) ** 2 * (1 - design.rated / design.conversations))),
         rejected_first_last=float(np.mean(rej)), human_rejected_first_last=float(np.mean(hrej)),
         wall_s=round(time.perf_counter() - t0, 2))
