@@ -10,6 +10,7 @@ import click
 from tidekit.cli._common import echo_json, example, json_option, stdout_console
 from tidekit.data import (
     FORMATS,
+    Dataset,
     DatasetSummary,
     ValidationReport,
     detect_format,
@@ -86,6 +87,7 @@ def validate_cmd(path: Path, as_json: bool) -> int:
 
 
 @data.command("convert", **example(
+    "tidekit data convert path/to/TIDE runs/tide.jsonl",
     "tidekit data convert path/to/TIDE runs/tide-jsonl --to jsonl",
     "tidekit data convert path/to/TIDE runs/tide-hf --to hf",
     "tidekit data convert runs/split runs/chat --to messages --system-prompt 'You are a supportive listener.'",
@@ -93,10 +95,11 @@ def validate_cmd(path: Path, as_json: bool) -> int:
     "tidekit data convert hf://yenopoya/TIDE runs/tide-jsonl --to jsonl"))
 @click.argument("src", type=click.Path(path_type=Path))
 @click.argument("dst", type=click.Path(path_type=Path))
-@click.option("--to", "fmt", type=click.Choice((*FORMATS, "sft")), default="jsonl", show_default=True,
+@click.option("--to", "fmt", type=click.Choice((*FORMATS, "sft")), default=None,
               help="Layout to write: tide, jsonl, parquet, hf (a datasets save_to_disk folder), messages "
                    "(chat JSONL), or sft (TRL prompt-completion JSONL per split, what 'tidekit finetune' trains on; "
-                   "write-only).")
+                   "write-only) [default: jsonl; when DST ends in .jsonl, .parquet or .csv, one file of that "
+                   "kind].")
 @click.option("--system-prompt", default=None,
               help="messages: a system message to put first (default: none). sft: the system prompt of every "
                    "example (default: the responder prompt 'tidekit generate' and 'tidekit finetune' use).")
@@ -111,43 +114,89 @@ def validate_cmd(path: Path, as_json: bool) -> int:
               help="sft: seed of the persona-level split made when SRC has no splits (as finetune's "
                    "data.split_seed).")
 @json_option("{out, format, personas, conversations, examples (sft: per split; else null)}")
-def convert_cmd(src: Path, dst: Path, fmt: str, system_prompt: str | None, model: str | None, targets: str,
-                split_seed: int, as_json: bool) -> None:
-    """Convert the dataset in SRC to the folder DST in another layout (records kept identical).
+def convert_cmd(src: Path, dst: Path, fmt: str | None, system_prompt: str | None, model: str | None,
+                targets: str, split_seed: int, as_json: bool) -> None:
+    """Convert the dataset in SRC to DST in another layout (records kept identical).
 
-    SRC is any layout 'tidekit data validate' reads, a chat messages .jsonl file, or a Hugging Face
-    Hub dataset id hf://OWNER/NAME (downloaded; gated datasets need HF_TOKEN). --to hf writes one
-    row per conversation with persona fields as columns (a DatasetDict by split when SRC has splits);
-    --to messages writes DST/messages.jsonl; --to sft writes DST/train.jsonl, validation.jsonl and
-    test.jsonl.
+    SRC is any layout 'tidekit data validate' reads, a chat messages .jsonl file, a one-file table,
+    or a Hugging Face Hub dataset id hf://OWNER/NAME (downloaded; gated datasets need HF_TOKEN).
+    DST ending in .jsonl, .parquet or .csv is one file, one row per conversation (the columns of
+    --to hf; with --to messages a chat messages file); any other DST is a folder. --to hf writes
+    one row per conversation with persona fields as columns (a DatasetDict by split when SRC has
+    splits); --to messages writes DST/messages.jsonl; --to sft writes DST/train.jsonl,
+    validation.jsonl and test.jsonl.
     """
     from tidekit._manifest import RunRecorder
-    from tidekit.data import write_messages, write_sft
+    from tidekit.data import table_kind, write_messages, write_sft
 
-    counts: dict[str, int] = {}
-    config = {"to": fmt, "system_prompt": system_prompt, "model": model, "targets": targets,
-              "split_seed": split_seed}
-    with RunRecorder(dst, command="data convert", config=config, inputs={"src": str(src)}) as run:
-        with run.step("load"):
-            dataset = load_dataset(src)
-        with run.step("write"):
-            if fmt == "sft":
-                counts = write_sft(dataset, dst, system_prompt, _system_role(model) if model else True, targets,
-                                   split_seed)
-                run.counts.update({f"{k}_examples": v for k, v in counts.items()})
-            elif fmt == "messages":
-                write_messages(dataset, dst, system_prompt)
-            else:
-                save_dataset(dataset, dst, fmt)  # type: ignore[arg-type]
-        run.counts.update(personas=len(dataset.personas), conversations=len(dataset.conversations))
-        run.extra["from_format"] = detect_format(src)
+    kind = table_kind(dst)
+    if kind is not None:
+        _check_file_target(dst, kind, fmt)
+        dataset = load_dataset(src)
+        fmt = kind if fmt in (None, kind) else fmt
+        _write_file(dataset, dst, fmt, system_prompt)
+        counts: dict[str, int] = {}
+    else:
+        fmt = fmt or "jsonl"
+        counts = {}
+        config = {"to": fmt, "system_prompt": system_prompt, "model": model, "targets": targets,
+                  "split_seed": split_seed}
+        with RunRecorder(dst, command="data convert", config=config, inputs={"src": str(src)}) as run:
+            with run.step("load"):
+                dataset = load_dataset(src)
+            with run.step("write"):
+                if fmt == "sft":
+                    counts = write_sft(dataset, dst, system_prompt, _system_role(model) if model else True,
+                                       targets, split_seed)
+                    run.counts.update({f"{k}_examples": v for k, v in counts.items()})
+                elif fmt == "messages":
+                    write_messages(dataset, dst, system_prompt)
+                else:
+                    save_dataset(dataset, dst, fmt)  # type: ignore[arg-type]
+            run.counts.update(personas=len(dataset.personas), conversations=len(dataset.conversations))
+            run.extra["from_format"] = detect_format(src)
     if as_json:
         echo_json({"out": str(dst), "format": fmt, "personas": len(dataset.personas),
                    "conversations": len(dataset.conversations), "examples": counts if fmt == "sft" else None})
         return
     what = (", ".join(f"{n} {k} examples" for k, n in counts.items()) if fmt == "sft"
             else f"{len(dataset.personas)} personas and {len(dataset.conversations)} conversations")
-    click.echo(f"wrote {what} to {dst} ({fmt})")
+    shape = f"one {fmt} file, a row per conversation" if kind is not None and fmt != "messages" else fmt
+    click.echo(f"wrote {what} to {dst} ({shape})")
+
+
+def _check_file_target(dst: Path, kind: str, fmt: str | None) -> None:
+    """Refuse a DST file name that --to or an existing folder contradicts, saying which to change."""
+    from tidekit.errors import ConfigError
+
+    if dst.is_dir():
+        raise ConfigError(f"{dst} is a folder, but a name ending in {dst.suffix} means one {kind} file here; "
+                          f"remove or rename the folder, or give a DST without the {dst.suffix} suffix for a folder")
+    if fmt not in (None, kind) and not (fmt == "messages" and kind == "jsonl"):
+        raise ConfigError(f"{dst} names one .{kind} file, but --to {fmt} writes a folder; give a DST without a "
+                          f".jsonl, .parquet or .csv suffix for the {fmt} folder, or leave out --to for one "
+                          f"{kind} file")
+
+
+def _write_file(dataset: Dataset, dst: Path, fmt: str, system_prompt: str | None) -> None:
+    """Write the one-file table (or, for messages, the chat file) at ``dst``."""
+    import os
+    import tempfile
+
+    from tidekit.data import MESSAGES_FILE, write_messages, write_table
+
+    if fmt != "messages":
+        write_table(dataset, dst)
+        return
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".messages-", dir=dst.parent) as tmp:
+        write_messages(dataset, tmp, system_prompt)
+        os.replace(Path(tmp) / MESSAGES_FILE, dst)
+
+
+def _folder_format(fmt: str) -> str:
+    """The folder layout to write for a source layout (a one-file table's is jsonl)."""
+    return "jsonl" if fmt == "table" else fmt
 
 
 def _system_role(model: str) -> bool:
@@ -185,7 +234,7 @@ def split_cmd(path: Path, out: Path, seed: int, ratios: str, stratify_by: str, f
     from tidekit._manifest import RunRecorder
 
     stratify = None if stratify_by.lower() == "none" else stratify_by
-    fmt = fmt or detect_format(path)
+    fmt = fmt or _folder_format(detect_format(path))
     config = {"seed": seed, "ratios": ratios, "stratify_by": stratify_by, "to": fmt}
     with RunRecorder(out, command="data split", config=config, seed=seed, inputs={"data": str(path)}) as run:
         with run.step("load"):

@@ -76,6 +76,7 @@ __all__ = [
     "parse_ratios",
     "read_generations",
     "read_messages",
+    "read_table",
     "resolve_source",
     "sample_path",
     "save_dataset",
@@ -83,21 +84,24 @@ __all__ = [
     "split_dataset",
     "summarize",
     "system_name",
+    "table_kind",
     "to_hf",
     "validate_dataset",
     "write_generations",
     "write_messages",
     "write_sft",
+    "write_table",
 ]
 
 
 if TYPE_CHECKING:
     from tidekit.data._chat import MESSAGES_FILE, read_messages, write_messages, write_sft
     from tidekit.data._hf import from_hf, to_hf
+    from tidekit.data._table import read_table, table_kind, write_table
 
 # exchange formats, imported on first use so 'import tidekit.data' stays light
 _LAZY = {"MESSAGES_FILE": "_chat", "read_messages": "_chat", "write_messages": "_chat", "write_sft": "_chat",
-         "from_hf": "_hf", "to_hf": "_hf"}
+         "from_hf": "_hf", "to_hf": "_hf", "read_table": "_table", "table_kind": "_table", "write_table": "_table"}
 
 
 def __getattr__(name: str) -> Any:

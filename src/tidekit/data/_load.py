@@ -3,7 +3,8 @@
 Layouts: ``tide`` (the published folder layout), ``jsonl`` and ``parquet`` (tidekit's record
 folders), ``hf`` (a Hugging Face ``datasets`` ``save_to_disk`` folder) and ``messages`` (chat
 JSONL, one conversation a line). :func:`load_dataset` detects the layout, and also takes a Hub
-dataset id ``hf://owner/name``; :func:`save_dataset` writes any of them.
+dataset id ``hf://owner/name`` and a one-file table (``.jsonl``, ``.parquet``, ``.csv``, one row per
+conversation: :mod:`tidekit.data._table`); :func:`save_dataset` writes any of the folder layouts.
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ from tidekit.data._records import RecordFormat, read_records, record_files, writ
 from tidekit.data._schema import Dataset
 from tidekit.errors import DataError
 
-__all__ = ["FORMATS", "Format", "check_dataset", "detect_format", "load_dataset", "resolve_source", "save_dataset"]
+__all__ = ["FORMATS", "Format", "SourceFormat", "check_dataset", "detect_format", "load_dataset", "resolve_source", "save_dataset"]
 
 Format = Literal["tide", "jsonl", "parquet", "hf", "messages"]
 FORMATS: tuple[Format, ...] = ("tide", "jsonl", "parquet", "hf", "messages")
+# what a source can be: a folder layout, or "table", a one-file table (out.jsonl, out.parquet, out.csv)
+SourceFormat = Format | Literal["table"]
 
 
 def resolve_source(path: str | Path) -> Path:
@@ -32,11 +35,12 @@ def resolve_source(path: str | Path) -> Path:
     return Path(path)
 
 
-def detect_format(path: str | Path) -> Format:
-    """Which layout the folder (or messages file) at ``path`` holds; DataError if none."""
+def detect_format(path: str | Path) -> SourceFormat:
+    """Which layout the folder (or messages or one-file table) at ``path`` holds; DataError if none."""
     # the readers are imported when first needed, so 'import tidekit.data' stays light
     from tidekit.data._chat import is_messages_file, messages_path
     from tidekit.data._hf import is_hf_folder
+    from tidekit.data._table import is_table_file
     from tidekit.data._tide import is_tide_folder
 
     path = resolve_source(path)
@@ -45,11 +49,14 @@ def detect_format(path: str | Path) -> Format:
     if path.is_file():
         if is_messages_file(path):
             return "messages"
+        if is_table_file(path):
+            return "table"
         if path.name.startswith(("personas.", "conversations.")) and path.suffix in (".jsonl", ".parquet"):
             path = path.parent
         else:
             raise DataError(f"{path}: a dataset is a folder (TIDE layout, personas + conversations JSONL/Parquet "
-                            "files, or a Hugging Face datasets folder) or a chat messages .jsonl file; give that")
+                            "files, or a Hugging Face datasets folder), a chat messages .jsonl file or a one-file "
+                            "table (.jsonl, .parquet or .csv with a 'turns' column); give that")
     record_fmt: RecordFormat
     for record_fmt in ("jsonl", "parquet"):
         if any(p.is_file() for p in record_files(path, record_fmt)):
@@ -132,6 +139,10 @@ def read_dataset(path: str | Path, problems: Problems) -> Dataset:
         from tidekit.data._chat import read_messages
 
         dataset = read_messages(path, problems)
+    elif fmt == "table":
+        from tidekit.data._table import read_table
+
+        dataset = read_table(path, problems)
     else:
         dataset = read_records(folder, fmt, problems)
     # the TIDE reader pairs metadata and conversation files itself; after a record failed to

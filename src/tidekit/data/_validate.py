@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from tidekit.data._load import Format, detect_format, read_dataset, resolve_source
+from tidekit.data._load import SourceFormat, detect_format, read_dataset, resolve_source
 from tidekit.data._problems import Problem, Problems
 from tidekit.data._summary import DatasetSummary, summarize
 from tidekit.errors import DataError
@@ -19,7 +19,7 @@ class ValidationReport(BaseModel):
     """The outcome of validating one dataset."""
 
     path: str
-    format: Format | None
+    format: SourceFormat | None
     problems: list[Problem]
     summary: DatasetSummary | None
 
