@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 
 from tidekit._config import StrictModel, apply_overrides, load_config
 from tidekit.errors import ConfigError
@@ -57,3 +58,64 @@ def test_bad_override_forms() -> None:
 def test_missing_file() -> None:
     with pytest.raises(ConfigError, match="not found"):
         load_config(Study, "/nonexistent/x.yaml")
+
+
+class Seeded(StrictModel):
+    """A model whose before-validator reads a raw value, as the study's seed derivation does."""
+
+    seed: int = 0
+    model: Model = Model()
+    derived: int = 0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _derive(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            data = {**data, "derived": int(data.get("seed", 0)) + 1}  # ValueError on 'abc'
+        return data
+
+
+def test_a_bad_override_names_the_override_key_value_and_type() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(Seeded, None, ["seed=abc"])
+    text = str(info.value)
+    assert "1 problem(s)" in text
+    assert "override 'seed=abc': 'seed' must be int, got 'abc'" in text
+    assert "(top level)" not in text and "got dict" not in text and "invalid literal" not in text
+
+
+def test_the_real_study_override_error_names_seed(run_cli: Any) -> None:
+    """The failure of issue #32: `tidekit run configs/quickstart.yaml seed=abc`."""
+    root = Path(__file__).resolve().parents[1]
+    result = run_cli("run", root / "configs" / "quickstart.yaml", "seed=abc", "--dry-run")
+    assert result.code == 2
+    assert "override 'seed=abc': 'seed' must be int, got 'abc'" in result.err
+    assert "(top level)" not in result.err and "Traceback" not in result.err
+
+
+def test_bad_nested_overrides_are_all_named_with_types(tmp_path: Path) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text("seed: x\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(Study, path, ["model.temperature=hot", "tags=7"])
+    text = str(info.value)
+    assert "3 problem(s)" in text
+    assert f"{path}: 'seed' must be int, got 'x'" in text  # from the file: the file is named
+    assert "override 'model.temperature=hot': 'model.temperature' must be float, got 'hot'" in text
+    assert "override 'tags=7': 'tags' must be list[str], got 7" in text
+
+
+def test_a_value_only_the_field_validator_accepts_is_not_blamed() -> None:
+    class Ratios(StrictModel):
+        ratios: tuple[float, float] = (0.5, 0.5)
+        seed: int = 0
+
+        @field_validator("ratios", mode="before")
+        @classmethod
+        def _parse(cls, v: Any) -> Any:
+            return tuple(float(x) for x in v.split(",")) if isinstance(v, str) else v
+
+    assert load_config(Ratios, None, ["ratios=0.3,0.7"]).ratios == (0.3, 0.7)
+    with pytest.raises(ConfigError) as info:
+        load_config(Ratios, None, ["ratios=0.3,0.7", "seed=many"])
+    assert "1 problem(s)" in str(info.value) and "'seed' must be int" in str(info.value)

@@ -8,12 +8,14 @@ reports every problem at once as one :class:`~tidekit.errors.ConfigError`.
 
 from __future__ import annotations
 
+import types
+import typing
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from tidekit.errors import ConfigError
 
@@ -25,6 +27,7 @@ __all__ = [
     "parse_override",
     "read_yaml",
     "set_dotted",
+    "type_problems",
 ]
 
 M = TypeVar("M", bound=BaseModel)
@@ -45,11 +48,77 @@ def format_validation_error(exc: ValidationError, source: str = "config") -> lis
             lines.append(f"{source}: unknown key '{loc}'; check its spelling or remove it")
         elif err["type"] == "missing":
             lines.append(f"{source}: required key '{loc}' is missing")
+        elif not err["loc"]:  # a whole-model check: its input is the whole config, not worth showing
+            lines.append(f"{source}: {err['msg']}")
         else:
             given = err.get("input")
             shown = repr(given) if isinstance(given, str | int | float | bool) else type(given).__name__
             lines.append(f"{source}: '{loc}': {err['msg']} (got {shown})")
     return lines
+
+
+def _sub_model(annotation: Any) -> type[BaseModel] | None:
+    """The model a field holds (``Section`` or ``Section | None``), else None."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        models = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(models) == 1:
+            return _sub_model(models[0])
+    return None
+
+
+def _holds_models(annotation: Any) -> bool:
+    if isinstance(annotation, type):
+        return issubclass(annotation, BaseModel)
+    return any(_holds_models(a) for a in typing.get_args(annotation))
+
+
+def _type_name(annotation: Any) -> str:
+    origin = typing.get_origin(annotation)
+    if origin is typing.Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(annotation))
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(annotation))
+    if annotation is type(None):
+        return "null"
+    if origin is not None:
+        return str(annotation).replace("typing.", "")
+    return getattr(annotation, "__name__", str(annotation))
+
+
+def type_problems(model: type[BaseModel], data: Mapping[str, Any], source: str,
+                  origins: Mapping[str, str] | None = None, prefix: str = "") -> list[tuple[str, str]]:
+    """(dotted key, line) for each value in ``data`` whose type the field of ``model`` refuses.
+
+    Checked before the model itself, so a model validator that reads a raw value (the study's
+    seed derivation reads ``seed``) cannot turn a bad value into a message without its key. Each
+    line names the key, the value, the type wanted, and the override that set it (``origins``:
+    dotted key -> override text) or else ``source``. Fields holding a union of models (backends)
+    are left to the model.
+    """
+    out: list[tuple[str, str]] = []
+    for key, value in data.items():
+        field = model.model_fields.get(key) if isinstance(key, str) else None
+        if field is None:
+            continue  # an unknown key: the model names it
+        dotted = f"{prefix}{key}"
+        annotation: Any = field.annotation
+        sub = _sub_model(annotation)
+        if sub is not None and isinstance(value, Mapping):
+            out += type_problems(sub, value, source, origins, prefix=f"{dotted}.")
+            continue
+        if _holds_models(annotation):
+            continue
+        try:
+            TypeAdapter(annotation).validate_python(value)  # only on the error path
+        except ValidationError as exc:
+            where = f"override '{origins[dotted]}'" if origins and dotted in origins else source
+            reason = exc.errors()[0]["msg"]
+            out.append((dotted, f"{where}: '{dotted}' must be {_type_name(annotation)}, got {value!r} ({reason})"))
+        except TypeError:  # an annotation pydantic cannot check on its own (a forward reference)
+            continue
+    return out
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
@@ -139,11 +208,28 @@ def load_config(
         if value is not None:
             set_dotted(data, key, str(value) if isinstance(value, Path) else value)
     data = apply_overrides(data, overrides)
+    origins = {".".join(parse_override(text)[0]): text for text in overrides}
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        lines = format_validation_error(exc, source)
-        raise ConfigError(f"{len(lines)} problem(s) in the configuration:\n  " + "\n  ".join(lines)) from None
+        raise ConfigError(_problems_text(model, data, exc, source, origins)) from None
+
+
+def _problems_text(model: type[BaseModel], data: Mapping[str, Any], exc: ValidationError, source: str,
+                   origins: Mapping[str, str]) -> str:
+    """Every problem, one a line; a value of the wrong type named with its key, value and type."""
+    errors = exc.errors()
+    locs = [".".join(str(part) for part in err["loc"]) for err in errors]
+    whole = "" in locs  # a model validator failed on the raw data, maybe on a bad value
+    # only keys the model itself refused (or all, after a whole-model failure): a field whose own
+    # validator accepts more than its type is never blamed
+    typed = {key: line for key, line in type_problems(model, data, source, origins) if whole or key in locs}
+    lines = list(typed.values())
+    for loc, line in zip(locs, format_validation_error(exc, source), strict=True):
+        if loc in typed or (not loc and typed):  # said better above; the whole-model echo of a bad value
+            continue
+        lines.append(line)
+    return f"{len(lines)} problem(s) in the configuration:\n  " + "\n  ".join(lines)
 
 
 def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
