@@ -210,9 +210,8 @@ def test_quickstart_shaped_coverage_is_nominal(setting: dict[str, float]) -> Non
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("setting", [dict(correlation=0.6), dict(correlation=0.9, effect=0.5),
-                                     dict(correlation=0.6, bias=1.0, effect=0.5)],
-                         ids=["rho0.6-null", "rho0.9-planted", "rho0.6-biased-planted"])
+@pytest.mark.parametrize("setting", [dict(correlation=0.9), dict(correlation=0.6, bias=1.0, effect=0.5)],
+                         ids=["rho0.9-null", "rho0.6-biased-planted"])
 def test_paper_shaped_coverage_is_nominal(setting: dict[str, float]) -> None:
     r = calibrate_ppi(PPIDesign(**setting), studies=200, seed=12)
     assert 0.93 <= r.coverage_means <= 0.97, r

@@ -160,7 +160,8 @@ class AnalysisConfig(StrictModel):
                                                           "ratings.csv|parquet, or a SQLAlchemy URL ('tidekit run' "
                                                           "fills this in).")
     scores: str | None = Field(default=None, description="Scores folder or scores.parquet, for the metric-vs-"
-                                                         "human correlation ('tidekit run' fills this in).")
+                                                         "human correlation and the prediction-powered "
+                                                         "estimates ('tidekit run' fills this in).")
     table: str = Field(default="ratings", description="Table or view name when 'ratings' is a SQLAlchemy URL.")
     columns: Columns = Field(default_factory=Columns, description="Column names in the ratings table.")
     by: list[str] | None = Field(default=None,

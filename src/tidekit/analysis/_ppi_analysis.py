@@ -3,7 +3,7 @@
 The estimator is in :mod:`tidekit.analysis._ppi`; this module decides the units and the
 targets. Every scored conversation is a unit; the rated ones are the labelled sample. For each
 rating column (the overall rating and each empathy factor) a reply's human value is its
-rater-centred mean rating. A target is a fixed combination of systems per conversation: one
+rater-centred mean rating (:func:`~tidekit.analysis._ppi.rater_centred_means`). A target is a fixed combination of systems per conversation: one
 system (its mean), the systems of one condition (their average), or two systems (their
 difference, paired by conversation). Its per-conversation human value and prediction go
 through :func:`~tidekit.analysis._ppi.ppi_mean`.
@@ -37,9 +37,11 @@ ASSUMPTIONS = [
     "this); a combination of several columns is cross-fitted over conversation folds.",
     "Conversations are the independent units: a system's replies are averaged per conversation and paired "
     "differences are taken within a conversation, so the conversation effect cancels.",
-    "Rater leniency is removed by rater-centring (a rater's offset: the mean of their ratings minus the mean "
-    "rating of the same replies). A rater who rates several conversations still links them slightly; the "
-    "intervals ignore that, and the simulation in docs/analysis.md measures their coverage with it.",
+    "Rater leniency is removed by rater-centring (the rater terms of a least-squares fit of rating ~ reply + "
+    "rater). The mean leniency of the raters who took part stays in every mean: its variance is added to the "
+    "means' (it cancels in differences). What is left of a rater's leniency after centring still links the "
+    "conversations that rater rated; the intervals ignore that, and the simulation in docs/analysis.md "
+    "measures their coverage with it.",
 ]
 
 
