@@ -260,3 +260,22 @@ def test_a_double_clicked_consent_makes_one_rater(study: tuple[RatingStore, str]
     second = client.post("/consent", data=form)
     assert first.status_code == second.status_code == 303
     assert len(store.counts()["raters"]) == 1
+
+
+@pytest.mark.parametrize("tail", ["\n", "\r\n", " ", "\t"])
+def test_a_prolific_link_with_trailing_whitespace_claims_no_slot(study: tuple[RatingStore, str], tail: str) -> None:
+    """A PROLIFIC_PID ending in a newline used to pass the "$" check and claim a second slot."""
+    store, _ = study
+    strict = FAST.model_copy(update={"require_prolific": True})
+    pid = "abcdef0123456789abcdef01"
+    client = client_for(store, strict)
+    page = client.get("/?PROLIFIC_PID=" + pid + tail.replace("\n", "%0A").replace("\r", "%0D")
+                      .replace(" ", "%20").replace("\t", "%09") + "&SESSION_ID=S9")
+    assert 'name="PROLIFIC_PID"' not in page.text  # not carried into the form
+    form = {"csrf": field(page.text, "csrf"), "decision": "agree", "confirm": "yes",
+            "PROLIFIC_PID": pid + tail, "SESSION_ID": "S9"}
+    resp = client.post("/consent", data=form)  # a hand-made form: refused just the same
+    assert resp.status_code == 403 and "Please start from Prolific" in resp.text
+    assert store.rater_for_session("nothing") is None and rating_frame(store).empty
+    resp = consent(client_for(store, strict), f"?PROLIFIC_PID={pid}&SESSION_ID=S9")
+    assert resp.status_code == 303 and resp.headers["location"] == "/demographics"

@@ -11,6 +11,7 @@ from tidekit.rating._security import (
     client_address,
     parse_networks,
     parse_small_int,
+    valid_external_id,
     valid_prolific_pid,
 )
 
@@ -65,3 +66,24 @@ def test_blocked_peeks_without_spending() -> None:
     assert limiter.blocked("a") == 0.0 and limiter.blocked("a") == 0.0
     assert limiter.allow("a") == 0.0 and limiter.allow("a") == 0.0
     assert limiter.blocked("a") > 0 and limiter.allow("a") > 0
+
+
+PID = "5f1a2b3c4d5e6f7a8b9c0d1e"
+# "$" in a re.match pattern matches before a final "\n": "PID\n" passed, and its hash differed
+# from the same link's without the newline, so it claimed a second slot (issue #32)
+WHITESPACE = ["\n", "\r\n", " ", "\t", "\r", "\x0b", "\x0c", "\u00a0", "\u2028", "\u3000"]
+
+
+@pytest.mark.parametrize("ws", WHITESPACE)
+@pytest.mark.parametrize("where", ["before", "after", "inside"])
+def test_ids_with_whitespace_anywhere_are_refused(ws: str, where: str) -> None:
+    for valid, ok in ((valid_prolific_pid, PID), (valid_external_id, "STUDY_1-a")):
+        assert valid(ok) == ok
+        bad = {"before": ws + ok, "after": ok + ws, "inside": ok[:5] + ws + ok[5:]}[where]
+        assert valid(bad) is None, (valid.__name__, bad)
+
+
+def test_external_ids_are_1_to_64_url_safe_characters() -> None:
+    assert valid_external_id("a" * 64) and valid_external_id("x")
+    for bad in ("a" * 65, "", None, "a/b", "a%0A", "é", "\uff21", "a\x00"):
+        assert valid_external_id(bad) is None, bad

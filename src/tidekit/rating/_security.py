@@ -38,8 +38,10 @@ __all__ = [
     "valid_prolific_pid",
 ]
 
-_EXTERNAL_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-_PROLIFIC_PID = re.compile(r"^[0-9a-fA-F]{24}$")
+# used with fullmatch: with re.match, "$" also matches before a final newline, so "ID\n" passed
+# and, hashed apart from "ID", claimed a second slot
+_EXTERNAL_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_PROLIFIC_PID = re.compile(r"[0-9a-fA-F]{24}")
 _ASCII_DIGITS = re.compile(r"[0-9]{1,10}")
 # C0 control characters other than tab and newline (NUL cannot be stored in PostgreSQL text)
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
@@ -67,12 +69,12 @@ def check_token(given: str | None, expected: str) -> bool:
 
 def valid_external_id(value: str | None) -> str | None:
     """An id from a URL parameter (Prolific ids are 24 hex characters), or None if malformed."""
-    return value if value and _EXTERNAL_ID.match(value) else None
+    return value if value and _EXTERNAL_ID.fullmatch(value) else None
 
 
 def valid_prolific_pid(value: str | None) -> str | None:
     """A Prolific participant id (24 hexadecimal characters), or None."""
-    return value if value and _PROLIFIC_PID.match(value) else None
+    return value if value and _PROLIFIC_PID.fullmatch(value) else None
 
 
 def parse_small_int(raw: str, low: int, high: int) -> int | None:
