@@ -117,3 +117,33 @@ def test_json_outputs_of_simulate_export_token_and_serve(run_cli: Callable[..., 
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=30)
+
+
+def _run_folder(root: Path, generations: list[GenerationRecord]) -> Path:
+    """A study run folder's generations/: one sub-folder per system, as 'tidekit run' writes it."""
+    from tidekit._layout import RunLayout
+
+    layout = RunLayout(root)
+    for cond in ("zero_shot", "fine_tuned"):
+        write_generations(layout.generations("smollm2-135m", cond), [g for g in generations if g.condition == cond])
+    return layout.generations_root
+
+
+def test_create_takes_a_run_folders_generations_of_one_folder_per_system(
+        run_cli: Callable[..., Any], tmp_path: Path, generations: list[GenerationRecord]) -> None:
+    """docs/rating.md step 1 (`--generations runs/quickstart/generations`) said 'no generations file'."""
+    gens = _run_folder(tmp_path / "run", generations)
+    assert not (gens / "generations.jsonl").exists()
+    result = run_cli("rate", "create", EXAMPLE, "--dataset", sample_path(), "--generations", gens,
+                     "--db", tmp_path / "ratings.db", "split=null", "--json")
+    assert result.code == 0, result.err
+    systems = json.loads(result.out)["systems"]
+    assert systems == {"reference": 10, "smollm2-135m:fine_tuned": 10, "smollm2-135m:zero_shot": 10}
+
+
+def test_a_folder_without_generations_anywhere_says_what_to_give(run_cli: Callable[..., Any], tmp_path: Path) -> None:
+    (tmp_path / "empty" / "not-a-system").mkdir(parents=True)
+    result = run_cli("rate", "create", "--dataset", sample_path(), "--generations", tmp_path / "empty",
+                     "--db", tmp_path / "ratings.db")
+    assert result.code != 0 and "Traceback" not in result.err
+    assert "no generations.jsonl in this folder or in its sub-folders" in result.err

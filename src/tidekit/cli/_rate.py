@@ -25,7 +25,8 @@ def rate() -> None:
 @click.argument("config", required=False, type=click.Path(path_type=Path))
 @click.option("--dataset", required=True, type=click.Path(path_type=Path), help="The dataset the generations answer.")
 @click.option("--generations", "generations", multiple=True, type=click.Path(path_type=Path),
-              help="generations.jsonl file or folder; repeat for several. Reference replies come from the dataset.")
+              help="generations.jsonl file, its folder, or a folder of such folders (a study's generations/, one per "
+                   "system); repeat for several. Reference replies come from the dataset.")
 @click.option("--db", required=True, help=_DB_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @overrides_argument

@@ -11,14 +11,14 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from tidekit.data import Dataset, GenerationRecord, load_dataset, read_generations
-from tidekit.errors import ConfigError
+from tidekit.data import GENERATIONS_FILE, Dataset, GenerationRecord, load_dataset, read_generations
+from tidekit.errors import ConfigError, DataError
 from tidekit.rating._config import RatingStudyConfig
 from tidekit.rating._design import build_plan
 from tidekit.rating._security import new_token
 from tidekit.rating._store import RatingStore
 
-__all__ = ["StudySummary", "create_study"]
+__all__ = ["StudySummary", "create_study", "generation_paths"]
 
 
 class StudySummary(BaseModel):
@@ -56,7 +56,8 @@ def create_study(
         if isinstance(g, GenerationRecord):
             records.append(g)
         else:
-            records.extend(read_generations(g))
+            for path in generation_paths(g):
+                records.extend(read_generations(path))
     plan = build_plan(config, ds, records)
     store = RatingStore.open(db, create=True)
     try:
@@ -82,6 +83,21 @@ def create_study(
             admin_token=token, completion_code=store.info.completion_code)
     finally:
         store.close()
+
+
+def generation_paths(path: str | Path) -> list[Path]:
+    """The generations ``path`` names: itself (a ``generations.jsonl`` file or a folder holding
+    one), or each sub-folder holding one, as a study's ``generations/`` folder has one folder per
+    system (``runs/quickstart/generations/smollm2-135m__zero_shot/``)."""
+    path = Path(path)
+    if path.is_dir() and not (path / GENERATIONS_FILE).is_file():
+        systems = sorted(p for p in path.iterdir() if p.is_dir() and (p / GENERATIONS_FILE).is_file())
+        if systems:
+            return systems
+        raise DataError(f"{path}: no {GENERATIONS_FILE} in this folder or in its sub-folders; give the folder "
+                        "'tidekit generate' wrote (or a folder of such folders, one per system), or run "
+                        "'tidekit generate' first")
+    return [path]
 
 
 def _shown(store: RatingStore) -> str:
