@@ -21,6 +21,15 @@ from tidekit.rating._config import (
     ScaleConfig,
 )
 from tidekit.rating._create import StudySummary, create_study
+from tidekit.rating._demographics import (
+    AGE_GROUPS,
+    DEMOGRAPHIC_FIELDS,
+    EDUCATION_LEVELS,
+    GENDERS,
+    MH_SUPPORT,
+    RACE_ETHNICITY,
+    demographic_values,
+)
 from tidekit.rating._design import RatingPlan, build_plan, plan_bundles
 from tidekit.rating._export import EXPORT_COLUMNS, ExportSummary, export_ratings, rating_frame
 from tidekit.rating._migrations import MIGRATIONS, applied_migrations, migrate
@@ -36,10 +45,16 @@ from tidekit.rating._status import RaterProgress, StudyStatus, study_status
 from tidekit.rating._store import RatingStore
 
 __all__ = [
+    "AGE_GROUPS",
     "DEMOGRAPHICS",
+    "DEMOGRAPHIC_FIELDS",
+    "EDUCATION_LEVELS",
     "EXPORT_COLUMNS",
+    "GENDERS",
+    "MH_SUPPORT",
     "MIGRATIONS",
     "PREFER_NOT",
+    "RACE_ETHNICITY",
     "ConsentInfo",
     "ExportSummary",
     "PlantedEffect",
@@ -57,6 +72,7 @@ __all__ = [
     "build_plan",
     "create_app",
     "create_study",
+    "demographic_values",
     "emotionally_layered",
     "export_ratings",
     "migrate",

@@ -12,45 +12,12 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from tidekit._config import StrictModel
+from tidekit.rating._demographics import (  # the questions: one vocabulary there
+    DEMOGRAPHICS,
+    PREFER_NOT,
+)
 
 __all__ = ["DEMOGRAPHICS", "PREFER_NOT", "ConsentInfo", "RatingServeConfig", "RatingStudyConfig", "ScaleConfig"]
-
-PREFER_NOT = "prefer_not_to_say"
-
-# Demographic questions: field -> (question, [(value, label)...]); every one offers PREFER_NOT.
-# Categories are chosen here (the paper reports analyses by age, gender, race and education but
-# does not publish its questionnaire).
-DEMOGRAPHICS: dict[str, tuple[str, list[tuple[str, str]]]] = {
-    "age_group": ("What is your age?", [
-        ("18-24", "18-24"), ("25-34", "25-34"), ("35-44", "35-44"), ("45-54", "45-54"),
-        ("55-64", "55-64"), ("65+", "65 or older"), (PREFER_NOT, "Prefer not to say"),
-    ]),
-    "gender": ("What is your gender?", [
-        ("woman", "Woman"), ("man", "Man"), ("non_binary", "Non-binary"),
-        ("another", "Another gender"), (PREFER_NOT, "Prefer not to say"),
-    ]),
-    "education": ("What is the highest level of education you have completed?", [
-        ("secondary_or_less", "Secondary school (high school) or less"),
-        ("some_college", "Some college or vocational training"),
-        ("bachelors", "Bachelor's degree"), ("graduate", "Graduate degree (master's, doctorate)"),
-        (PREFER_NOT, "Prefer not to say"),
-    ]),
-    "race_ethnicity": ("Which best describes your race or ethnicity?", [
-        ("asian", "Asian"), ("black", "Black or African"), ("hispanic_latino", "Hispanic or Latino/a"),
-        ("middle_eastern_north_african", "Middle Eastern or North African"),
-        ("indigenous", "Indigenous (e.g. Native American, Alaska Native, First Nations)"),
-        ("pacific_islander", "Native Hawaiian or Pacific Islander"), ("white", "White"),
-        ("multiple", "More than one of these"), ("another", "Another race or ethnicity"),
-        (PREFER_NOT, "Prefer not to say"),
-    ]),
-    "mh_support_experience": (
-        "Have you ever received or given mental-health support (therapy, counselling, peer support)?", [
-            ("none", "Neither"), ("received", "I have received support"),
-            ("provided", "I have given support (professionally or as a peer)"),
-            ("both", "Both received and given"), (PREFER_NOT, "Prefer not to say"),
-        ]),
-}
-
 
 class ScaleConfig(StrictModel):
     """The rating scale shown for overall empathy and for each of the three factors."""

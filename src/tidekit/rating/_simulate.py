@@ -33,10 +33,15 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from tidekit._config import StrictModel
-from tidekit.rating._config import DEMOGRAPHICS, PREFER_NOT
+from tidekit.rating._demographics import (
+    DEMOGRAPHICS,
+    PREFER_NOT,
+    DemographicField,
+    demographic_values,
+)
 from tidekit.rating._store import FACTORS, ItemView, RatingStore, StudyFull
 
 if TYPE_CHECKING:
@@ -54,7 +59,7 @@ __all__ = [
 ]
 
 Feature = Literal["any", "validation_first", "emotionally_layered"]
-Attribute = Literal["age_group", "gender", "education", "race_ethnicity", "mh_support_experience"]
+Attribute = DemographicField  # the rating app's questions: one vocabulary (_demographics.py)
 
 _VALIDATION = re.compile(
     r"\b(that sounds|it sounds|sounds (really |so |incredibly )?(hard|painful|difficult|frightening|scary|"
@@ -85,6 +90,20 @@ class PlantedEffect(StrictModel):
     levels: list[str] = Field(min_length=1, description="Levels of the attribute that get the effect, e.g. ['55-64', '65+'].")
     item_feature: Feature = Field(default="any", description="Only on items with this feature ('any' = all items).")
     effect: float = Field(description="Added to the latent rating, in scale points.")
+
+    @model_validator(mode="after")
+    def _levels_a_rater_can_choose(self) -> PlantedEffect:
+        _check_levels(self.attribute, self.levels, "planted levels")
+        return self
+
+
+def _check_levels(attribute: str, levels: list[str], what: str) -> None:
+    """A simulated study must carry only answers a real rater can give."""
+    known = demographic_values(attribute)
+    unknown = [lv for lv in levels if lv not in known]
+    if unknown:
+        raise ValueError(f"{what} {unknown} are not answers the rating app offers for {attribute}; "
+                         f"use {', '.join(known)}")
 
 
 def _default_planted() -> list[PlantedEffect]:
@@ -120,6 +139,16 @@ class RaterModel(StrictModel):
         default_factory=_default_demographics,
         description="Per attribute, the probability of each level (normalised); missing attributes use the default.")
     planted: list[PlantedEffect] = Field(default_factory=_default_planted, description="Demographic effects to plant.")
+
+    @field_validator("demographics")
+    @classmethod
+    def _answers_a_rater_can_give(cls, value: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+        for attribute, probs in value.items():
+            if attribute not in DEMOGRAPHICS:
+                raise ValueError(f"{attribute!r} is not a question of the rating app; use "
+                                 f"{', '.join(DEMOGRAPHICS)}")
+            _check_levels(attribute, list(probs), f"demographics.{attribute} levels")
+        return value
 
     def behaviour(self, points: int) -> RaterBehaviour:
         """The shared rater model with these variance components, on a 1..``points`` scale."""
