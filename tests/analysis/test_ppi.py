@@ -194,7 +194,7 @@ def test_a_named_predictor_missing_from_the_scores_is_an_error_the_default_is_sk
 
 # Calibration. The default tier runs a quickstart-shaped design (3 systems, 10 of 40 conversations
 # rated by 20 raters each) with 200 studies per setting in a few seconds each; the paper-shaped
-# designs (17 systems, 200 of 1,000 rated, 3 raters) are in the slow tier and benchmarks/calibration.py.
+# design (17 systems, 200 of 1,000 rated, 3 raters) is in the slow tier and benchmarks/calibration.py.
 _QUICKSTART = dict(conversations=40, rated=10, systems=3, ratings_per_reply=20, ratings_per_rater=10)
 
 
@@ -210,10 +210,10 @@ def test_quickstart_shaped_coverage_is_nominal(setting: dict[str, float]) -> Non
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("setting", [dict(correlation=0.9), dict(correlation=0.6, bias=1.0, effect=0.5)],
-                         ids=["rho0.9-null", "rho0.6-biased-planted"])
-def test_paper_shaped_coverage_is_nominal(setting: dict[str, float]) -> None:
-    r = calibrate_ppi(PPIDesign(**setting), studies=200, seed=12)
+def test_paper_shaped_coverage_is_nominal_with_a_biased_predictor() -> None:
+    # 200 studies of 17 systems, 200 of 1,000 conversations rated: 45-85 s on the 2-core machine;
+    # every other setting is in benchmarks/calibration.py --ppi
+    r = calibrate_ppi(PPIDesign(correlation=0.6, bias=1.0, effect=0.5), studies=200, seed=12)
     assert 0.93 <= r.coverage_means <= 0.97, r
     assert 0.93 <= r.coverage_differences <= 0.97, r
 
