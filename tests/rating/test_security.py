@@ -6,9 +6,11 @@ from __future__ import annotations
 import pytest
 
 from tidekit.rating._security import (
+    CODE_ALPHABET,
     RateLimiter,
     clean_text,
     client_address,
+    new_completion_code,
     parse_networks,
     parse_small_int,
     valid_external_id,
@@ -87,3 +89,26 @@ def test_external_ids_are_1_to_64_url_safe_characters() -> None:
     assert valid_external_id("a" * 64) and valid_external_id("x")
     for bad in ("a" * 65, "", None, "a/b", "a%0A", "é", "\uff21", "a\x00"):
         assert valid_external_id(bad) is None, bad
+
+
+def test_completion_codes_cannot_be_misread() -> None:
+    """No O/0 or I/1 (nor L) to mix up when a rater copies the code by hand (issue #32)."""
+    assert not set("O0I1L") & set(CODE_ALPHABET) and len(set(CODE_ALPHABET)) == len(CODE_ALPHABET) == 31
+    codes = {new_completion_code() for _ in range(2000)}
+    assert len(codes) == 2000  # random, ~40 bits each
+    seen = set("".join(codes))
+    assert seen == set(CODE_ALPHABET)  # every symbol used, none other
+    assert all(len(c) == 8 for c in codes)
+
+
+def test_a_new_study_gets_such_a_code(tmp_path, make_study) -> None:  # type: ignore[no-untyped-def]
+    from tidekit.rating import RatingStore
+
+    for n in range(5):
+        db, _ = make_study(str(tmp_path / f"s{n}.db"))
+        store = RatingStore.open(db)
+        try:
+            code = store.info.completion_code
+        finally:
+            store.close()
+        assert len(code) == 8 and set(code) <= set(CODE_ALPHABET), code

@@ -386,14 +386,15 @@ def create_app(db: str | Path | RatingStore, config: RatingServeConfig | None = 
         questions=QUESTIONS, scale=study.scale, values={}))  # the same for every fresh page
 
     def rate_page(token: str, state: tuple[RaterView, ItemView | None, int], status: int = 200,
-                  errors: list[str] | None = None, values: dict[str, str] | None = None) -> Response:
+                  errors: list[str] | None = None, values: dict[str, str] | None = None,
+                  targets: dict[str, str] | None = None) -> Response:
         _rater, item, done = state
         if item is None:
             return redirect("/done")
         return page("rate.html", status=status, csrf=csrf_for(token), item=item,
                     shown=shown_ticket(token, item.assignment_id), done=done, total=info.per_rater,
                     questions=QUESTIONS, scale=study.scale, values=values or {}, errors=errors or [],
-                    scales=None if values else empty_scales,
+                    error_targets=targets or {}, scales=None if values else empty_scales,
                     max_comment=MAX_COMMENT, withdraw_link=True)
 
     @app.get("/rate")
@@ -439,7 +440,7 @@ def create_app(db: str | Path | RatingStore, config: RatingServeConfig | None = 
         assignment_id = parse_small_int(values["assignment_id"], 0, MAX_ID)
         if assignment_id is None:
             return forbidden("This answer does not belong to an item of yours.")
-        errors, scores = [], {}
+        errors, scores, targets = [], {}, {}
         for field, question, _ in QUESTIONS:
             score = parse_small_int(values[field], 1, study.scale.points)
             if score is not None:
@@ -447,14 +448,16 @@ def create_app(db: str | Path | RatingStore, config: RatingServeConfig | None = 
             else:
                 values[field] = ""  # not shown back as if it were a choice
                 errors.append(f"{question.split(':')[0]}: choose a number from 1 to {study.scale.points}.")
+                targets[errors[-1]] = f"{field}-1"  # the summary links each problem to its scale
         comment = clean_text(values["comment"])
         if len(comment) > MAX_COMMENT:
             errors.append(f"The comment is longer than {MAX_COMMENT} characters; please shorten it.")
+            targets[errors[-1]] = "comment"
         if errors:
             state = await call_db(store.rating_page, token)
             if state is None:
                 return redirect("/")
-            return rate_page(token, state, status=400, errors=errors, values=values)
+            return rate_page(token, state, status=400, errors=errors, values=values, targets=targets)
         shown = shown_at(token, assignment_id, form.get("shown") or "")
         if inline_db:  # admit once, so retries while another process holds the lock spend no tokens
             admitted = await call_db(admit, token)

@@ -25,11 +25,13 @@ import threading
 import time
 
 __all__ = [
+    "CODE_ALPHABET",
     "RateLimiter",
     "check_token",
     "clean_text",
     "client_address",
     "keyed_hash",
+    "new_completion_code",
     "new_token",
     "parse_networks",
     "parse_small_int",
@@ -51,6 +53,15 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 def new_token(nbytes: int = 24) -> str:
     """A random URL-safe token."""
     return secrets.token_urlsafe(nbytes)
+
+
+# completion codes are read off a screen and typed: no O/0, I/1 (nor L, which some fonts draw as 1)
+CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
+
+
+def new_completion_code(length: int = 8) -> str:
+    """A random completion code of ``length`` characters that cannot be misread (31 symbols, ~40 bits)."""
+    return "".join(secrets.choice(CODE_ALPHABET) for _ in range(length))
 
 
 def sha256_hex(text: str) -> str:

@@ -34,7 +34,7 @@ from tidekit.rating import _schema as t
 from tidekit.rating._config import DEMOGRAPHICS, RatingStudyConfig
 from tidekit.rating._design import RatingPlan
 from tidekit.rating._migrations import migrate
-from tidekit.rating._security import keyed_hash, new_token, sha256_hex
+from tidekit.rating._security import keyed_hash, new_completion_code, new_token, sha256_hex
 from tidekit.scenarios import EMPATHY_FACTOR_IDS
 
 __all__ = [
@@ -288,7 +288,7 @@ class RatingStore:
         meta = {
             "config": config.model_dump(mode="json"), "inputs_hash": plan.inputs_hash,
             "secret": new_token(32), "salt": new_token(32),
-            "completion_code": config.completion_code or new_token(6).replace("-", "X").replace("_", "Y").upper(),
+            "completion_code": config.completion_code or new_completion_code(),
             "admin_token_hash": sha256_hex(admin_token), "per_rater": per_rater,
             "created_at": time.time(), "withdrawals": 0,
         }
