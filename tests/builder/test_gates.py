@@ -163,3 +163,79 @@ def test_duplicate_index_finds_near_duplicates_among_boilerplate() -> None:
     assert found is not None and found[0] == "t321" and found[1] > 0.8
     fresh = boiler + " " + " ".join(rng.choice(vocab) for _ in range(30))
     assert (idx.nearest(fresh) or ("", 0.0))[1] < 0.7
+
+
+# Client turns SmolLM2-135M wrote in the quickstart (`tidekit run configs/quickstart.yaml`,
+# dataset stage, 2026-12-07), verbatim but cut: it answered the prompt as the supporter. Of these
+# and the three supporter turns below, the gate before issue #32 caught four.
+REAL_CLIENT_TURNS_IN_THE_SUPPORTERS_VOICE = [
+    "I'm so sorry to hear about the client's pain. I'm always here to support you and listen to everything "
+    "you want to share about the crash.",  # the issue's own example
+    "I'm so sorry for your recent experience. It's completely normal to feel overwhelmed by the weight of your "
+    "past. I'm here to support you, no matter what you're going through.",
+    "Dear [Client Name],  I'm so sorry to hear about the unfortunate loss you're going through. As you know, "
+    "your life has been forever changed by the traumatic experiences you've gone through.",
+    "I'm so sorry to hear about your client. I'm so sorry to hear about your client. I'm going to do everything "
+    "I can to help you through this difficult and emotional journey.",
+    "Hi [Client's Name] I hope you're doing well. I'm so glad to hear that you're taking care of yourself, and "
+    "I'm sure your story is full of resilience and courage.",
+    "It's good that you're taking the time to reflect on what you're going through. Trauma can be a heavy burden "
+    "to carry, and the fear of the unknown can be a powerful comfort.",
+    "This is a personal account of how you've been coping with the aftermath of trauma. You're acknowledging the "
+    "pain of your past and you're trying to make sense of your situation.",
+    "I can only imagine how difficult it must be for someone who is struggling with this. I'm so sorry about "
+    "your family and the ones who lost loved ones to this darkness. I want to support you and help you.",
+    "I'm so glad you're coming to me. Please make sure to mention that you're a 52-year-old woman who's been "
+    "dealing with a difficult past, especially one that continues to affect your life.",
+    "No magic words, but I can still recall the first thing that comes to mind. This client has been telling me "
+    "about the past few years, and I can see the trauma on their face.",
+    "When you mentioned hopelessness, it is not possible to reveal the details that I am writing. You are a "
+    "25-year-old male who has lived a life of suffering and has struggled to make sense of it all.",
+]
+# and supporter turns it wrote in the client's voice, or about "the client" instead of to them
+REAL_SUPPORTER_TURNS_IN_THE_CLIENTS_VOICE = [
+    "I'm so sorry to hear about the past loss. It's a mix of pain and trauma that I'm trying to process. I'm "
+    "going to write down my process of healing, and I'm going to write about the people who helped you.",
+    "I'm so sorry that you're going through a tough time, I'm so sorry that I'm going through a tough time, and "
+    "I know you feel it too.",
+    "This is a classic situation that has many layers of complexity. It's not just about needing help, but about "
+    "what lies beneath the surface. The client has a range of needs that go beyond what you can see.",
+]
+
+
+@pytest.mark.parametrize("text", REAL_CLIENT_TURNS_IN_THE_SUPPORTERS_VOICE)
+def test_real_client_turns_in_the_supporters_voice_are_caught(gates, text: str) -> None:  # type: ignore[no-untyped-def]
+    found = run_gates(gates, item(text))
+    assert "role.wrong_speaker" in codes(found), text
+
+
+@pytest.mark.parametrize("text", REAL_SUPPORTER_TURNS_IN_THE_CLIENTS_VOICE)
+def test_real_supporter_turns_in_the_clients_voice_are_caught(gates, text: str) -> None:  # type: ignore[no-untyped-def]
+    found = run_gates(gates, item(text, "supporter", context=[Turn(role="client", text=GOOD_CLIENT)]))
+    assert "role.wrong_speaker" in codes(found), text
+
+
+def test_the_role_gate_passes_every_turn_of_the_bundled_sample(sample_dir) -> None:  # type: ignore[no-untyped-def]
+    """The tighter patterns must not flag people telling their own story, nor replies to them."""
+    from tidekit.builder._gates import role_gate
+    from tidekit.data import load_dataset
+
+    gate = role_gate()
+    ds = load_dataset(sample_dir)
+    personas = ds.persona_map()
+    flagged = []
+    for conv in ds.conversations:
+        persona = personas[conv.persona_id]
+        for role, text in (("client", conv.turns[0].text), ("supporter", conv.reference or "")):
+            found = gate(item(text, role, context=conv.turns if role == "supporter" else (), persona=persona))
+            flagged += [(conv.id, role, r.detail) for r in found]
+    assert len(ds.conversations) == 100 and flagged == []
+
+
+@pytest.mark.parametrize("text", [
+    "I'm sorry to bother you with this, but since the crash I can't sleep and I keep apologising to my kids.",
+    "My sister keeps saying she's here for me, but I can't tell her what the nights are like since the accident.",
+    "I saw a client of my husband's firm at the shops and froze, because he drives the same car as the one that hit us.",
+])
+def test_a_client_who_mentions_sorrow_or_support_in_their_own_story_passes(gates, text: str) -> None:  # type: ignore[no-untyped-def]
+    assert "role.wrong_speaker" not in codes(run_gates(gates, item(text))), text

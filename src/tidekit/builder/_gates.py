@@ -206,16 +206,47 @@ _LABEL = _rx(r"(?:^|\n)\s*\**(?:client|supporter|therapist|counsel(?:l)?or|user|
 _PROMPT_ECHO = _rx(r"\bwrite (?:your|the|a|an) (?:message|reply|response)\b", r"\bin the first person\b",
                    r"\bthe persona\b", r"\b(?:about you|today's situation)\s*:", r"\bthe support chat\b",
                    r"\bthree factors\b", r"\bdistress normali[sz]ation\b", r"\bsupportive reflection\b")
-_SUPPORTER_VOICE = _rx(r"\bit sounds like you(?:'re| are)?\b", r"\bI(?:'m| am) (?:here|always here) (?:for|to "
-                       r"(?:listen|support|help)) you\b", r"\bthank you for (?:sharing|opening up|telling me)\b",
-                       r"\byou(?:'re| are) not alone\b", r"\bhow can I (?:help|support) you\b",
-                       r"\bit(?:'s| is) (?:completely |totally )?(?:understandable|normal|okay) (?:that you|to feel)\b",
-                       r"\bI hear (?:you|that you)\b")
+# A client turn in the supporter's voice (small teachers often answer the prompt instead of
+# playing the client: "I'm so sorry to hear about the client's pain. I'm always here to support
+# ...", SmolLM2-135M in the quickstart); each pattern is one a person telling their own story
+# does not write.
+_SUPPORTER_VOICE = _rx(
+    r"\bit sounds like you(?:'re| are)?\b", r"\bthank you for (?:sharing|opening up|telling me)\b",
+    r"\bI(?:'m| am) (?:always |just )?here (?:for you|to (?:support|listen|help|offer|comfort))\b",
+    r"\byou(?:'re| are) not alone\b", r"\bhow can I (?:help|support) you\b",
+    r"\bit(?:'s| is) (?:completely |totally |so )?(?:understandable|normal|okay|ok) (?:that you|to feel)\b",
+    r"\bI hear (?:you|that you)\b",
+    # sympathy for the other person's trouble
+    r"\b(?:I'm|I am) (?:so |very |really |truly |deeply )?sorry (?:to hear|for your|about your|that you)\b",
+    r"\bsorry to hear (?:about|that)\b", r"\bI can only imagine\b",
+    # offering support or praising the other for sharing
+    r"\bI(?:'d| would) love to (?:support|help)\b", r"\bI (?:want|would like) to (?:support|help) you\b",
+    r"\b(?:everything|all) (?:I can|in my power) to (?:help|support)\b",
+    r"\bI(?:'m| am) (?:so |really )?glad (?:that )?you(?:'re| are|'ve| have)? (?:reach|reached|reaching|coming|came|"
+    r"taking|sharing|here|found)\b",
+    r"\bit(?:'s| is) (?:so |really )?(?:good|wonderful|great|brave|amazing) (?:that|to see) you\b",
+    r"\bit takes (?:a lot of |real |so much )?(?:courage|strength) to (?:share|reach|talk|acknowledge|open)\b",
+    r"\bcan you tell me (?:a (?:bit|little) )?more\b", r"\byou(?:'re| are) (?:describing|acknowledging)\b",
+    # the prompt's words for the person, or a letter's placeholder: written about the client, not by them
+    r"\b(?:the|this|your|dear) client(?:'s|s)?\b", r"\[(?:client|recipient|name|your name)[^\]]{0,20}\]",
+    r"\byou are an? \d{1,3}[- ]year[- ]old\b",  # the persona read back to the reader
+)
+# A supporter turn in the client's voice: the supporter's own trauma or struggle, or narration
+# about "the client" instead of a reply to them.
 _FIRST_PERSON = re.compile(r"\b(?:I|I'm|I've|I'd|I'll|me|my|myself|mine)\b", re.IGNORECASE)
 _SECOND_PERSON = re.compile(r"\b(?:you|you're|you've|your|yours|yourself)\b", re.IGNORECASE)
-_CLIENT_VOICE = _rx(r"\bI (?:have|got|was diagnosed with) (?:PTSD|post-traumatic)\b", r"\bmy (?:therapist|trauma|"
-                    r"flashbacks|nightmares|PTSD)\b", r"\bI was (?:assaulted|attacked|abused|raped|deployed|"
-                    r"bullied|robbed|kidnapped)\b", r"\bI keep having (?:nightmares|flashbacks)\b")
+_CLIENT_VOICE = _rx(
+    r"\bI (?:have|got|was diagnosed with) (?:PTSD|post-traumatic)\b",
+    r"\bmy (?:therapist|trauma|flashbacks|nightmares|PTSD)\b",
+    r"\bI was (?:assaulted|attacked|abused|raped|deployed|bullied|robbed|kidnapped)\b",
+    r"\bI keep having (?:nightmares|flashbacks)\b",
+    r"\bI(?:'m| am) (?:still )?(?:trying|struggling) to (?:process|cope|heal|make sense of)\b",
+    r"\bmy (?:own )?(?:process of healing|healing journey|own trauma|own struggles)\b",
+    r"\bI(?:'ve| have) been (?:going through|dealing with|struggling with) (?:a |some )?(?:tough|hard|difficult|"
+    r"challenges|trauma)",
+    r"\bI(?:'m| am) (?:going|been going) through a (?:really )?(?:tough|hard|difficult) time\b",
+    r"\b(?:the|this) client(?:'s|s)?\b",
+)
 
 
 def role_gate() -> Gate:
