@@ -73,6 +73,8 @@ def ppi_frames(df: pd.DataFrame, scores: pd.DataFrame, ppi: PPIConfig, rating: s
     the rating column ``rating`` of the prepared ratings ``df``; ``scores`` holds one row per
     (conversation_id, system) with the predictor columns. Conversations of ``scores`` that have no
     rating are the unrated units."""
+    import pandas as pd
+
     y_long, shift_var = rater_centred_means(df, rating, ppi.rater_adjustment == "centre")
     y_wide = y_long.pivot(index="conversation", columns="system", values="y")
     cols = ppi.predictors()
@@ -86,8 +88,6 @@ def ppi_frames(df: pd.DataFrame, scores: pd.DataFrame, ppi: PPIConfig, rating: s
     unrated = s[~s["conversation"].isin(set(rated["conversation"]))]
     pred, pred_u = cross_fit(rated[cols].to_numpy(float), rated["y"].to_numpy(float),
                              rated["conversation"].to_numpy(), unrated[cols].to_numpy(float), ppi.folds, seed)
-    import pandas as pd
-
     f_long = pd.concat([rated[key].assign(f=pred), unrated[key].assign(f=pred_u)])
     f_wide = f_long.pivot(index="conversation", columns="system", values="f")
     k = min(ppi.folds, rated["conversation"].nunique())
@@ -99,8 +99,8 @@ def _estimate(kind: str, name: str, label: str, m: MeanEstimate) -> PPIEstimate:
     diff = kind == "difference"
     return PPIEstimate(kind=kind, target=name, rating=label, estimate=m.estimate, ci_low=m.ci_low,
                        ci_high=m.ci_high, se=m.se, p=m.p_value() if diff else None, human_estimate=m.human,
-                       human_ci_low=m.human_ci_low, human_ci_high=m.human_ci_high,
-                       human_se=m.human_se, human_p=m.p_value(human=True) if diff else None, lam=m.lam, correlation=m.correlation,
+                       human_ci_low=m.human_ci_low, human_ci_high=m.human_ci_high, human_se=m.human_se,
+                       human_p=m.p_value(human=True) if diff else None, lam=m.lam, correlation=m.correlation,
                        n_rated=m.n, n_unrated=m.N, ess_ratio=m.ess_ratio, effective_n=m.n * m.ess_ratio,
                        width_ratio=m.width_ratio)
 
