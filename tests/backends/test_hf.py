@@ -159,8 +159,11 @@ def test_decode_batches_keep_rows_of_one_grammar_together(smollm: Any) -> None:
     todo = [(i, [1, 2, 3]) for i in range(len(requests))]
     parts = smollm._parts(todo, requests)
     assert [[i for i, _ in part] for part in parts] == [[0, 3], [1, 5], [2, 4]]
-    off = load_backend(BackendConfig(model="smollm2-135m", jump_forward=False, optimize=False))
+    off = load_backend(BackendConfig(model="smollm2-135m", jump_forward=False, optimize=False, reproducible=False))
     try:
         assert [[i for i, _ in part] for part in off._parts(todo, requests)] == [[0, 1, 2, 3, 4, 5]]
+        # the transformers forward has no batch-invariant mode: reproducible decodes one request a pass
+        off.config = off.config.model_copy(update={"reproducible": True})
+        assert [[i for i, _ in part] for part in off._parts(todo, requests)] == [[i] for i in range(6)]
     finally:
         off.close()

@@ -12,6 +12,7 @@ from tidekit.backends import ChatRequest, GenerationParams
 from tidekit.data import Message, read_generations
 from tidekit.generation import (
     ResultCache,
+    RunStats,
     TooManyErrors,
     batch_plan,
     conversation_messages,
@@ -19,6 +20,7 @@ from tidekit.generation import (
     request_key,
     request_seed,
     run_requests,
+    schedule_digest,
 )
 from tidekit.generation._dataset import GenerateConfig
 
@@ -91,8 +93,39 @@ def test_failures_are_recorded_not_cached_and_retried(fake: FakeBackend, tmp_pat
     results = run_requests(fake, requests, cache=tmp_path / "c.sqlite", progress=False)
     assert results[1].error == "simulated failure" and results[0].text and results[2].text
     again = FakeBackend()
-    run_requests(again, requests, cache=tmp_path / "c.sqlite", progress=False)
-    assert again.calls == [["r1"]]
+    stats = RunStats()
+    run_requests(again, requests, cache=tmp_path / "c.sqlite", progress=False, stats=stats)
+    # the fixed schedule: the failed request's whole batch is recomputed, its cached rows checked
+    assert again.calls == [["r1", "r2", "r0"]]
+    assert stats.checked == 2 and stats.mismatched == [] and stats.computed_batches == 1
+
+
+def test_the_schedule_ignores_the_cache_and_checks_cached_rows(tmp_path: Path) -> None:
+    """A rerun over a cache filled by another request list (here: a --limit run) recomputes every
+    batch that has a missing request whole, with the composition of the uninterrupted run, and
+    reports a cached row the recomputation does not reproduce, keeping the cached one."""
+    requests = [req(i, "x" * (10 - i)) for i in range(6)]
+    cache = tmp_path / "c.sqlite"
+    run_requests(FakeBackend(), requests[:3], cache=cache, progress=False)  # r0, r1, r2 cached
+    whole = FakeBackend()
+    run_requests(whole, requests, progress=False)
+    rerun = FakeBackend()
+    stats = RunStats()
+    run_requests(rerun, requests, cache=cache, progress=False, stats=stats)
+    assert rerun.calls == whole.calls == [["r0", "r1", "r2", "r3"], ["r4", "r5"]]
+    assert stats.batches == 2 and stats.computed_batches == 2 and stats.checked == 3 and not stats.mismatched
+    assert stats.schedule == schedule_digest(requests, batch_plan(requests, 4))
+    # a cached row its batch does not reproduce is reported and kept: r1 made stale, r2 and r3
+    # removed, so the first batch is recomputed and the second (all cached) is not
+    store = ResultCache(cache)
+    key = request_key(rerun.identity, requests[1])
+    store.put_many([(key, "fake", store.get_many([key])[key].model_copy(update={"text": "stale"}))])
+    store._db.execute("DELETE FROM results WHERE key IN (?, ?)", [request_key(rerun.identity, r) for r in requests[2:4]])
+    store.close()
+    stats = RunStats()
+    results = run_requests(FakeBackend(), requests, cache=cache, progress=False, stats=stats)
+    assert stats.computed_batches == 1 and stats.checked == 2 and stats.mismatched == ["r1"]
+    assert results[1].text == "stale"
 
 
 def test_more_errors_than_allowed_stops_the_run_with_work_saved(tmp_path: Path) -> None:
@@ -121,6 +154,21 @@ def test_generate_writes_records_and_manifest(fake: FakeBackend, tiny_data: Path
     before = (out / "generations.jsonl").read_text()
     again = generate(config, out=out, backend=FakeBackend(), progress=False)
     assert again.cached == 6 and (out / "generations.jsonl").read_text() == before
+    # what decides the numbers is recorded: the schedule and the backend's numerics
+    schedule = manifest["extra"]["schedule"]
+    assert schedule["batch_size"] == 4 and schedule["batches"] == 2 and len(schedule["sha256"]) == 64
+    assert manifest["extra"]["batch_invariant"] is True and "numerics" in manifest["extra"]
+
+
+def test_check_reproducible_recomputes_in_fresh_batches(tiny_data: Path, tmp_path: Path) -> None:
+    backend = FakeBackend()
+    config = GenerateConfig(data=str(tiny_data), name="fake", check_reproducible=4)
+    result = generate(config, out=tmp_path / "gen", backend=backend, progress=False)
+    assert (result.check_checked, result.check_matched) == (4, 4)
+    check = json.loads((tmp_path / "gen" / "manifest.json").read_text())["extra"]["reproducible_check"]
+    assert check["batch_size"] == 2 and check["mismatched"] == []
+    fresh = backend.calls[-2:]  # other batch-mates than in the run's schedule
+    assert all(batch not in backend.calls[:-2] for batch in fresh)
 
 
 def test_conversation_messages_map_roles(tiny_data: Path) -> None:

@@ -117,7 +117,8 @@ class HFBackend:
         # on CPU, Llama-family models decode through the lean forward pass (fused, pre-packed
         # projections; see _lean.py), which takes over their projection weights; others get
         # their nn.Linear layers pre-packed in place
-        self.lean = lean_decoder_for(model, take_weights=True) if self.device == "cpu" and config.optimize else None
+        self.lean = (lean_decoder_for(model, take_weights=True, aligned=config.reproducible)
+                     if self.device == "cpu" and config.optimize else None)
         if self.lean is not None:
             self.packed = self.lean.packed
         elif self.device == "cpu" and self.dtype == "bfloat16" and config.optimize:
@@ -141,15 +142,44 @@ class HFBackend:
                                   or (self.spec.context if self.spec else 2048))
         self.system_role = self.spec.system_role if self.spec else _template_has_system(self.tokenizer)
         fingerprint = weights_fingerprint(Path(source) / gguf if gguf else Path(source))
-        revision = f"dtype={self.dtype}" + (f";adapter={self.adapter_sha[:16]}" if self.adapter_sha else "")
+        # batch-invariant outputs are other numbers than the batch-dependent path's: another key
+        revision = (f"dtype={self.dtype}" + (f";adapter={self.adapter_sha[:16]}" if self.adapter_sha else "")
+                    + (";batch-invariant" if config.reproducible else ""))
         self.identity = ModelIdentity(alias=config.model if self.spec else Path(config.model).name,
                                       source=str(source if not gguf else Path(source) / gguf),
                                       revision=revision, sha256=fingerprint, role="system")
         self.capabilities = Capabilities(batching=True, max_batch_size=config.batch_size,
                                          system_role=self.system_role, adapters=True, token_counts=True,
                                          concurrency=1, context_length=self.context_length,
-                                         structured_output=_has_llguidance(), logprobs=True)
+                                         structured_output=_has_llguidance(), logprobs=True,
+                                         batch_invariant=config.reproducible, numerics=self._numerics())
         self._grammars: GrammarConstraints | None = None  # built on the first response_format
+
+    def _numerics(self) -> dict[str, Any]:
+        """What decides this backend's numbers besides the weights (recorded in manifests)."""
+        import torch
+
+        from tidekit.backends._lean import ALIGNED_OWN_MIN, CAPACITY_GRID
+
+        lean = self.lean is not None
+        mode = ("off" if not self.config.reproducible else
+                "lean forward: slot = position, attention over a fixed slot grid" if lean else
+                "transformers forward: one request per forward pass")
+        out: dict[str, Any] = {
+            "dtype": self.dtype, "device": self.device, "batch_size": self.config.batch_size,
+            "reproducible": self.config.reproducible, "batch_invariant_mode": mode,
+            "forward": "lean" if lean else "transformers", "packed_matmuls": self.packed,
+            "share_prefix": self.config.share_prefix, "jump_forward": self.config.jump_forward,
+            "kv_cache_gib": self.config.kv_cache_gib, "torch": torch.__version__,
+            "torch_threads": torch.get_num_threads(),
+            "cpu_bf16": bool(getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)()),
+            "env": {k: os.environ[k] for k in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT",
+                                                "MKL_NUM_THREADS", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")
+                    if k in os.environ},
+        }
+        if lean and self.config.reproducible:
+            out["attention_slot_grid"] = {"decode": 16, "prefill": CAPACITY_GRID, "own_tokens_min": ALIGNED_OWN_MIN}
+        return out
 
     @staticmethod
     def _locate(model: str) -> tuple[str, str | None]:
@@ -258,6 +288,9 @@ class HFBackend:
         the batch is at such a run, so rows in lockstep must not share a batch with rows whose
         grammar (a judge's reversed-order bias probe) or free text puts them elsewhere.
         """
+        if self.config.reproducible and self.lean is None:
+            # the transformers forward has no batch-invariant mode: one request per forward pass
+            return [[item] for item in todo]
         if self.config.jump_forward:
             groups: dict[str, list[tuple[int, list[int]]]] = {}
             for i, ids in todo:

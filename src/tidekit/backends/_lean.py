@@ -26,6 +26,18 @@ of the projection weights). Only plain models of the architectures in :data:`SUP
 the transformers forward. The numerics follow transformers' Llama code (fp32 RMSNorm statistics,
 attention accumulated in fp32): fp32 logits equal the transformers forward's, bf16 ones agree to
 rounding (tests/backends/test_lean_decode.py).
+
+Batch-invariant mode (``aligned=True``, what ``backend.reproducible`` turns on): a row's logits,
+bit for bit, do not depend on the other rows of its batch, their number, their lengths or the
+prefill grouping. What was measured on the AVX512-BF16 CPU (torch 2.13, 1 and 2 threads): the
+pre-packed oneDNN matmuls already give every row the same bits whatever the number of rows;
+``scaled_dot_product_attention`` does not, because its reductions follow where a row's real keys
+sit in the key axis and how long that axis is (left padding moves them; a longer batch lengthens
+it). So in this mode a row's token at position ``p`` lives in cache slot ``p`` (prompts
+right-padded, each row writing its own slot), and attention always runs over a key axis whose
+length is rounded to a fixed grid (:func:`attended_slots`: 16 slots in decode steps, 512 in
+prefill), so the masked tail of the axis adds exact zeros. Its cost is measured in
+benchmarks/generation.py (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -33,32 +45,45 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from tidekit.backends._tensors import attention_shape, left_pad, onednn_packer
+from tidekit.backends._tensors import attention_shape, left_pad, onednn_packer, right_pad
 
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["SUPPORTED", "LeanDecoder", "lean_decoder_for", "prefill_groups", "prefix_clusters",
-           "shared_prefix_length"]
+__all__ = ["SUPPORTED", "LeanDecoder", "attended_slots", "lean_decoder_for", "prefill_groups",
+           "prefix_clusters", "shared_prefix_length"]
 
 SUPPORTED = frozenset({"llama", "qwen2"})
 PREFILL_TOKENS = 2048  # padded tokens per prefill group: big enough for efficient matmuls
 SHARED_PREFIX_MIN = 32  # a common prefix shorter than this is prefilled with each row (not worth a pass)
+CAPACITY_GRID = 512  # batch-invariant mode: cache capacity is a multiple of this (the widest prefill grid)
+ALIGNED_OWN_MIN = 16  # batch-invariant mode: tokens a shared prefix leaves each row
 
 
-def shared_prefix_length(prompts: Sequence[Sequence[int]]) -> int:
-    """Tokens every prompt starts with, leaving each prompt at least one token of its own (its
-    last position gives the row's first logits)."""
+def attended_slots(used: int, prefill: bool) -> int:
+    """Batch-invariant mode: the key-axis length attention runs over when ``used`` slots of the
+    longest row hold tokens. A fixed grid, so that a row's reductions are the same whatever its
+    batch-mates' lengths, the masked tail adding exact zeros. Measured with torch 2.13's CPU
+    kernels: one-query (decode) attention agrees bit for bit on a 16-slot grid (5-1,100 keys,
+    1-64 rows, 1 and 2 threads); many-query (prefill) attention only on multiples of 512 slots
+    (axes of 208 or 256 slots moved a few values against 512: the kernel blocks keys by 512)."""
+    grid = CAPACITY_GRID if prefill else 16
+    return -(-used // grid) * grid
+
+
+def shared_prefix_length(prompts: Sequence[Sequence[int]], own: int = 1) -> int:
+    """Tokens every prompt starts with, leaving each prompt at least ``own`` tokens of its own
+    (its last position gives the row's first logits)."""
     if len(prompts) < 2:
         return 0
-    first, limit = prompts[0], min(len(p) for p in prompts) - 1
+    first, limit = prompts[0], min(len(p) for p in prompts) - own
     n = 0
     while n < limit and all(p[n] == first[n] for p in prompts):
         n += 1
     return n
 
 
-def prefix_clusters(prompts: Sequence[Sequence[int]], base: int = 0) -> list[tuple[list[int], int]]:
+def prefix_clusters(prompts: Sequence[Sequence[int]], base: int = 0, own: int = 1) -> list[tuple[list[int], int]]:
     """Rows grouped so that each group's own shared prefix is computed once: ``(rows, length)``.
 
     Every row already shares ``base`` tokens with all others. A group shares ``length`` >= ``base``
@@ -76,7 +101,7 @@ def prefix_clusters(prompts: Sequence[Sequence[int]], base: int = 0) -> list[tup
     if n < 2:
         return [(list(range(n)), base)]
     order = sorted(range(n), key=lambda i: list(prompts[i]))
-    adjacent = [shared_prefix_length([prompts[order[i]], prompts[order[i + 1]]]) for i in range(n - 1)]
+    adjacent = [shared_prefix_length([prompts[order[i]], prompts[order[i + 1]]], own) for i in range(n - 1)]
     best = [0] * (n + 1)  # best[i]: tokens saved by the best cut of the first i sorted rows
     cut = [0] * (n + 1)  # cut[i]: where the last run of that best cut starts
     for i in range(1, n + 1):
@@ -104,12 +129,13 @@ def prefix_clusters(prompts: Sequence[Sequence[int]], base: int = 0) -> list[tup
     return [*clusters, (sorted(rest), base)] if rest else clusters
 
 
-def lean_decoder_for(model: Any, take_weights: bool = False) -> LeanDecoder | None:
+def lean_decoder_for(model: Any, take_weights: bool = False, aligned: bool = False) -> LeanDecoder | None:
     """A :class:`LeanDecoder` for ``model`` if it qualifies (CPU, supported architecture), else None.
 
     ``take_weights``: free ``model``'s own projection weights once the decoder holds its fused
     copies, so memory does not double. ``model``'s forward is unusable afterwards; only its
-    embedding, norms, rotary module and config are still read.
+    embedding, norms, rotary module and config are still read. ``aligned``: the batch-invariant
+    mode (see the module docstring).
     """
     config = getattr(model, "config", None)
     if config is None or getattr(config, "model_type", None) not in SUPPORTED:
@@ -120,7 +146,7 @@ def lean_decoder_for(model: Any, take_weights: bool = False) -> LeanDecoder | No
         return None  # e.g. an unmerged PeftModel: the adapter's extra matmuls are not fused here
     if next(model.parameters()).device.type != "cpu":
         return None
-    return LeanDecoder(model, take_weights=take_weights)
+    return LeanDecoder(model, take_weights=take_weights, aligned=aligned)
 
 
 def prefill_groups(lengths: Sequence[int]) -> list[list[int]]:
@@ -160,9 +186,10 @@ class _Linear:
 class LeanDecoder:
     """Prefill, then decode steps of one or several tokens per row, over preallocated key/value buffers."""
 
-    def __init__(self, model: Any, take_weights: bool = False) -> None:
+    def __init__(self, model: Any, take_weights: bool = False, aligned: bool = False) -> None:
         import torch
 
+        self.aligned = aligned  # batch-invariant mode: slot = position, key axis on a fixed grid
         cfg = model.config
         core = model.model
         self.n_heads, self.n_kv, self.head_dim = attention_shape(cfg)
@@ -229,14 +256,24 @@ class LeanDecoder:
     def allocate(self, batch: int, capacity: int, device: Any = "cpu") -> None:
         import torch
 
+        if self.aligned:  # room for the widest attended axis (attended_slots)
+            capacity = -(-capacity // CAPACITY_GRID) * CAPACITY_GRID
+            batch = max(batch, 2)  # a lone row runs with a twin (see _twin)
         shape = (batch, self.n_kv, capacity, self.head_dim)
         self.k_cache = [torch.zeros(shape, dtype=self.dtype, device=device) for _ in self.layers]
         self.v_cache = [torch.zeros(shape, dtype=self.dtype, device=device) for _ in self.layers]
         self.valid = torch.zeros((batch, capacity), dtype=torch.bool, device=device)
         self.length = 0
 
+    def _twin(self, n: int) -> bool:
+        """Batch-invariant mode runs a lone row as two copies of it: attention over one row took
+        another path than over two or more and gave other bits (measured, torch 2.13 on CPU)."""
+        return self.aligned and n == 1 and self.valid is not None and self.valid.shape[0] == 2
+
     def select(self, keep: torch.Tensor) -> None:
         """Keep only the batch rows ``keep`` (finished rows stop costing compute)."""
+        if self.aligned and keep.numel() == 1:
+            keep = keep.repeat(2)
         self.k_cache = [k.index_select(0, keep) for k in self.k_cache]
         self.v_cache = [v.index_select(0, keep) for v in self.v_cache]
         assert self.valid is not None
@@ -257,18 +294,23 @@ class LeanDecoder:
         import torch
 
         assert self.valid is not None
+        if self._twin(len(prompts)):
+            return self.prefill([prompts[0], prompts[0]], share_prefix=False)[:1]
         width = max(len(p) for p in prompts)
         if width > self.valid.shape[1] or len(prompts) != self.valid.shape[0]:
             raise ValueError(f"{len(prompts)} prompts of up to {width} tokens do not fit the cache allocated for "
                              f"{self.valid.shape[0]} rows x {self.valid.shape[1]} tokens")
         everyone = list(range(len(prompts)))
-        prefix = shared_prefix_length(prompts) if share_prefix else 0
+        # batch-invariant mode: each row keeps ALIGNED_OWN_MIN tokens of its own, so its own pass
+        # is a many-query attention like a whole prompt's (a one-query pass gave other bits)
+        own = ALIGNED_OWN_MIN if self.aligned else 1
+        prefix = shared_prefix_length(prompts, own) if share_prefix else 0
         if prefix < SHARED_PREFIX_MIN:
             prefix = 0
         else:
             self._prefill_shared(everyone, prompts[0], 0, prefix)
         self.shared_prefix = prefix
-        clusters = prefix_clusters(prompts, prefix) if share_prefix else [(everyone, 0)]
+        clusters = prefix_clusters(prompts, prefix, own) if share_prefix else [(everyone, 0)]
         self.cluster_prefixes = [(len(rows), length) for rows, length in clusters if length > prefix]
         logits: list[torch.Tensor | None] = [None] * len(prompts)
         for members, length in clusters:
@@ -276,7 +318,8 @@ class LeanDecoder:
                 self._prefill_shared(members, prompts[members[0]], prefix, length)
             for group in prefill_groups([len(prompts[r]) - length for r in members]):
                 rows = [members[g] for g in group]
-                ids, mask = left_pad([prompts[r][length:] for r in rows], pad_id=0)  # padding is masked: any id
+                pad = right_pad if self.aligned else left_pad
+                ids, mask = pad([prompts[r][length:] for r in rows], pad_id=0)  # padding is masked: any id
                 out = self._prefill_group(torch.tensor(rows), ids, mask, width, length)
                 for j, r in enumerate(rows):
                     logits[r] = out[j]
@@ -307,6 +350,8 @@ class LeanDecoder:
         import torch.nn.functional as F
 
         assert self.valid is not None
+        if self.aligned:
+            return self._prefill_aligned(rows, ids, mask, prefix)
         b, s = ids.shape
         positions = prefix + (mask.long().cumsum(-1) - 1).clamp(min=0)
         x = self.embed(ids)
@@ -345,6 +390,45 @@ class LeanDecoder:
         last = self._rms(x[:, -1, :], self.norm_out)
         return self.lm_head(last)
 
+    def _prefill_aligned(self, rows: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor,
+                         prefix: int) -> torch.Tensor:
+        """:meth:`_prefill_group` in batch-invariant mode: ``ids`` right-padded, a row's token at
+        position ``p`` written to slot ``p`` (from ``prefix`` on), attention over the first
+        :func:`attended_slots` slots of the cache, and the logits at each row's last real token."""
+        import torch
+        import torch.nn.functional as F
+
+        assert self.valid is not None
+        b, s = ids.shape
+        positions = (prefix + torch.arange(s)).expand(b, s)
+        x = self.embed(ids)
+        cos, sin = self.rotary(x, positions)
+        cos, sin = cos.unsqueeze(2), sin.unsqueeze(2)
+        n = attended_slots(prefix + s, prefill=True)
+        self.valid[rows, prefix:prefix + s] = mask
+        # query i (position prefix + i) sees the row's valid slots up to its own; a padding query
+        # sees itself (its output is never used, but a fully masked row would give NaN)
+        slot, query = torch.arange(n), prefix + torch.arange(s)
+        allowed = (slot[None, :] <= query[:, None]) & self.valid[rows, None, :n]
+        allowed = (allowed | (slot[None, :] == query[:, None])).unsqueeze(1)  # [b, 1, s, n]
+        h_all, kv = self.n_heads, self.n_kv
+        for i, layer in enumerate(self.layers):
+            h = self._rms(x, layer["norm_in"])
+            qkv = layer["qkv"](h).view(b, s, h_all + 2 * kv, self.head_dim)
+            qk = self._rope(qkv[:, :, : h_all + kv], cos, sin)
+            self.k_cache[i][rows, :, prefix:prefix + s] = qk[:, :, h_all:].transpose(1, 2)
+            self.v_cache[i][rows, :, prefix:prefix + s] = qkv[:, :, h_all + kv:].transpose(1, 2)
+            att = F.scaled_dot_product_attention(qk[:, :, :h_all].transpose(1, 2), self.k_cache[i][rows, :, :n],
+                                                 self.v_cache[i][rows, :, :n], attn_mask=allowed, scale=self.scale,
+                                                 enable_gqa=self.group > 1)
+            x = x + layer["o"](att.transpose(1, 2).reshape(b, s, h_all * self.head_dim))
+            h = self._rms(x, layer["norm_post"])
+            gu = layer["gate_up"](h)
+            width = layer["intermediate"]
+            x = x + layer["down"](F.silu(gu[..., :width]) * gu[..., width:])
+        last = x[torch.arange(b), mask.sum(-1) - 1]
+        return self.lm_head(self._rms(last, self.norm_out))
+
     def step(self, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         """Append one token per row (``tokens``, ``positions``: [batch]); return next-token logits."""
         return self.extend(tokens.view(-1, 1), positions)
@@ -362,6 +446,8 @@ class LeanDecoder:
         import torch
 
         assert self.valid is not None
+        if self.aligned:
+            return self._extend_aligned(tokens, positions)
         b, k = tokens.shape
         slot = self.length
         if slot + k > self.valid.shape[1]:
@@ -395,6 +481,52 @@ class LeanDecoder:
             att = torch.nn.functional.scaled_dot_product_attention(q, keys, values, attn_mask=bias,
                                                                    scale=self.scale)
             att = att.view(b, kv, g, k, d).permute(0, 3, 1, 2, 4).reshape(b, k, h_all * d)
+            x = x + layer["o"](att)
+            h = self._rms(x, layer["norm_post"])
+            gu = layer["gate_up"](h)
+            n = layer["intermediate"]
+            x = x + layer["down"](torch.nn.functional.silu(gu[..., :n]) * gu[..., n:])
+        return self.lm_head(self._rms(x[:, -1, :], self.norm_out))
+
+    def _extend_aligned(self, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """:meth:`extend` in batch-invariant mode: each row writes its tokens at the slots of their
+        positions and attends over the first :func:`attended_slots` slots."""
+        import torch
+
+        assert self.valid is not None
+        if self._twin(tokens.shape[0]):
+            return self._extend_aligned(tokens.repeat(2, 1), positions.repeat(2))[:1]
+        b, k = tokens.shape
+        end = int(positions.max()) + k
+        if end > self.valid.shape[1]:
+            raise RuntimeError(f"the key/value cache holds {self.valid.shape[1]} tokens, its capacity; "
+                               f"{end} do not fit")
+        n_slots = attended_slots(end, prefill=False)
+        batch = torch.arange(b).view(b, 1)
+        slots = positions.view(b, 1) + torch.arange(k)  # [b, k]
+        self.valid[batch, slots] = True
+        self.length = max(self.length, end)
+        x = self.embed(tokens)
+        cos, sin = self.rotary(x, slots)
+        cos, sin = cos.unsqueeze(2), sin.unsqueeze(2)
+        h_all, kv, g, d = self.n_heads, self.n_kv, self.group, self.head_dim
+        # token t sees its row's valid slots up to its own (causal among the new tokens)
+        allowed = self.valid[:, None, :n_slots] & (torch.arange(n_slots).view(1, 1, n_slots) <= slots.view(b, k, 1))
+        allowed = allowed.unsqueeze(1)  # [b, 1, k, n_slots]
+        for i, layer in enumerate(self.layers):
+            h = self._rms(x, layer["norm_in"])
+            qkv = layer["qkv"](h).view(b, k, h_all + 2 * kv, d)
+            qk = self._rope(qkv[:, :, : h_all + kv], cos, sin)
+            kc, vc = self.k_cache[i], self.v_cache[i]
+            kc[batch, :, slots] = qk[:, :, h_all:]  # [b, k, kv, d] into each row's own slots
+            vc[batch, :, slots] = qkv[:, :, h_all + kv:]
+            # query heads in their own axis (enable_gqa), not stacked per key/value head: measured
+            # to give the same bits with 1 and 2 threads, which the stacked layout did not
+            att = torch.nn.functional.scaled_dot_product_attention(qk[:, :, :h_all].transpose(1, 2),
+                                                                   kc[:, :, :n_slots], vc[:, :, :n_slots],
+                                                                   attn_mask=allowed, scale=self.scale,
+                                                                   enable_gqa=g > 1)
+            att = att.transpose(1, 2).reshape(b, k, h_all * d)
             x = x + layer["o"](att)
             h = self._rms(x, layer["norm_post"])
             gu = layer["gate_up"](h)

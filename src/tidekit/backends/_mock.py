@@ -64,7 +64,7 @@ class MockBackend:
                   else f"mock:{self.config.reply}")
         self.identity = ModelIdentity(alias=self.config.model, source=source, revision=digest)
         self.capabilities = Capabilities(batching=True, max_batch_size=self.config.batch_size, adapters=True,
-                                         structured_output=self.config.json_replies)
+                                         structured_output=self.config.json_replies, batch_invariant=True)
         self.requests: list[ChatRequest] = []
         self.calls: list[list[str]] = []
         self.closed = False

@@ -42,6 +42,14 @@ class HFConfig(BackendConfig):
                                                          "instructions) once and copy its keys and values to "
                                                          "every row; agrees with whole-prompt prefill up to "
                                                          "rounding.")
+    reproducible: bool = Field(default=True, description="Batch-invariant decoding: a request's output does not "
+                                                         "depend on the other requests of its batch, the batch "
+                                                         "size, padding or --limit (the lean forward keeps each "
+                                                         "row's keys at its own positions and attends over a "
+                                                         "fixed grid of slots; the transformers forward decodes "
+                                                         "one request at a time). false = the faster "
+                                                         "batch-dependent path: bf16 outputs move by rounding "
+                                                         "with the batch.")
     jump_forward: bool = Field(default=True, description="With the lean forward and a response_format: append "
                                                          "the tokens the grammar forces (a JSON verdict's keys "
                                                          "and punctuation) several per forward pass instead of "

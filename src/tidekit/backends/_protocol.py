@@ -125,6 +125,13 @@ class Capabilities(BaseModel):
     structured_output: bool = Field(default=False, description="Enforces a request's response_format (JSON "
                                                                "schema), at least where its server supports it.")
     logprobs: bool = Field(default=False, description="Can return token log-probabilities (request.logprobs).")
+    batch_invariant: bool = Field(default=False, description="A request's output does not depend on which other "
+                                                             "requests share its batch, their number or padding "
+                                                             "(hf with reproducible: true; mock; vllm with its "
+                                                             "batch-invariant mode on).")
+    numerics: dict[str, Any] = Field(default_factory=dict, description="What decides the numbers besides the "
+                                                                       "weights: dtype, kernels, threads, modes; "
+                                                                       "recorded in manifests.")
 
 
 class BackendConfig(StrictModel):

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["attention_shape", "left_pad", "onednn_packer", "pack_linear_weights"]
+__all__ = ["attention_shape", "left_pad", "onednn_packer", "pack_linear_weights", "right_pad"]
 
 
 def onednn_packer(dtype: torch.dtype | None = None) -> Callable[[torch.Tensor], Any] | None:
@@ -110,4 +110,18 @@ def left_pad(prompts: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tenso
     for i, prompt in enumerate(prompts):
         ids[i, width - len(prompt):] = torch.tensor(list(prompt), dtype=torch.long)
         mask[i, width - len(prompt):] = True
+    return ids, mask
+
+
+def right_pad(prompts: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token ids [rows, longest] right-padded with ``pad_id`` (each prompt from column 0), and
+    the bool mask of real tokens: the layout of the lean forward's batch-invariant mode."""
+    import torch
+
+    width = max(len(p) for p in prompts)
+    ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(prompts), width), dtype=torch.bool)
+    for i, prompt in enumerate(prompts):
+        ids[i, :len(prompt)] = torch.tensor(list(prompt), dtype=torch.long)
+        mask[i, :len(prompt)] = True
     return ids, mask

@@ -39,6 +39,9 @@ __all__ = ["COMMANDS"]
 @click.option("--max-errors", type=int, default=None,
               help="Stop once more than this many requests failed (failures are recorded). [0]")
 @click.option("--cache", default=None, type=click.Path(), help="Result cache file. [OUT/cache.sqlite]")
+@click.option("--check-reproducible", type=click.IntRange(min=0), default=None, metavar="N",
+              help="After the run, recompute N of its results in fresh batches and report how many equal the "
+                   "stored ones (manifest extra.reproducible_check). [0]")
 @click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
               help="YAML config (GenerateConfig); options and KEY=VALUE override it.")
 @progress_option
@@ -67,7 +70,8 @@ def generate_cmd(data: Path | None, out: Path, config_path: Path | None, progres
                   "max_errors": options.get("max_errors"), "cache": options.get("cache"),
                   "params.max_new_tokens": options.get("max_new_tokens"),
                   "params.temperature": options.get("temperature"), "params.seed": options.get("seed"),
-                  "executor.address": options.get("ray_address"), "executor.replicas": options.get("replicas")})
+                  "executor.address": options.get("ray_address"), "executor.replicas": options.get("replicas"),
+                  "check_reproducible": options.get("check_reproducible")})
     if options.get("ray_address") is not None:
         flags["executor.kind"] = "ray"
     config = load_config(GenerateConfig, config_path, overrides, flags=flags)
@@ -81,6 +85,12 @@ def generate_cmd(data: Path | None, out: Path, config_path: Path | None, progres
             if result.wall_s > 0 and result.cached == 0 else "")
     console.print(f"wrote {result.records} generations to {out / 'generations.jsonl'} ({result.cached} from cache, "
                   f"{result.errors} failed; {result.completion_tokens:,} tokens in {result.wall_s:.1f} s{rate})")
+    if result.mismatched:
+        console.print(f"warning: {result.mismatched} cached result(s) differ from their batch's recomputation "
+                      "(kept the cached ones; see manifest extra.schedule.mismatched)")
+    if result.check_checked:
+        console.print(f"reproducible check: {result.check_matched}/{result.check_checked} results equal when "
+                      "recomputed in fresh batches")
 
 
 COMMANDS = [generate_cmd]

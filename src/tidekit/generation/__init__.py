@@ -1,7 +1,7 @@
 """The generation engine every stage calls models through, and dataset-level generation.
 
-- :func:`run_requests`: batched (longest first), cached in SQLite (WAL), resumable after a
-  kill, error-tolerant up to ``max_errors``, with a progress bar.
+- :func:`run_requests`: batched (longest first, a fixed schedule), cached in SQLite (WAL),
+  resumable after a kill, error-tolerant up to ``max_errors``, with a progress bar.
 - :func:`generate` (the stage, ``generate(GenerateConfig(...), out=...)``): answer a dataset
   split with one model and write ``generations.jsonl`` + ``manifest.json`` (what ``tidekit
   generate`` runs).
@@ -24,11 +24,13 @@ from tidekit.generation._dataset import (
     generate,
 )
 from tidekit.generation._engine import (
+    RunStats,
     TooManyErrors,
     batch_plan,
     request_key,
     request_seed,
     run_requests,
+    schedule_digest,
 )
 from tidekit.generation._prompts import DEFAULT_SYSTEM_PROMPT, conversation_messages
 from tidekit.generation._ray import ExecutorConfig, RayBackend, executor_backend
@@ -41,6 +43,7 @@ __all__ = [
     "GenerateResult",
     "RayBackend",
     "ResultCache",
+    "RunStats",
     "TooManyErrors",
     "batch_plan",
     "conversation_messages",
@@ -49,4 +52,5 @@ __all__ = [
     "request_key",
     "request_seed",
     "run_requests",
+    "schedule_digest",
 ]

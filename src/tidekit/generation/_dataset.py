@@ -9,13 +9,19 @@ rerun skip finished work and a killed run resume where it stopped.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
 from tidekit._config import StrictModel
 from tidekit._manifest import RunRecorder
-from tidekit.backends._protocol import Backend, BackendConfig, ChatRequest, GenerationParams
+from tidekit.backends._protocol import (
+    Backend,
+    BackendConfig,
+    ChatRequest,
+    ChatResult,
+    GenerationParams,
+)
 from tidekit.backends._registry import MODELS
 from tidekit.data._generations import (
     GENERATIONS_FILE,
@@ -27,7 +33,7 @@ from tidekit.data._generations import (
 from tidekit.data._load import load_dataset
 from tidekit.data._schema import Split
 from tidekit.errors import DataError
-from tidekit.generation._engine import request_key, request_seed, run_requests
+from tidekit.generation._engine import RunStats, request_key, request_seed, run_requests
 from tidekit.generation._prompts import DEFAULT_SYSTEM_PROMPT, conversation_messages
 from tidekit.generation._ray import ExecutorConfig, executor_backend
 
@@ -52,6 +58,11 @@ class GenerateConfig(StrictModel):
     cache: str | None = Field(default=None, description=f"Result cache file; default OUT/{CACHE_FILE}.")
     executor: ExecutorConfig = Field(default_factory=ExecutorConfig,
                                      description="Where the model runs: this process, or replicas on Ray.")
+    check_reproducible: int = Field(default=0, ge=0, description="After the run, recompute this many of its "
+                                                                 "results in fresh batches (other batch-mates, "
+                                                                 "another batch size) and report how many "
+                                                                 "equal the stored ones (manifest "
+                                                                 "extra.reproducible_check).")
 
 
 class GenerateResult(BaseModel):
@@ -64,6 +75,10 @@ class GenerateResult(BaseModel):
     prompt_tokens: int = Field(description="Prompt tokens over all records.")
     completion_tokens: int = Field(description="Generated tokens over all records.")
     wall_s: float = Field(description="Wall seconds of the generation step.")
+    mismatched: int = Field(default=0, description="Cached results that their batch's recomputation (a resumed "
+                                                   "run) did not reproduce; the cached ones were kept.")
+    check_checked: int = Field(default=0, description="Results recomputed by --check-reproducible.")
+    check_matched: int = Field(default=0, description="Of those, how many equal the stored result.")
 
 
 def _label(config: GenerateConfig) -> str:
@@ -114,10 +129,15 @@ def generate(config: GenerateConfig, *, out: str | Path, backend: Backend | None
             cached = len(before.get_many(keys))
             before.close()
             t0 = time.perf_counter()
+            stats = RunStats()
             with run.step("generate"):
                 results = run_requests(model, requests, cache=cache, progress=progress,
-                                       max_errors=config.max_errors)
+                                       max_errors=config.max_errors, stats=stats)
             wall = time.perf_counter() - t0
+            check = None
+            if config.check_reproducible:
+                with run.step("check reproducible"):
+                    check = check_reproducible(model, requests, results, config.check_reproducible)
         finally:
             if owned:
                 model.close()
@@ -136,7 +156,9 @@ def generate(config: GenerateConfig, *, out: str | Path, backend: Backend | None
         result = GenerateResult(out=str(out), records=len(records), errors=errors, cached=cached,
                                 prompt_tokens=sum(r.prompt_tokens or 0 for r in records),
                                 completion_tokens=sum(r.completion_tokens or 0 for r in records),
-                                wall_s=round(wall, 3))
+                                wall_s=round(wall, 3), mismatched=len(stats.mismatched),
+                                check_checked=check["checked"] if check else 0,
+                                check_matched=check["matched"] if check else 0)
         run.counts.update(conversations=len(records), errors=errors, cached=cached,
                           computed=len(records) - cached - errors, prompt_tokens=result.prompt_tokens,
                           completion_tokens=result.completion_tokens)
@@ -145,5 +167,40 @@ def generate(config: GenerateConfig, *, out: str | Path, backend: Backend | None
         run.extra.update(system=system_name(label, condition), split=config.split,
                          executor=config.executor.model_dump(mode="json") | (
                              {"replicas_used": model.replicas} if hasattr(model, "replicas") else {}),
-                         tokens_per_s=round(computed_tokens / wall, 1) if computed_tokens and wall > 0 else None)
+                         tokens_per_s=round(computed_tokens / wall, 1) if computed_tokens and wall > 0 else None,
+                         numerics=model.capabilities.numerics,
+                         batch_invariant=model.capabilities.batch_invariant,
+                         schedule={"order": "longest first (characters), then request order",
+                                   "batch_size": stats.batch_size, "batches": stats.batches,
+                                   "computed_batches": stats.computed_batches, "sha256": stats.schedule,
+                                   "cached_rows_checked": stats.checked, "mismatched": stats.mismatched})
+        if check is not None:
+            run.extra["reproducible_check"] = check
     return result
+
+
+def check_reproducible(backend: Backend, requests: list[ChatRequest], results: list[ChatResult],
+                       n: int) -> dict[str, Any]:
+    """Recompute ``n`` successful results (evenly spread over the run) in fresh batches and count
+    how many equal the stored text.
+
+    Fresh: the chosen requests in reverse id order, in batches of about half the schedule's, so
+    each meets other batch-mates, another batch size and other padding than in its run (seeds
+    as in the run; the cache is neither read nor written).
+    """
+    from tidekit.generation._engine import _batch_size
+
+    ok = [i for i, r in enumerate(results) if r.error is None]
+    step = max(1, len(ok) // max(n, 1))
+    chosen = sorted(ok[::step][:n], key=lambda i: requests[i].id, reverse=True)
+    size = max(1, _batch_size(backend) // 2)
+    seeded = [r if r.params.temperature == 0 else
+              r.model_copy(update={"params": r.params.model_copy(update={"seed": request_seed(r)})})
+              for r in (requests[i] for i in chosen)]
+    again: list[ChatResult] = []
+    for start in range(0, len(seeded), size):
+        again.extend(backend.generate(seeded[start:start + size]))
+    differ = [requests[i].id for i, new in zip(chosen, again, strict=True)
+              if (new.error, new.text) != (None, results[i].text)]
+    return {"checked": len(chosen), "matched": len(chosen) - len(differ), "batch_size": size,
+            "mismatched": differ}

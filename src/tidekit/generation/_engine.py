@@ -4,9 +4,17 @@
 padding is computed), cuts them into batches the backend can take, skips every request whose
 result is in the cache, commits each finished batch to the cache in one transaction, records a
 failed request as that request's error instead of stopping, and stops (raising) once more than
-``max_errors`` have failed. The batches are a function of the request list alone, never of
-what is cached, so a run killed and rerun recomputes exactly the batches it lost, with the
-same composition, and a greedy rerun reproduces the uninterrupted run's outputs bit for bit.
+``max_errors`` have failed.
+
+The schedule is fixed: the batches are a function of the whole request list alone (order, then
+the backend's batch size), never of what is cached. A batch whose results are all cached is
+skipped; a batch with any missing request is recomputed whole, with the composition the
+uninterrupted run gave it, and its cached rows are checked against the recomputed ones (a
+difference is reported in :class:`RunStats`, the cached row is kept). So a run killed and rerun,
+or sharded on Ray (whose shards are schedule batches), computes every request in the batch the
+uninterrupted run computed it in. Backends that are also batch-invariant
+(``Capabilities.batch_invariant``: ``hf`` with ``reproducible: true``) give the same outputs in
+any batch, so ``--limit`` and the batch size do not change them either.
 
 Keys: sha256 of (model identity, messages, parameters, seed). Sampled requests get their own
 seed, derived from the parameters' seed and the request id, so a sampled output does not
@@ -20,6 +28,7 @@ import hashlib
 import json
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tidekit._manifest import ModelIdentity
@@ -27,7 +36,8 @@ from tidekit.backends._protocol import Backend, ChatRequest, ChatResult
 from tidekit.errors import BackendError
 from tidekit.generation._cache import ResultCache
 
-__all__ = ["TooManyErrors", "batch_plan", "request_key", "request_seed", "run_requests"]
+__all__ = ["RunStats", "TooManyErrors", "batch_plan", "request_key", "request_seed", "run_requests",
+           "schedule_digest"]
 
 KEY_VERSION = 1
 
@@ -73,6 +83,24 @@ def batch_plan(requests: Sequence[ChatRequest], batch_size: int) -> list[list[in
     return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
 
 
+def schedule_digest(requests: Sequence[ChatRequest], plan: Sequence[Sequence[int]]) -> str:
+    """sha256 of the schedule: the request ids of each batch, in order (recorded in manifests)."""
+    ids = [[requests[i].id for i in batch] for batch in plan]
+    return hashlib.sha256(json.dumps(ids).encode()).hexdigest()
+
+
+@dataclass
+class RunStats:
+    """What :func:`run_requests` did with its schedule (pass one in to have it filled)."""
+
+    batch_size: int = 0  # requests per schedule batch
+    batches: int = 0  # batches in the schedule
+    computed_batches: int = 0  # batches sent to the backend (the others were all cached)
+    schedule: str = ""  # schedule_digest of the plan
+    checked: int = 0  # cached results recomputed because their batch had a missing request
+    mismatched: list[str] = field(default_factory=list)  # ids of those whose recomputed output differed
+
+
 def _batch_size(backend: Backend) -> int:
     caps = backend.capabilities
     if caps.batching:
@@ -87,13 +115,16 @@ def run_requests(
     cache: str | Path | None = None,
     progress: bool | str = True,
     max_errors: int | None = None,
+    stats: RunStats | None = None,
 ) -> list[ChatResult]:
     """Answer ``requests`` with ``backend``; results in the same order.
 
     ``cache``: SQLite file of finished results (created if absent; None keeps them in memory).
     ``progress``: show a progress bar (a string sets its label). ``max_errors``: raise
     :class:`TooManyErrors` as soon as more requests than this have failed (None: never).
+    ``stats``: filled with the schedule and the checks of cached rows (see :class:`RunStats`).
     """
+    stats = stats if stats is not None else RunStats()
     seeded = [r if r.params.temperature == 0 else
               r.model_copy(update={"params": r.params.model_copy(update={"seed": request_seed(r)})})
               for r in requests]
@@ -107,14 +138,18 @@ def run_requests(
         bar = _progress_bar(progress, len(requests), sum(r is not None for r in results))
         errors: list[ChatResult] = []
         generated_tokens, t0 = 0, time.perf_counter()
+        plan = batch_plan(requests, _batch_size(backend))
+        stats.batch_size, stats.batches, stats.schedule = _batch_size(backend), len(plan), schedule_digest(requests, plan)
         try:
-            for batch in batch_plan(requests, _batch_size(backend)):
-                todo: dict[str, int] = {}  # key -> first index needing it (identical requests run once)
-                for i in batch:
-                    if results[i] is None and keys[i] not in todo:
-                        todo[keys[i]] = i
-                if not todo:
+            for batch in plan:
+                if all(results[i] is not None for i in batch):
                     continue
+                # the whole batch, cached rows too, so every row sees the batch the schedule gave
+                # it; identical requests run once
+                todo: dict[str, int] = {}  # key -> first index of it in the batch
+                for i in batch:
+                    todo.setdefault(keys[i], i)
+                stats.computed_batches += 1
                 answers = backend.generate([seeded[i] for i in todo.values()])
                 if len(answers) != len(todo):
                     raise BackendError(f"backend {backend.identity.alias} returned {len(answers)} results for "
@@ -122,7 +157,11 @@ def run_requests(
                 finished = []
                 by_key = dict(zip(todo, answers, strict=True))
                 for key, answer in by_key.items():
-                    if answer.error is None:
+                    if key in found:  # checked, not overwritten
+                        stats.checked += 1
+                        if (answer.error, answer.text) != (None, found[key].text):
+                            stats.mismatched.append(requests[todo[key]].id)
+                    elif answer.error is None:
                         finished.append((key, backend.identity.alias, answer))
                         generated_tokens += answer.completion_tokens or 0
                 store.put_many(finished)
