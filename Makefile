@@ -69,7 +69,8 @@ setup-dev: $(VENV)/.stamp-dev
 SYSDEPS_RUN := wordnet-base
 WORDNET_DIR := /usr/share/wordnet
 SYSDEPS := chromium chromium-driver postgresql $(SYSDEPS_RUN)
-# apt_install(PACKAGES): the missing ones installed when root; prints and returns 1 otherwise.
+# apt_install(PACKAGES,STATUS): the missing ones installed when root (an apt failure fails);
+# otherwise it says what to install and returns STATUS (true: go on; false: fail).
 define apt_install
 missing=$$(for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 if [ -n "$$missing" ]; then \
@@ -77,17 +78,17 @@ if [ -n "$$missing" ]; then \
     echo "installing system packages: $$missing"; \
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
   else echo "note: missing system packages ($$missing); install them with" \
-    "'sudo apt-get install $$missing'"; false; fi; \
+    "'sudo apt-get install $$missing'"; $(2); fi; \
 fi
 endef
 sysdeps:
-	@$(call apt_install,$(SYSDEPS)) || echo "note: tests that need them will skip"
+	@$(call apt_install,$(SYSDEPS),echo "note: tests that need them will skip")
 
 # The quickstart's own: without WordNet its score stage would stop after two minutes of work, so
 # this stops first, saying what to install (unless TIDEKIT_WORDNET names a WordNet folder).
 sysdeps-run:
 	@if [ -z "$$TIDEKIT_WORDNET" ] && [ ! -f $(WORDNET_DIR)/data.noun ]; then \
-	  $(call apt_install,$(SYSDEPS_RUN)) || { echo "error: the quickstart's METEOR needs WordNet" \
+	  $(call apt_install,$(SYSDEPS_RUN),false) || { echo "error: the quickstart's METEOR needs WordNet" \
 	    "(Debian: wordnet-base; or set TIDEKIT_WORDNET to a WordNet 3.0 dict folder)" >&2; exit 2; }; \
 	fi
 

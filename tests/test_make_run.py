@@ -72,3 +72,29 @@ def test_make_run_with_tidekit_wordnet_set_installs_nothing(tmp_path: Path) -> N
     proc = _make_run(tmp_path, env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert log.read_text().splitlines() == ["tidekit run configs/quickstart.yaml"]
+
+
+def _make(tmp_path: Path, env: dict[str, str], target: str) -> subprocess.CompletedProcess[str]:
+    make = shutil.which("make")
+    if make is None:
+        pytest.skip("make is not installed")
+    return subprocess.run([make, "-s", target], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_make_test_sysdeps_installs_all_as_root_and_goes_on_without_root(tmp_path: Path) -> None:
+    env, log = _fake_machine(tmp_path, uid=0)
+    assert _make(tmp_path, env, "sysdeps").returncode == 0
+    install = [c for c in log.read_text().splitlines() if " install " in c]
+    assert install and all(p in install[0] for p in ("chromium", "chromium-driver", "postgresql", "wordnet-base"))
+    (tmp_path / "user").mkdir()
+    env, log = _fake_machine(tmp_path / "user", uid=1000)
+    proc = _make(tmp_path, env, "sysdeps")
+    assert proc.returncode == 0 and "tests that need them will skip" in proc.stdout
+    assert not log.exists()
+
+
+def test_a_failing_apt_fails_both_commands(tmp_path: Path) -> None:
+    env, _ = _fake_machine(tmp_path, uid=0)
+    (tmp_path / "fakebin" / "apt-get").write_text("#!/bin/sh\nexit 100\n")
+    assert _make(tmp_path, env, "sysdeps").returncode != 0
+    assert _make_run(tmp_path, env).returncode != 0
