@@ -94,7 +94,7 @@ sysdeps-run:
 
 # The main job: the quickstart study (configs/quickstart.yaml), offline on CPU; prints the
 # report's path. Rerunning skips every finished stage.
-run: setup sysdeps-run
+run: sysdeps-run setup  # the system package first: without it, fail before the minute of installs
 	$(BIN)/tidekit run configs/quickstart.yaml
 
 lint: setup-dev
