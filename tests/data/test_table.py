@@ -103,3 +103,12 @@ def test_a_bad_csv_cell_names_the_line_and_column(tmp_path: Path, sample_dir: Pa
     result = run_cli("data", "validate", out)
     assert result.code == 1
     assert "line 3" in result.out and "turns" in result.out
+
+
+def test_a_table_file_splits_into_a_folder(tmp_path: Path, sample_dir: Path, run_cli: Any) -> None:
+    table = tmp_path / "tide.parquet"
+    assert run_cli("data", "convert", sample_dir, table).code == 0
+    result = run_cli("data", "split", table, "--out", tmp_path / "split", "--ratios", "0.6,0.2,0.2", "--json")
+    assert result.code == 0, result.err
+    assert json.loads(result.out)["format"] == "jsonl"  # a table's split is written as a record folder
+    assert (tmp_path / "split" / "conversations.jsonl").is_file()
