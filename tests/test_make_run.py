@@ -98,3 +98,30 @@ def test_a_failing_apt_fails_both_commands(tmp_path: Path) -> None:
     (tmp_path / "fakebin" / "apt-get").write_text("#!/bin/sh\nexit 100\n")
     assert _make(tmp_path, env, "sysdeps").returncode != 0
     assert _make_run(tmp_path, env).returncode != 0
+
+
+def _make_variable(name: str) -> str:
+    make = shutil.which("make")
+    if make is None:
+        pytest.skip("make is not installed")
+    proc = subprocess.run([make, "-s", "-f", "Makefile", "-f", "-", f"print-{name}"], cwd=ROOT, text=True,
+                          input="print-%:\n\t@echo $($*)\n", capture_output=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.strip()
+
+
+def test_make_run_installs_every_system_package_the_quickstarts_metrics_need(tmp_path: Path) -> None:
+    """If the quickstart gains a metric that needs a Debian package, `make run` must install it."""
+    from tidekit import load_study
+    from tidekit.errors import MissingDependencyError
+    from tidekit.metrics import build_metric
+
+    # metric -> the Debian package its missing-dependency error names (checked just below)
+    needs = {"meteor": "wordnet-base"}
+    with pytest.raises(MissingDependencyError, match="wordnet-base"):
+        build_metric("meteor", wordnet_dir=str(tmp_path / "nowhere"))
+    study = load_study(ROOT / "configs" / "quickstart.yaml")
+    wanted = {needs[m.name] for m in study.scoring.metrics if m.name in needs}
+    assert wanted == {"wordnet-base"}  # the quickstart scores METEOR
+    assert wanted <= set(_make_variable("SYSDEPS_RUN").split())
+    assert set(_make_variable("SYSDEPS_RUN").split()) <= set(_make_variable("SYSDEPS").split())  # make test too
