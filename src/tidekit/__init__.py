@@ -29,6 +29,7 @@ _LAZY: dict[str, str] = {
     "build_dataset": "tidekit.builder",
     "apply_review": "tidekit.builder",
     "score": "tidekit.metrics",
+    "train_scorer": "tidekit.scorer",
     "create_study": "tidekit.rating",
     "simulate_ratings": "tidekit.rating",
     "export_ratings": "tidekit.rating",

@@ -26,6 +26,7 @@ COMMAND_MODULES = [
     "tidekit.cli._build",
     "tidekit.cli._score",
     "tidekit.cli._judge",
+    "tidekit.cli._scorer",
     "tidekit.cli._rate",
     "tidekit.cli._models",
     "tidekit.cli._generate",

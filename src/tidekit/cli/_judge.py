@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -28,16 +29,22 @@ def judge_group() -> None:
 @judge_group.command("validate", **example(
     "tidekit judge validate --labels labels.csv --human total --out runs/judge-check",
     "tidekit judge validate --labels labels.jsonl --human rater_a --human rater_b --out runs/judge-check "
-    "--backend openai --model my-judge --base-url http://127.0.0.1:8000/v1 bootstrap.n_resamples=5000"))
+    "--backend openai --model my-judge --base-url http://127.0.0.1:8000/v1 bootstrap.n_resamples=5000",
+    "tidekit judge validate --labels epitome.csv --human total --scorer runs/scorer/epitome --judge smollm2-135m "
+    "--out runs/judge-check"))
 @click.option("--labels", required=True, type=click.Path(path_type=Path),
-              help="CSV or JSONL with id, context, response and the human score columns (docs/scoring.md).")
+              help="CSV, JSONL or Parquet with id, context, response and the human score columns, or a "
+                   "'tidekit rate export' file (docs/scoring.md).")
 @click.option("--human", "human", multiple=True, required=True,
               help="A human score column to validate against (repeatable; several give the human-human ceiling).")
 @click.option("--out", "-o", required=True, type=click.Path(path_type=Path), help="Folder to write.")
 @click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
               help="A score config YAML: its judges, judge options, bootstrap and seed are used.")
-@click.option("--model", default=None, help="The judge: registry alias, local folder, or server-side model name. "
-                                            "[smollm2-135m, unless the config names judges]")
+@click.option("--judge", "--model", "model", default=None,
+              help="The judge: registry alias, local folder, or server-side model name. [smollm2-135m, unless the "
+                   "config names judges or only --scorer is given]")
+@click.option("--scorer", "scorers", multiple=True, type=click.Path(path_type=Path),
+              help="A learned scorer folder to validate beside the judges (repeatable).")
 @click.option("--backend", "kind", default=None, type=click.Choice(backend_kinds()),
               help="Which backend runs the judge. [hf]")
 @click.option("--base-url", default=None, help="openai/anthropic: server URL, e.g. http://127.0.0.1:8000/v1.")
@@ -46,10 +53,10 @@ def judge_group() -> None:
 @json_option("the validation (the content of OUT/validation.json)")
 @overrides_argument
 def validate_cmd(labels: Path, human: tuple[str, ...], out: Path, config_path: Path | None, model: str | None,
-                 kind: str | None, base_url: str | None, seed: int | None, progress: bool, as_json: bool,
+                 scorers: tuple[Path, ...], kind: str | None, base_url: str | None, seed: int | None, progress: bool, as_json: bool,
                  overrides: tuple[str, ...]) -> None:
-    """Judge every labelled reply and write validation.json: Spearman and Kendall (bootstrap
-    95% CIs) of each judge criterion with each human column, the parse-failure rate, the
+    """Judge (and score, with --scorer) every labelled reply and write validation.json: Spearman
+    and Kendall (bootstrap 95% CIs) of each judge criterion and each scorer label with each human column, the parse-failure rate, the
     human-human agreement when several columns are given, and a scatter/calibration figure.
     """
     from tidekit._config import load_config
@@ -59,6 +66,8 @@ def validate_cmd(labels: Path, human: tuple[str, ...], out: Path, config_path: P
     if model or kind or base_url:
         flags["judges"] = [{"backend": {k: v for k, v in (("model", model), ("kind", kind), ("base_url", base_url))
                                         if v}}]
+    if scorers:
+        flags["scorers"] = [{"path": str(p)} for p in scorers]
     config = load_config(ScoreConfig, config_path, overrides, flags=flags)
     with stdout_to_stderr(as_json):
         result = validate_judge(labels, list(human), out, config, progress=progress)
@@ -71,19 +80,32 @@ def validate_cmd(labels: Path, human: tuple[str, ...], out: Path, config_path: P
         console.print(f"judge {s.judge}: parse-failure rate {s.parse_failure_rate:.1%}, scores: {s.score_source}")
         for warning in s.warnings:
             console.print(f"  warning: {warning}")
-    for col in result.human_columns:
-        for s in result.judges:
-            c = result.find(col, "overall", s.judge)
-            if c.spearman is None:
-                console.print(f"  overall vs {col}: undefined ({c.undefined_reason}), n={c.n}")
-            else:
-                ci = (f" [{c.ci_low:.3f}, {c.ci_high:.3f}]" if c.ci_low is not None and c.ci_high is not None
-                      else " [no interval]")
-                console.print(f"  {s.judge} overall vs {col}: Spearman {c.spearman:.3f}{ci}, "
-                              f"Kendall {c.kendall:.3f}, n={c.n}")
+    from rich.table import Table
+
+    table = Table("judge / scorer", "criterion", "human", "Spearman [95% CI]", "Kendall", "n")
+    for c in _table_rows(result):
+        if c.spearman is None:
+            table.add_row(c.judge, c.criterion, c.human, f"undefined ({c.undefined_reason})", "-", str(c.n))
+            continue
+        ci = f" [{c.ci_low:.3f}, {c.ci_high:.3f}]" if c.ci_low is not None and c.ci_high is not None else ""
+        table.add_row(c.judge, c.criterion, c.human, f"{c.spearman:.3f}{ci}", f"{c.kendall:.3f}", str(c.n))
+    console.print(table)
     for a in result.human_agreement:
         shown = f"{a.spearman:.3f}" if a.spearman is not None else f"undefined ({a.undefined_reason})"
         console.print(f"  ceiling {a.human_a} vs {a.human_b}: Spearman {shown}, n={a.n}")
+
+
+def _table_rows(result: Any) -> list[Any]:
+    """The rows shown: each judge's overall score, and each scorer label named like a human column
+    (every label of a scorer that has none), against each human column."""
+    rows = [c for c in result.correlations if c.score == result.table_score and c.criterion == "overall"]
+    for c in result.correlations:
+        if c.score != "prediction":
+            continue
+        labels = {x.criterion for x in result.correlations if x.judge == c.judge}
+        if c.criterion == c.human or not labels & set(result.human_columns):
+            rows.append(c)
+    return sorted(rows, key=lambda c: (result.human_columns.index(c.human), c.score == "prediction", c.judge))
 
 
 COMMANDS = [judge_group]

@@ -23,7 +23,8 @@ __all__ = ["COMMANDS"]
 @click.command("score", **example(
     "tidekit score --generations runs/gen --references runs/data --out runs/scores",
     "tidekit score -g runs/gen-zs -g runs/gen-ft --references runs/data --out runs/scores "
-    "--judge smollm2-135m --metrics cosine,rouge_l,distinct bootstrap.n_resamples=5000"))
+    "--judge smollm2-135m --metrics cosine,rouge_l,distinct bootstrap.n_resamples=5000",
+    "tidekit score -g runs/gen --references runs/data --out runs/scores --scorer runs/scorer/epitome"))
 @click.option("--generations", "-g", "generations", multiple=True, required=True,
               type=click.Path(path_type=Path),
               help="A generations.jsonl, a folder holding one, or a folder of such folders (repeatable).")
@@ -36,6 +37,9 @@ __all__ = ["COMMANDS"]
               help="Comma-separated metric names with default params [default: all].")
 @click.option("--judge", "judges", default=None,
               help="Comma-separated model aliases or folders to use as empathy judges (local backend).")
+@click.option("--scorer", "scorers", multiple=True, type=click.Path(path_type=Path),
+              help="A learned scorer folder from 'tidekit scorer train' (repeatable): adds scorer_<name>_<label> "
+                   "columns.")
 @click.option("--no-reference", is_flag=True, help="Do not add the references as system 'reference'.")
 @click.option("--no-safety", is_flag=True, help="Skip the rule-based safety checks.")
 @click.option("--seed", type=int, default=None, help="Bootstrap seed [default: 0].")
@@ -43,11 +47,11 @@ __all__ = ["COMMANDS"]
 @json_option("the ScoreResult (counts, systems, judge parse-failure rates, warnings, files)")
 @overrides_argument
 def score_cmd(generations: tuple[Path, ...], references: Path, out: Path, config_path: Path | None,
-              metric_names: str | None, judges: str | None, no_reference: bool, no_safety: bool,
+              metric_names: str | None, judges: str | None, scorers: tuple[Path, ...], no_reference: bool, no_safety: bool,
               seed: int | None, progress: bool, as_json: bool, overrides: tuple[str, ...]) -> None:
     """Score generations against reference replies: embedding cosine, BERTScore, ROUGE-L,
     METEOR, BLEU, distinct-n and length ratio per reply; optional LLM judges of the three
-    empathy factors; safety checks; persona-clustered bootstrap CIs and paired comparisons.
+    empathy factors and learned empathy scorers; safety checks; persona-clustered bootstrap CIs and paired comparisons.
 
     Writes scores.parquet, aggregates.csv/.md/.tex, comparisons.csv/.md/.tex and manifest.json.
     """
@@ -61,6 +65,8 @@ def score_cmd(generations: tuple[Path, ...], references: Path, out: Path, config
         flags["metrics"] = [{"name": n.strip()} for n in metric_names.split(",") if n.strip()]
     if judges:
         flags["judges"] = [{"backend": {"model": j.strip()}} for j in judges.split(",") if j.strip()]
+    if scorers:
+        flags["scorers"] = [{"path": str(p)} for p in scorers]
     if no_reference:
         flags["include_reference"] = False
     if no_safety:

@@ -15,7 +15,7 @@ over all comparisons of the same metric.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any, Literal
 
 from tidekit.scenarios import EMPATHY_FACTOR_IDS
@@ -83,8 +83,11 @@ def _pairs(systems: Sequence[tuple[str, str, str]], reference: str) -> list[tupl
 
 
 def compare_systems(scores: Any, metrics: Sequence[str], *, unit: Literal["persona", "conversation"] = "persona",
-                    reference: str = "reference") -> Any:
-    """The comparisons table (one row per comparison x metric), Holm-adjusted within metric."""
+                    reference: str = "reference", reference_free: Collection[str] = REFERENCE_FREE) -> Any:
+    """The comparisons table (one row per comparison x metric), Holm-adjusted within metric.
+
+    Only ``reference_free`` metrics are compared between a system and the reference replies.
+    """
     import pandas as pd
 
     systems = sorted({(str(s), str(m), str(c)) for s, m, c in
@@ -93,7 +96,7 @@ def compare_systems(scores: Any, metrics: Sequence[str], *, unit: Literal["perso
     rows: list[dict[str, Any]] = []
     for kind, sys_a, sys_b in _pairs(systems, reference):
         for metric in metrics:
-            if metric not in scores or (kind == "vs_reference" and metric not in REFERENCE_FREE):
+            if metric not in scores or (kind == "vs_reference" and metric not in reference_free):
                 continue
             a = scores[scores.system == sys_a][["conversation_id", "persona_id", metric]].dropna()
             b = scores[scores.system == sys_b][["conversation_id", "persona_id", metric]].dropna()

@@ -7,6 +7,8 @@ runs/data --out runs/scores``)::
       - {name: cosine, params: {model: minilm-l6, batch_size: 64}}
       - {name: bertscore, params: {model: minilm-l6, num_layers: 6}}
       - {name: rouge_l}
+    scorers:
+      - {path: runs/scorer/epitome}
     judges:
       - {backend: {kind: hf, model: smollm2-135m}}
     judge: {max_retries: 2, bias_probe_n: 20}
@@ -22,6 +24,7 @@ from pydantic import Field
 from tidekit._config import StrictModel
 from tidekit.metrics._judge import JudgeConfig, JudgeOptions
 from tidekit.metrics._registry import MetricSpec
+from tidekit.metrics._scorers import LearnedScorerSpec
 
 __all__ = ["DEFAULT_METRICS", "BootstrapConfig", "ScoreConfig"]
 
@@ -48,6 +51,9 @@ class ScoreConfig(StrictModel):
     metrics: list[MetricSpec] = Field(
         default_factory=lambda: [MetricSpec(name=n) for n in DEFAULT_METRICS],
         description="Reference metrics to compute, each a registered name with factory params.")
+    scorers: list[LearnedScorerSpec] = Field(
+        default_factory=list, description="Learned empathy scorers (folders from 'tidekit scorer train'); each adds "
+                                          "scorer_<name>_<label> columns.")
     include_reference: bool = Field(
         default=True, description="Add the dataset's reference replies as system 'reference'.")
     judges: list[JudgeConfig] = Field(default_factory=list, description="Empathy judges; none = no judging.")

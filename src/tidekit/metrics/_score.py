@@ -27,10 +27,11 @@ from pydantic import BaseModel, Field
 from tidekit._manifest import ModelIdentity
 from tidekit.data import Dataset, GenerationRecord, Problems, load_dataset, read_generations
 from tidekit.errors import DataError
+from tidekit.metrics._compare import REFERENCE_FREE
 from tidekit.metrics._config import ScoreConfig
 from tidekit.metrics._judge import JudgeConfig, Runner
-from tidekit.metrics._registry import build_metric
 from tidekit.metrics._rubric import CRITERIA
+from tidekit.metrics._scorers import ScoringBatch, build_scorers
 
 __all__ = ["JUDGE_COLUMNS", "SAFETY_COLUMNS", "ScoreResult", "find_generation_files", "score"]
 
@@ -129,16 +130,6 @@ def _facet(persona: Any, name: str) -> Any:
     return value if value is None or isinstance(value, str | int | float | bool) else json.dumps(value)
 
 
-def _model_identity(alias: str, role: str) -> Any:
-    from tidekit._manifest import ModelIdentity
-    from tidekit.backends import resolve_model_path, sha256_file
-
-    path = resolve_model_path(alias)
-    weights = path / "model.safetensors"
-    return ModelIdentity(alias=alias, source=str(path), role=role,
-                         sha256=sha256_file(weights) if weights.is_file() else None)
-
-
 def score(config: ScoreConfig, *, out: str | Path, progress: bool = True,
           judge_runner_for: Callable[[JudgeConfig], tuple[Runner, ModelIdentity, Callable[[], None]]] | None = None,
           ) -> ScoreResult:
@@ -171,7 +162,7 @@ def score(config: ScoreConfig, *, out: str | Path, progress: bool = True,
         raise DataError("no generations given; pass --generations DIR (repeat it for several)")
     if references is None:
         raise DataError("no references given; pass --references DATASET (the dataset the generations answer)")
-    metrics = [build_metric(spec) for spec in config.metrics]  # ConfigError on bad names before any work
+    scorers = build_scorers(config.metrics, config.scorers)  # ConfigError on bad names before any work
     inputs = {f"generations[{i}]": str(g) for i, g in enumerate(generations)} | {"references": str(references)}
     with RunRecorder(out, command="score", config=config, seed=config.seed, inputs=inputs) as run:
         with run.step("load"):
@@ -225,16 +216,18 @@ def score(config: ScoreConfig, *, out: str | Path, progress: bool = True,
         cands, refs = table.loc[ok, "response"].tolist(), table.loc[ok, "reference"].tolist()
 
         metric_columns: list[str] = []
-        for m in tqdm(metrics, desc="metrics", unit="metric", disable=not progress):
-            with run.step(f"metric:{m.spec.name}"):
-                values = m(cands, refs)
-            for col, vals in values.items():
+        reference_free = set(REFERENCE_FREE)
+        batch = ScoringBatch(contexts=table.loc[ok, "client_text"].tolist(), responses=cands, references=refs)
+        for scorer in tqdm(scorers, desc="scorers", unit="scorer", disable=not progress):
+            with run.step(scorer.name):
+                values = scorer(batch)
+            for col in scorer.columns:
                 table[col] = float("nan")
-                table.loc[ok, col] = vals
+                table.loc[ok, col] = values[col]
                 metric_columns.append(col)
-            if m.spec.name in ("cosine", "bertscore"):  # encoders are model identities in the record
-                run.models.append(_model_identity(str(m.spec.params["model"]),
-                                                  "embedder" if m.spec.name == "cosine" else "bertscore encoder"))
+            if scorer.reference_free:
+                reference_free.update(scorer.columns)
+            run.models.extend(scorer.models())
 
         unknown_scenarios = sorted(set(table.scenario_id) - set(risk))
         if config.safety:
@@ -316,7 +309,8 @@ def score(config: ScoreConfig, *, out: str | Path, progress: bool = True,
                     agg_input[col] = agg_input[col].astype("Float64")
             aggregates = aggregate_scores(agg_input, numeric, n_resamples=config.bootstrap.n_resamples,
                                           confidence=config.bootstrap.confidence, seed=config.seed)
-            comparisons = compare_systems(scored, metric_columns + judge_columns, unit=config.comparison_unit)
+            comparisons = compare_systems(scored, metric_columns + judge_columns, unit=config.comparison_unit,
+                                          reference_free=reference_free | set(judge_columns))
 
         with run.step("write"):
             front = [c for c in table.columns if c not in ("response", "reference", "client_text")]
@@ -349,7 +343,7 @@ def score(config: ScoreConfig, *, out: str | Path, progress: bool = True,
         run.counts.update(rows=len(table), scored=int(ok.sum()), excluded=len(excluded),
                           conversations=int(table.conversation_id.nunique()), systems=len(systems))
         run.counts.update({f"scored:{s}": int(((table.system == s) & ok).sum()) for s in systems})
-        run.extra.update(metrics=[m.spec.model_dump() for m in metrics],
+        run.extra.update(metrics=[s.record() for s in scorers],
                          exclusions=[{"conversation_id": c, "system": s, "reason": why} for c, s, why in
                                      excluded[["conversation_id", "system", "exclusion_reason"]].itertuples(index=False)],
                          unknown_scenarios=unknown_scenarios, outputs=files)

@@ -1,8 +1,9 @@
 """Judge validation: how well an empathy judge agrees with human labels (``tidekit judge validate``).
 
-A labels file (CSV or JSONL) holds one reply per row: ``id``, ``context`` (what the person
-wrote), ``response`` (the reply to rate) and one or more human score columns (any numeric
-scale; an empty cell is a missing label). Every row is judged through the generation engine
+A labels file (CSV, JSONL or Parquet; see :mod:`tidekit.metrics._labels`) holds one reply per
+row: ``id``, ``context`` (what the person wrote), ``response`` (the reply to rate) and one or
+more human score columns (any numeric scale; an empty cell is a missing label). Every row is
+scored by each learned scorer (``config.scorers``) and judged through the generation engine
 (cached in ``OUT/judge_cache.sqlite``, so a rerun resumes), and for each judge, criterion, score
 kind (probability-weighted ``expected`` and most likely ``argmax``) and human column, the Spearman
 and Kendall (tau-b) correlations are computed with percentile bootstrap intervals over items.
@@ -18,8 +19,6 @@ judge's overall score against each human column with binned means), ``manifest.j
 from __future__ import annotations
 
 import hashlib
-import json
-import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -30,6 +29,7 @@ from tidekit._manifest import ModelIdentity
 from tidekit.errors import DataError
 from tidekit.metrics._config import ScoreConfig
 from tidekit.metrics._judge import JudgeConfig, JudgeSummary, Runner, verdict_value
+from tidekit.metrics._labels import LabelRow, load_labels
 from tidekit.metrics._rubric import CRITERIA
 
 if TYPE_CHECKING:
@@ -38,17 +38,7 @@ if TYPE_CHECKING:
 __all__ = ["Correlation", "HumanAgreement", "JudgeValidation", "LabelRow", "correlate", "load_labels",
            "validate_judge"]
 
-REQUIRED = ("id", "context", "response")
 SCORE_KINDS: tuple[Literal["expected", "argmax"], ...] = ("expected", "argmax")
-
-
-class LabelRow(BaseModel):
-    """One labelled reply."""
-
-    id: str
-    context: str
-    response: str
-    human: dict[str, float | None] = Field(description="Human column -> score (None: missing).")
 
 
 class Correlation(BaseModel):
@@ -56,7 +46,8 @@ class Correlation(BaseModel):
 
     judge: str
     criterion: str = Field(description="Judge criterion (emotion_recognition, ..., overall).")
-    score: Literal["expected", "argmax"] = Field(description="Which judge score: probability-weighted or most likely.")
+    score: Literal["expected", "argmax", "prediction"] = Field(
+        description="Which score: a judge's probability-weighted or most likely, or a learned scorer's prediction.")
     human: str = Field(description="Human column.")
     n: int = Field(description="Items with both a readable verdict and a human label.")
     spearman: float | None = Field(description="Spearman rho; None when undefined.")
@@ -91,6 +82,8 @@ class JudgeValidation(BaseModel):
     n_items: int = Field(description="Rows in the labels file.")
     human_columns: list[str]
     judges: list[JudgeSummary] = Field(description="Per judge: readable n, failure rates, constant criteria.")
+    scorers: list[dict[str, Any]] = Field(default_factory=list,
+                                          description="Learned scorers validated (path, name, training CV figures).")
     parse_failure_rate: float = Field(description="Share of items no judge could be read for (worst judge).")
     table_score: Literal["expected", "argmax"] = Field(description="The score kind the score tables use.")
     correlations: list[Correlation]
@@ -109,90 +102,6 @@ class JudgeValidation(BaseModel):
                     and c.score == (score or self.table_score)):
                 return c
         raise KeyError(f"no correlation for {human} x {criterion}")
-
-
-# ---- the labels file ----------------------------------------------------------------------------
-
-def _read_rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
-    """(line number, row) pairs from a CSV (header on line 1) or JSONL file."""
-    import csv
-
-    if path.suffix.lower() in (".jsonl", ".ndjson"):
-        rows = []
-        with open(path, encoding="utf-8") as fh:
-            for line_no, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise DataError(f"{path}:{line_no}: not valid JSON ({exc.msg}); each line must be one "
-                                    "object with id, context, response and the human columns") from None
-                if not isinstance(row, dict):
-                    raise DataError(f"{path}:{line_no}: a JSON object is expected, got {type(row).__name__}")
-                rows.append((line_no, row))
-        return rows
-    if path.suffix.lower() != ".csv":
-        raise DataError(f"{path}: labels must be a .csv or .jsonl file")
-    with open(path, encoding="utf-8", newline="") as fh:
-        reader = csv.DictReader(fh)
-        # line numbers of records (a quoted field may span lines)
-        return [(reader.line_num, dict(row)) for row in reader]
-
-
-def load_labels(path: str | Path, human: Sequence[str]) -> list[LabelRow]:
-    """The rows of a labels file, checked: every problem reported at once with its file:line and field."""
-    from tidekit.data import Problems
-
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such labels file")
-    if not human:
-        raise DataError("name at least one human score column (--human COL)")
-    rows = _read_rows(path)
-    problems = Problems()
-    if not rows:
-        raise DataError(f"{path}: no rows; the file needs id, context, response and {', '.join(human)}")
-    columns = set().union(*(r.keys() for _, r in rows))
-    missing = [c for c in (*REQUIRED, *human) if c not in columns]
-    if missing:
-        raise DataError(f"{path}: no column {', '.join(repr(c) for c in missing)} (columns: "
-                        f"{', '.join(sorted(columns))}); the file needs id, context, response and each --human column")
-    out: list[LabelRow] = []
-    seen: dict[str, int] = {}
-    for line, row in rows:
-        where = f"line {line}"
-        values = {c: ("" if row.get(c) is None else str(row.get(c))).strip() for c in REQUIRED}
-        for c in REQUIRED:
-            if not values[c]:
-                problems.add(path, f"empty {c}", where=where, field=c,
-                             hint="every row needs an id, the context and the response")
-        if values["id"] in seen:
-            problems.add(path, f"id {values['id']!r} repeats line {seen[values['id']]}", where=where, field="id",
-                         hint="give each reply its own id")
-        seen.setdefault(values["id"], line)
-        scores: dict[str, float | None] = {}
-        for c in human:
-            raw = row.get(c)
-            if raw is None or (isinstance(raw, str) and not raw.strip()):
-                scores[c] = None
-                continue
-            try:
-                value = float(raw)
-            except (TypeError, ValueError):
-                problems.add(path, f"{c}={raw!r} is not a number", where=where, field=c,
-                             hint="human scores must be numbers; leave the cell empty for a missing label")
-                continue
-            if not math.isfinite(value):
-                problems.add(path, f"{c}={raw!r} is not a finite number", where=where, field=c)
-                continue
-            scores[c] = value
-        out.append(LabelRow(id=values["id"], context=values["context"], response=values["response"], human=scores))
-    if problems.errors:
-        shown = "\n  ".join(str(p) for p in problems.errors[:20])
-        more = f"\n  ... and {len(problems.errors) - 20} more" if len(problems.errors) > 20 else ""
-        raise DataError(f"{len(problems.errors)} problem(s) in the labels file {path}:\n  {shown}{more}")
-    return out
 
 
 # ---- correlations ---------------------------------------------------------------------------------
@@ -275,55 +184,85 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _correlations(name: str, criterion: str, kind: Literal["expected", "argmax", "prediction"],
+                  values: dict[str, float | None], rows: Sequence[LabelRow], human: Sequence[str],
+                  config: ScoreConfig) -> list[Correlation]:
+    """Correlations of one series of scores (a judge criterion, a scorer label) with each human column."""
+    out = []
+    for col in human:
+        pairs = [(x, r.human[col]) for r in rows if (x := values.get(r.id)) is not None and r.human[col] is not None]
+        stats = correlate([p[0] for p in pairs], [float(p[1]) for p in pairs],  # type: ignore[arg-type]
+                          config.bootstrap.n_resamples, config.bootstrap.confidence, config.seed,
+                          names=(f"{name} ({criterion}, {kind})", f"human column {col!r}"))
+        out.append(Correlation(judge=name, criterion=criterion, score=kind, human=col, **stats))
+    return out
+
+
 def validate_judge(labels: str | Path, human: Sequence[str], out: str | Path, config: ScoreConfig | None = None,
                    progress: bool = True,
                    runner_for: Callable[[JudgeConfig], tuple[Runner, ModelIdentity, Callable[[], None]]] | None = None,
                    ) -> JudgeValidation:
-    """Judge every row of ``labels`` and write how each judge agrees with each ``human`` column to ``out``.
+    """Score every row of ``labels`` with each judge and learned scorer, and write how each agrees
+    with each ``human`` column to ``out``.
 
-    ``config`` supplies the judges (default: SmolLM2-135M on the hf backend), how they are asked
-    (``judge``), the bootstrap (``bootstrap``) and the seed; its other keys are unused.
-    A judge past ``judge.max_parse_failure_rate`` is reported, not dropped or failed: finding
-    that out is what validation is for.
+    ``config`` supplies the judges (default: SmolLM2-135M on the hf backend, unless only learned
+    scorers are named), the learned scorers (``scorers``), how judges are asked (``judge``), the
+    bootstrap (``bootstrap``) and the seed; its other keys are unused. A judge past
+    ``judge.max_parse_failure_rate`` is reported, not dropped or failed: finding that out is what
+    validation is for. A scorer's rows carry ``judge = "scorer:<name>"``, ``criterion = <label>``
+    and ``score = "prediction"``.
     """
     from tidekit._io import write_json, write_text
     from tidekit._manifest import RunRecorder
     from tidekit.metrics._judge import JudgeItem, run_judges
+    from tidekit.metrics._scorers import ScoringBatch, build_scorers
 
     config = config or ScoreConfig()
-    judges = config.judges or [JudgeConfig()]
+    judges = config.judges or ([] if config.scorers else [JudgeConfig()])
     options = config.judge.model_copy(update={"max_parse_failure_rate": 1.0, "on_failure": "drop"})
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise DataError(f"{out} is a file; give a folder for the validation")
     rows = load_labels(labels, human)
+    scorers = build_scorers([], config.scorers)
     with RunRecorder(out, command="judge validate", config=config, seed=config.seed,
                      inputs={"labels": str(labels)}) as run:
-        with run.step("judge"):
-            items = [JudgeItem(id=r.id, client_text=r.context, response=r.response) for r in rows]
-            judged = run_judges(judges, items, options.model_copy(update={"bias_probe_n": 0}),
-                                cache=str(out / "judge_cache.sqlite"), runner_for=runner_for, progress=progress)
-        run.models.extend(judged.identities)
         by_judge: dict[str, dict[str, Any]] = {}
-        for v in judged.verdicts:
-            by_judge.setdefault(v.judge, {})[v.id] = v
+        summaries: list[JudgeSummary] = []
+        failure: dict[str, float] = {}
+        warnings: list[str] = []
+        if judges:
+            with run.step("judge"):
+                items = [JudgeItem(id=r.id, client_text=r.context, response=r.response) for r in rows]
+                judged = run_judges(judges, items, options.model_copy(update={"bias_probe_n": 0}),
+                                    cache=str(out / "judge_cache.sqlite"), runner_for=runner_for, progress=progress)
+            run.models.extend(judged.identities)
+            for v in judged.verdicts:
+                by_judge.setdefault(v.judge, {})[v.id] = v
+            summaries, failure, warnings = judged.summaries, judged.parse_failure_rate, judged.warnings
+        predicted: dict[str, dict[str, dict[str, float | None]]] = {}  # scorer -> label -> id -> value
+        batch = ScoringBatch(contexts=[r.context for r in rows], responses=[r.response for r in rows],
+                             references=[""] * len(rows))
+        for scorer in scorers:
+            with run.step(scorer.name):
+                values = scorer(batch)
+            run.models.extend(scorer.models())
+            prefix = scorer.name.removeprefix("scorer:")
+            predicted[scorer.name] = {col.removeprefix(f"scorer_{prefix}_"): dict(zip([r.id for r in rows], v,
+                                                                                       strict=True))
+                                      for col, v in values.items()}
         correlations: list[Correlation] = []
         with run.step("correlate"):
             for judge, verdicts in by_judge.items():
                 for criterion in CRITERIA:
                     for kind in SCORE_KINDS:
-                        for col in human:
-                            pairs = [(x, r.human[col]) for r in rows
-                                     if (x := verdict_value(verdicts[r.id], criterion, kind)) is not None
-                                     and r.human[col] is not None]
-                            if kind == "expected" and not any(verdicts[r.id].expected for r in rows):
-                                continue  # the backend gave no token probabilities
-                            stats = correlate([p[0] for p in pairs], [float(p[1]) for p in pairs],  # type: ignore[arg-type]
-                                              config.bootstrap.n_resamples, config.bootstrap.confidence,
-                                              config.seed, names=(f"judge {judge!r} ({criterion}, {kind})",
-                                                                  f"human column {col!r}"))
-                            correlations.append(Correlation(judge=judge, criterion=criterion, score=kind,
-                                                            human=col, **stats))
+                        if kind == "expected" and not any(verdicts[r.id].expected for r in rows):
+                            continue  # the backend gave no token probabilities
+                        series = {r.id: verdict_value(verdicts[r.id], criterion, kind) for r in rows}
+                        correlations += _correlations(f"{judge}", criterion, kind, series, rows, human, config)
+            for name, by_label in predicted.items():
+                for label, series in by_label.items():
+                    correlations += _correlations(name, label, "prediction", series, rows, human, config)
             agreement = []
             for i, a in enumerate(human):
                 for b in human[i + 1:]:
@@ -333,10 +272,11 @@ def validate_judge(labels: str | Path, human: Sequence[str], out: str | Path, co
                                       names=(f"human column {a!r}", f"human column {b!r}"))
                     agreement.append(HumanAgreement(human_a=a, human_b=b, **stats))
         table_score = ("expected" if options.score == "expected"
-                       and all(s.score_source == "expected" for s in judged.summaries) else "argmax")
+                       and all(s.score_source == "expected" for s in summaries) else "argmax")
         result = JudgeValidation(
             labels=str(labels), labels_sha256=_sha256(Path(labels)), n_items=len(rows), human_columns=list(human),
-            judges=judged.summaries, parse_failure_rate=max(judged.parse_failure_rate.values(), default=0.0),
+            judges=summaries, scorers=[s.record() for s in scorers],
+            parse_failure_rate=max(failure.values(), default=0.0),
             table_score=table_score, correlations=correlations, human_agreement=agreement,
             confidence=config.bootstrap.confidence, n_resamples=config.bootstrap.n_resamples, seed=config.seed)
         with run.step("write"):
@@ -347,19 +287,28 @@ def validate_judge(labels: str | Path, human: Sequence[str], out: str | Path, co
                                       for k in CRITERIA},
                                    **{f"{j}:{k}_expected": (verdicts[r.id].expected or {}).get(k)
                                       for j, verdicts in by_judge.items() for k in CRITERIA},
-                                   **{f"{j}:error": verdicts[r.id].error for j, verdicts in by_judge.items()}}
+                                   **{f"{j}:error": verdicts[r.id].error for j, verdicts in by_judge.items()},
+                                   **{f"{n}:{label}": series[r.id] for n, by_label in predicted.items()
+                                      for label, series in by_label.items()}}
                                   for r in rows])
             write_text(out / "judged.csv", table.to_csv(index=False))
-            result.files = ["validation.json", "judged.csv", *_figure(result, rows, by_judge, out)]
+            series_for_figure = {judge: {r.id: verdict_value(v[r.id], "overall", table_score)  # type: ignore[arg-type]
+                                         for r in rows}
+                                 for judge, v in by_judge.items()}
+            for name, by_label in predicted.items():
+                label = next((h for h in human if h in by_label), next(iter(by_label)))
+                series_for_figure[f"{name}:{label}"] = by_label[label]
+            result.files = ["validation.json", "judged.csv", *_figure(result, rows, series_for_figure, out)]
             write_json(out / "validation.json", result.model_dump(mode="json"))
-        run.counts.update(items=len(rows), judges=len(judges))
-        run.extra.update(parse_failure_rate=judged.parse_failure_rate, warnings=judged.warnings)
+        run.counts.update(items=len(rows), judges=len(judges), scorers=len(scorers))
+        run.extra.update(parse_failure_rate=failure, warnings=warnings)
     return result
 
 
-def _figure(result: JudgeValidation, rows: Sequence[LabelRow], by_judge: dict[str, dict[str, Any]],
+def _figure(result: JudgeValidation, rows: Sequence[LabelRow], series: dict[str, dict[str, float | None]],
             out: Path) -> list[str]:
-    """Scatter of each judge's overall score against each human column, with binned means."""
+    """Scatter of each judge's overall score (and each scorer's matching label) against each human
+    column, with binned means."""
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -369,34 +318,40 @@ def _figure(result: JudgeValidation, rows: Sequence[LabelRow], by_judge: dict[st
     from tidekit._io import atomic_path
 
     cols = result.human_columns
-    judges = list(by_judge)
-    fig, axes = plt.subplots(len(judges), len(cols), figsize=(3.4 * len(cols), 3.0 * len(judges)), squeeze=False,
+    names = list(series)
+    if not names:
+        return []
+    fig, axes = plt.subplots(len(names), len(cols), figsize=(3.4 * len(cols), 3.0 * len(names)), squeeze=False,
                              dpi=110)
-    for i, judge in enumerate(judges):
+    for i, name in enumerate(names):
+        if name.startswith("scorer:"):
+            judge, label = name.rsplit(":", 1)
+            criterion, kind = label, "prediction"
+        else:
+            judge, criterion, kind = name, "overall", result.table_score
         for j, col in enumerate(cols):
             ax = axes[i][j]
-            pts = [(x, r.human[col]) for r in rows
-                   if (x := verdict_value(by_judge[judge][r.id], "overall", result.table_score)) is not None
+            pts = [(x, r.human[col]) for r in rows if (x := series[name].get(r.id)) is not None
                    and r.human[col] is not None]
             if pts:
                 xs, ys = np.array([p[0] for p in pts]), np.array([p[1] for p in pts], dtype=float)
-                jitter = np.random.default_rng(0).uniform(-0.04, 0.04, len(xs)) if result.table_score == "argmax" else 0
+                jitter = np.random.default_rng(0).uniform(-0.04, 0.04, len(xs)) if kind == "argmax" else 0
                 ax.scatter(xs + jitter, ys, s=12, alpha=0.6, color="C0")
                 edges = np.unique(np.quantile(xs, np.linspace(0, 1, 6)))
-                if len(edges) > 1:  # calibration: mean human label per judge-score quintile
+                if len(edges) > 1:  # calibration: mean human label per score quintile
                     which = np.clip(np.searchsorted(edges, xs, side="right") - 1, 0, len(edges) - 2)
                     bins = [(xs[which == b].mean(), ys[which == b].mean()) for b in range(len(edges) - 1)
                             if (which == b).any()]
                     ax.plot([b[0] for b in bins], [b[1] for b in bins], "-o", color="C3", ms=4, label="bin mean")
             c = next((c for c in result.correlations if c.judge == judge and c.human == col
-                      and c.criterion == "overall" and c.score == result.table_score), None)
+                      and c.criterion == criterion and c.score == kind), None)
             if c is None or c.spearman is None:
-                label = "rho undefined" + (f": {c.undefined_reason[:40]}..." if c and c.undefined_reason else "")
+                text = "rho undefined" + (f": {c.undefined_reason[:40]}..." if c and c.undefined_reason else "")
             else:
                 ci = f" [{c.ci_low:.2f}, {c.ci_high:.2f}]" if c.ci_low is not None and c.ci_high is not None else ""
-                label = f"rho {c.spearman:.2f}{ci}, n={c.n}"
-            ax.set_title(f"{judge} vs {col}\n{label}", fontsize=8)
-            ax.set_xlabel(f"judge overall ({result.table_score})", fontsize=8)
+                text = f"rho {c.spearman:.2f}{ci}, n={c.n}"
+            ax.set_title(f"{judge} vs {col}\n{text}", fontsize=8)
+            ax.set_xlabel(f"{criterion} ({kind})", fontsize=8)
             ax.set_ylabel(f"human {col}", fontsize=8)
     fig.tight_layout()
     files = []

@@ -13,6 +13,7 @@ opens as text, not a formula (OWASP's advice on CSV injection). Parquet keeps va
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 from typing import Any, Literal
 
@@ -30,8 +31,10 @@ EXPORT_COLUMNS: tuple[str, ...] = (
     "rating_id", "rater_id", "item_id", "conversation_id", "persona_id", "scenario_id", "system",
     "model", "condition", "is_attention_check", "attention_passed", *SCORE_FIELDS, "comment",
     "submitted_at", "duration_s", *DEMOGRAPHICS, "simulated",
-    # beyond the contract: the blinding code, the position in the rater's order, completion
-    "system_code", "position", "rater_completed",
+    # beyond the contract: the blinding code, the position in the rater's order, completion, and the
+    # texts the rater saw (the turns before the reply, one per line; the reply), which make the
+    # export a labels file for 'tidekit scorer train' and 'tidekit judge validate'
+    "system_code", "position", "rater_completed", "context", "response",
 )
 
 
@@ -80,6 +83,7 @@ def rating_frame(store: RatingStore) -> Any:
             "is_attention_check": check, "attention_passed": row["rater_id"] not in failed,
             "submitted_at": _iso(row["submitted_at"]), "simulated": bool(row["simulated"]),
             "rater_completed": row["completed_at"] is not None,
+            "context": "\n".join(turn["text"] for turn in json.loads(row["context"])),
         })
     frame = pd.DataFrame(out, columns=list(EXPORT_COLUMNS))
     for col in (*SCORE_FIELDS, "rating_id", "position"):

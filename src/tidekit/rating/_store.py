@@ -667,7 +667,7 @@ class RatingStore:
         r, i, s, p, a = t.ratings.c, t.items.c, t.systems.c, t.raters.c, t.assignments.c
         query = (sa.select(r.id.label("rating_id"), r.rater_id, i.item_id, i.conversation_id, i.persona_id,
                            i.scenario_id, s.system, s.model, s.condition, i.system_code,
-                           i.is_attention_check, i.expected, a.position,
+                           i.is_attention_check, i.expected, a.position, i.context, i.response,
                            *(getattr(r, f) for f in SCORE_FIELDS), r.comment, r.submitted_at,
                            r.duration_s, *(getattr(p, f) for f in DEMOGRAPHICS), p.simulated,
                            p.completed_at)

@@ -1,0 +1,210 @@
+"""The scoring pipeline's extension point: registered scorers that each declare their columns and models.
+
+A scorer reads the scored replies as a :class:`ScoringBatch` (each reply's context, the reply,
+the reference) and returns one value per reply for each column it declares. It also declares
+the models it loads (recorded in the run's manifest) and whether its columns compare a reply
+with the reference (a reference-free column can compare any system with the reference replies
+themselves). :func:`score` builds every scorer a config asks for with :func:`build_scorers`
+and runs them the same way.
+
+Kinds, each a factory registered with :func:`scorer_kind`:
+
+- ``reference``: a registered reference metric (``tidekit.metrics.build_metric``: cosine,
+  BERTScore, ROUGE-L, ...), which sees (reply, reference) pairs;
+- ``learned``: a learned empathy scorer folder (``tidekit scorer train``), which sees (context,
+  reply) pairs and writes ``scorer_<name>_<label>`` columns.
+
+The empathy judges and the safety checks still run in their own steps of :func:`score`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from pydantic import Field
+
+from tidekit._config import StrictModel
+from tidekit.errors import ConfigError
+from tidekit.metrics._registry import Metric, MetricSpec, build_metric
+
+if TYPE_CHECKING:
+    from tidekit._manifest import ModelIdentity
+
+__all__ = ["LearnedScorerSpec", "Scorer", "ScoringBatch", "build_scorers", "model_identity", "scorer_kind"]
+
+
+class LearnedScorerSpec(StrictModel):
+    """A learned scorer to run in ``tidekit score`` (``scoring.scorers:`` in a study)."""
+
+    path: str = Field(description="The scorer folder written by 'tidekit scorer train'.")
+    name: str | None = Field(default=None, description="Column name part (scorer_<name>_<label>); default: the "
+                                                       "name it was trained with.")
+    batch_size: int = Field(default=32, ge=1, le=1024, description="Pairs per forward pass.")
+    device: str = Field(default="cpu", description="'cpu' or 'cuda'.")
+
+
+@dataclass(frozen=True)
+class ScoringBatch:
+    """The replies a scorer scores, aligned: ``contexts[i]`` is what reply ``responses[i]`` answers."""
+
+    contexts: Sequence[str]
+    responses: Sequence[str]
+    references: Sequence[str]
+
+
+class Scorer(Protocol):
+    """One step of the scoring pipeline."""
+
+    @property
+    def name(self) -> str:
+        """Its name in the run record and the step timings."""
+        ...
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The columns it writes, in order."""
+        ...
+
+    @property
+    def reference_free(self) -> bool:
+        """Its columns do not compare the reply with the reference."""
+        ...
+
+    def models(self) -> list[ModelIdentity]:
+        """The models it loads (for the manifest)."""
+        ...
+
+    def record(self) -> dict[str, Any]:
+        """What rebuilds it (kind and parameters)."""
+        ...
+
+    def __call__(self, batch: ScoringBatch) -> dict[str, list[float]]:
+        """One value per reply for each of its columns."""
+        ...
+
+
+def model_identity(alias: str, role: str, weights: str = "model.safetensors") -> ModelIdentity:
+    """The identity of a local model (resolved path, sha256 of its weights where there is a file)."""
+    from tidekit._manifest import ModelIdentity
+    from tidekit.backends import resolve_model_path, sha256_file
+
+    path = resolve_model_path(alias)
+    file = path / weights
+    return ModelIdentity(alias=alias, source=str(path), role=role, sha256=sha256_file(file) if file.is_file() else None)
+
+
+@dataclass
+class _ReferenceScorer:
+    metric: Metric
+    reference_free: bool = False
+
+    @property
+    def name(self) -> str:
+        return f"metric:{self.metric.spec.name}"
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return self.metric.columns
+
+    def models(self) -> list[ModelIdentity]:
+        model = self.metric.spec.params.get("model")  # an encoder-based metric names its encoder
+        return [model_identity(str(model), f"{self.metric.spec.name} encoder")] if model else []
+
+    def record(self) -> dict[str, Any]:
+        return {"kind": "reference", **self.metric.spec.model_dump()}
+
+    def __call__(self, batch: ScoringBatch) -> dict[str, list[float]]:
+        return self.metric(batch.responses, batch.references)
+
+
+@dataclass
+class _LearnedScorer:
+    spec: LearnedScorerSpec
+    reference_free: bool = True
+    _loaded: Any = field(default=None, repr=False)
+
+    def _scorer(self) -> Any:
+        if self._loaded is None:
+            from tidekit.metrics._learned import load_scorer
+
+            self._loaded = load_scorer(self.spec.path, device=self.spec.device)
+        return self._loaded
+
+    @property
+    def label_name(self) -> str:
+        from tidekit.metrics._learned import read_meta
+
+        return self.spec.name or read_meta(self.spec.path).name
+
+    @property
+    def name(self) -> str:
+        return f"scorer:{self.label_name}"
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        from tidekit.metrics._learned import read_meta, scorer_column
+
+        return tuple(scorer_column(self.label_name, s.name) for s in read_meta(self.spec.path).labels)
+
+    def models(self) -> list[ModelIdentity]:
+        from tidekit.metrics._learned import ENCODER_DIR
+
+        identity = model_identity(f"{self.spec.path}/{ENCODER_DIR}", "learned scorer")
+        return [identity.model_copy(update={"alias": self.label_name})]
+
+    def record(self) -> dict[str, Any]:
+        from tidekit.metrics._learned import read_meta
+
+        meta = read_meta(self.spec.path)
+        return {"kind": "learned", **self.spec.model_dump(), "labels_sha256": meta.labels_sha256,
+                "cv": meta.cv.get("agreement", [])}
+
+    def __call__(self, batch: ScoringBatch) -> dict[str, list[float]]:
+        predicted = self._scorer().predict(batch.contexts, batch.responses, batch_size=self.spec.batch_size)
+        return {col: predicted[label].tolist() for col, label in zip(self.columns, predicted, strict=True)}
+
+
+_KINDS: dict[str, Callable[[Any], Scorer]] = {}
+
+
+def scorer_kind(kind: str) -> Callable[[Callable[[Any], Scorer]], Callable[[Any], Scorer]]:
+    """Register a factory that builds a scorer of ``kind`` from its spec."""
+
+    def register(factory: Callable[[Any], Scorer]) -> Callable[[Any], Scorer]:
+        if kind in _KINDS:
+            raise ValueError(f"scorer kind {kind!r} is registered twice")
+        _KINDS[kind] = factory
+        return factory
+
+    return register
+
+
+@scorer_kind("reference")
+def _reference(spec: MetricSpec) -> Scorer:
+    from tidekit.metrics._compare import REFERENCE_FREE
+
+    metric = build_metric(spec)
+    return _ReferenceScorer(metric, reference_free=all(c in REFERENCE_FREE for c in metric.columns))
+
+
+@scorer_kind("learned")
+def _learned(spec: LearnedScorerSpec) -> Scorer:
+    from tidekit.metrics._learned import read_meta
+
+    read_meta(spec.path)  # a clear error for a folder that is not a scorer, before any work
+    return _LearnedScorer(spec)
+
+
+def build_scorers(metrics: Sequence[MetricSpec], learned: Sequence[LearnedScorerSpec]) -> list[Scorer]:
+    """Every scorer a score config asks for, built (and checked) before any work; columns must not clash."""
+    scorers = [_KINDS["reference"](m) for m in metrics] + [_KINDS["learned"](s) for s in learned]
+    seen: dict[str, str] = {}
+    for s in scorers:
+        for col in s.columns:
+            if col in seen:
+                raise ConfigError(f"scorers {seen[col]!r} and {s.name!r} both write column {col!r}; give one a "
+                                  "different name (scorers: [{path: ..., name: ...}])")
+            seen[col] = s.name
+    return scorers
