@@ -15,7 +15,10 @@ What it measures, all in one process, greedy, 64 prompts x 64 new tokens (by def
     weights (the issue's calibration point: ~23% of the roofline on its machine);
 (e) the engine's matmuls alone: its pre-packed projections at the shapes of the run (prefill
     groups, then 64-row decode steps) with nothing else, i.e. the tok/s this engine's design
-    could reach if attention, norms, sampling and Python cost nothing.
+    could reach if attention, norms, sampling and Python cost nothing;
+(g) the cost of the batch-invariant mode: the engine with ``reproducible: true`` (the default,
+    as in (b)) against ``reproducible: false`` (the batch-dependent path), alternating rounds in
+    one process, best of each (``--invariance-only`` runs just this, 1-3 minutes).
 The roofline is the measured matmul rate in the engine's dtype (bf16 where the CPU has it,
 else fp32; 2048^3, torch, same threads) divided by
 2 x parameters: the tokens/s a perfectly compute-bound decoder would reach. Matmul rates are
@@ -158,6 +161,9 @@ def main() -> int:
     parser.add_argument("--engines-only", action="store_true",
                         help="run only (b) the engine and (f) the vllm backend on the same requests (skips the naive "
                              "loop, plain generate, llama.cpp and the matmul/bandwidth bounds)")
+    parser.add_argument("--invariance-only", action="store_true",
+                        help="run only (g): the engine with reproducible true vs false on the same requests")
+    parser.add_argument("--rounds", type=int, default=2, help="(g): alternating rounds of each mode")
     args = parser.parse_args()
     if args.llama_cpp_worker:
         return llama_cpp_worker()
@@ -185,6 +191,14 @@ def main() -> int:
     mean_prompt = statistics.mean(len(p) for p in prompt_ids)
     if args.engines_only:
         return engines_only(args, backend, requests, dtype, mean_prompt)
+    if args.invariance_only:
+        load_start = os.getloadavg()[0]
+        rows = [("threads", str(torch.get_num_threads())),
+                ("prompts x new tokens", f"{args.prompts} x {args.new_tokens} (mean prompt {mean_prompt:.0f} tokens)"),
+                *invariance_rows(args, backend, requests, dtype),
+                ("load average (1 min) start / end", f"{load_start:.1f} / {os.getloadavg()[0]:.1f}")]
+        backend.close()
+        return record(args, rows)
     gflops_engine = [matmul_gflops(backend.dtype)]  # type: ignore[attr-defined]  # the engine's dtype
     gflops_fp32 = matmul_gflops("float32")
     n_params = backend.parameter_count  # type: ignore[attr-defined]
@@ -218,6 +232,7 @@ def main() -> int:
 
     engine_tokens, engine_s = engine_run(backend, requests)  # (b)
     engine_tps = engine_tokens / engine_s
+    invariance = invariance_rows(args, backend, requests, dtype)  # (g)
     rss_engine = peak_rss_gib()
     gflops_engine.append(matmul_gflops(backend.dtype))  # type: ignore[attr-defined]
     roofline = statistics.mean(gflops_engine) * 1e9 / (2 * n_params)
@@ -266,6 +281,7 @@ def main() -> int:
          else "n/a (no lean forward)"),
         ((f"(f) vllm backend, managed server, batch {args.prompts}"
           + (f" ({args.vllm_args})" if args.vllm_args else "")), vllm_row),
+        *invariance,
         ("engine / naive", f"{engine_tps / naive_tps:.1f}x"),
         ("engine / plain batched generate", f"{engine_tps / batched_tps:.2f}x"),
         ("engine / roofline", f"{100 * engine_tps / roofline:.1f}%"),
@@ -282,10 +298,45 @@ def engine_run(backend: Any, requests: list[Any]) -> tuple[int, float]:
     request (one-time oneDNN set-up)."""
     from tidekit.generation import run_requests
 
+    global last_texts
     run_requests(backend, requests[:1], progress=False)
     t0 = time.perf_counter()
     results = run_requests(backend, requests, progress=False)
-    return sum(r.completion_tokens or 0 for r in results), time.perf_counter() - t0
+    seconds = time.perf_counter() - t0
+    last_texts = [r.text for r in results]
+    return sum(r.completion_tokens or 0 for r in results), seconds
+
+
+last_texts: list[str | None] = []  # the texts of the last engine_run (compared across modes in (g))
+
+
+def invariance_rows(args: argparse.Namespace, backend: Any, requests: list[Any], dtype: str) -> list[tuple[str, str]]:
+    """(g) the engine with the batch-invariant mode (``backend``, reproducible: true) against the
+    batch-dependent path (a second backend, reproducible: false), alternating ``args.rounds``
+    rounds in this process, best round of each; and how many outputs the two modes share."""
+    from tidekit.backends import BackendConfig, load_backend
+
+    dependent = load_backend(BackendConfig(model="smollm2-135m", batch_size=args.prompts, reproducible=False))
+    best = {"reproducible": 0.0, "batch-dependent": 0.0}
+    texts: dict[str, list[str | None]] = {}
+    try:
+        for _ in range(args.rounds):
+            for name, b in (("batch-dependent", dependent), ("reproducible", backend)):
+                tokens, seconds = engine_run(b, requests)
+                best[name] = max(best[name], tokens / seconds)
+                texts[name] = last_texts
+    finally:
+        dependent.close()
+    same = sum(a == b for a, b in zip(texts["reproducible"], texts["batch-dependent"], strict=True))
+    return [
+        (f"(g) engine, reproducible: true (batch-invariant), {dtype}", f"{best['reproducible']:.1f} tok/s (best of "
+                                                                      f"{args.rounds})"),
+        (f"(g) engine, reproducible: false (batch-dependent), {dtype}", f"{best['batch-dependent']:.1f} tok/s (best "
+                                                                       f"of {args.rounds})"),
+        ("(g) batch-invariant / batch-dependent throughput", f"{best['reproducible'] / best['batch-dependent']:.3f} "
+                                                             f"({100 * (1 - best['reproducible'] / best['batch-dependent']):+.1f}% cost)"),
+        ("(g) outputs equal between the two modes", f"{same}/{len(requests)} (rounding moves near-ties)"),
+    ]
 
 
 def vllm_rate(args: argparse.Namespace, requests: list[Any], engine_tps: float) -> str:

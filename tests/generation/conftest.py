@@ -32,6 +32,14 @@ def make_dataset(folder: Path, n: int = 6, split: str = "test") -> Path:
     return save_dataset(Dataset(personas=personas, conversations=conversations), folder, "jsonl")
 
 
+def native_dtype() -> str:
+    """The dtype the reproducibility tests run SmolLM2 in: bf16 where the CPU has native bf16 (where
+    batch dependence shows), else float32 (where it did not; the tests still check resumption)."""
+    from tidekit.backends._hf import pick_dtype
+
+    return pick_dtype("auto", "cpu")
+
+
 def cli_command(*args: object) -> list[str]:
     """The tidekit CLI as a subprocess command line (for runs that get killed)."""
     return [sys.executable, "-m", "tidekit", *[str(a) for a in args]]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from generation.conftest import cli_command, finished_results, make_dataset
+from generation.conftest import cli_command, finished_results, make_dataset, native_dtype
 from tidekit.data import read_generations
 
 
@@ -56,13 +56,19 @@ def test_missing_split_says_how_to_fix(run_cli, tmp_path: Path) -> None:  # type
 
 @pytest.mark.slow
 def test_sigkill_then_rerun_gives_each_request_once_and_identical_outputs(tmp_path: Path) -> None:
+    """Killed and rerun: each request once, the outputs of an uninterrupted run, which here also
+    has another batch size (6 vs 2) and is limited to the first 6 conversations: in bf16 (where the
+    CPU has it) that holds only with the batch-invariant mode (issue #30)."""
     data = make_dataset(tmp_path / "data", n=8)
-    common = ["--data", data, "--model", "smollm2-135m", "--max-new-tokens", "12", "--batch-size", "2",
-              "--no-progress"]
+    dtype = native_dtype()
+    common = ["--data", data, "--model", "smollm2-135m", "--max-new-tokens", "12", "--dtype", dtype, "--no-progress"]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    # the uninterrupted greedy run
-    subprocess.run(cli_command("generate", *common, "--out", tmp_path / "whole"), check=True, env=env,
-                   capture_output=True, timeout=600)
+    # the uninterrupted greedy runs: all 8 in batches of 6, and --limit 6
+    subprocess.run(cli_command("generate", *common, "--batch-size", "6", "--out", tmp_path / "whole"), check=True,
+                   env=env, capture_output=True, timeout=600)
+    subprocess.run(cli_command("generate", *common, "--batch-size", "6", "--limit", "6", "--out",
+                               tmp_path / "limited"), check=True, env=env, capture_output=True, timeout=600)
+    common += ["--batch-size", "2"]
     # the same run, killed with SIGKILL once at least one batch is committed
     killed = tmp_path / "killed"
     proc = subprocess.Popen(cli_command("generate", *common, "--out", killed), env=env,
@@ -75,8 +81,8 @@ def test_sigkill_then_rerun_gives_each_request_once_and_identical_outputs(tmp_pa
     assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
     partial = finished_results(killed / "cache.sqlite")
     assert 2 <= partial < 8 and not (killed / "generations.jsonl").exists()
-    rerun = subprocess.run(cli_command("generate", *common, "--out", killed), env=env, capture_output=True,
-                           text=True, timeout=600)
+    rerun = subprocess.run(cli_command("generate", *common, "--out", killed, "--check-reproducible", "3"), env=env,
+                           capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 0, rerun.stderr
     assert f"{partial} from cache" in rerun.stdout
     whole, resumed = read_generations(tmp_path / "whole"), read_generations(killed)
@@ -84,3 +90,9 @@ def test_sigkill_then_rerun_gives_each_request_once_and_identical_outputs(tmp_pa
     assert len(resumed) == 8
     assert [(r.conversation_id, r.output) for r in resumed] == [(r.conversation_id, r.output) for r in whole]
     assert all(r.output for r in resumed)
+    limited = read_generations(tmp_path / "limited")
+    assert [r.output for r in limited] == [r.output for r in whole[:6]]
+    assert "reproducible check: 3/3" in rerun.stdout
+    manifest = json.loads((killed / "manifest.json").read_text())
+    assert manifest["extra"]["numerics"]["dtype"] == dtype and manifest["extra"]["batch_invariant"] is True
+    assert manifest["extra"]["schedule"]["batch_size"] == 2 and manifest["extra"]["reproducible_check"]["matched"] == 3

@@ -159,7 +159,7 @@ class HFBackend:
         """What decides this backend's numbers besides the weights (recorded in manifests)."""
         import torch
 
-        from tidekit.backends._lean import ALIGNED_OWN_MIN, CAPACITY_GRID
+        from tidekit.backends._lean import CAPACITY_GRID
 
         lean = self.lean is not None
         mode = ("off" if not self.config.reproducible else
@@ -178,7 +178,8 @@ class HFBackend:
                     if k in os.environ},
         }
         if lean and self.config.reproducible:
-            out["attention_slot_grid"] = {"decode": 16, "prefill": CAPACITY_GRID, "own_tokens_min": ALIGNED_OWN_MIN}
+            out["attention_slot_grid"] = {"decode": 16, "prefill": CAPACITY_GRID}
+            out["share_prefix"] = False  # batch-invariant mode prefills every prompt whole
         return out
 
     @staticmethod

@@ -36,7 +36,10 @@ sit in the key axis and how long that axis is (left padding moves them; a longer
 it). So in this mode a row's token at position ``p`` lives in cache slot ``p`` (prompts
 right-padded, each row writing its own slot), and attention always runs over a key axis whose
 length is rounded to a fixed grid (:func:`attended_slots`: 16 slots in decode steps, 512 in
-prefill), so the masked tail of the axis adds exact zeros. Its cost is measured in
+prefill), so the masked tail of the axis adds exact zeros. Decode-step attention keeps the query
+heads in their own axis (the stacked layout gave other bits with 1 and 2 threads), a lone row runs
+with a twin (one-row attention took another path), and prompts are prefilled whole (no shared
+prefix pass: a row prefilled after a prefix pass got other bits than prefilled whole). Its cost is measured in
 benchmarks/generation.py (docs/benchmarks.md).
 """
 
@@ -57,7 +60,6 @@ SUPPORTED = frozenset({"llama", "qwen2"})
 PREFILL_TOKENS = 2048  # padded tokens per prefill group: big enough for efficient matmuls
 SHARED_PREFIX_MIN = 32  # a common prefix shorter than this is prefilled with each row (not worth a pass)
 CAPACITY_GRID = 512  # batch-invariant mode: cache capacity is a multiple of this (the widest prefill grid)
-ALIGNED_OWN_MIN = 16  # batch-invariant mode: tokens a shared prefix leaves each row
 
 
 def attended_slots(used: int, prefill: bool) -> int:
@@ -71,19 +73,19 @@ def attended_slots(used: int, prefill: bool) -> int:
     return -(-used // grid) * grid
 
 
-def shared_prefix_length(prompts: Sequence[Sequence[int]], own: int = 1) -> int:
-    """Tokens every prompt starts with, leaving each prompt at least ``own`` tokens of its own
-    (its last position gives the row's first logits)."""
+def shared_prefix_length(prompts: Sequence[Sequence[int]]) -> int:
+    """Tokens every prompt starts with, leaving each prompt at least one token of its own (its
+    last position gives the row's first logits)."""
     if len(prompts) < 2:
         return 0
-    first, limit = prompts[0], min(len(p) for p in prompts) - own
+    first, limit = prompts[0], min(len(p) for p in prompts) - 1
     n = 0
     while n < limit and all(p[n] == first[n] for p in prompts):
         n += 1
     return n
 
 
-def prefix_clusters(prompts: Sequence[Sequence[int]], base: int = 0, own: int = 1) -> list[tuple[list[int], int]]:
+def prefix_clusters(prompts: Sequence[Sequence[int]], base: int = 0) -> list[tuple[list[int], int]]:
     """Rows grouped so that each group's own shared prefix is computed once: ``(rows, length)``.
 
     Every row already shares ``base`` tokens with all others. A group shares ``length`` >= ``base``
@@ -101,7 +103,7 @@ def prefix_clusters(prompts: Sequence[Sequence[int]], base: int = 0, own: int = 
     if n < 2:
         return [(list(range(n)), base)]
     order = sorted(range(n), key=lambda i: list(prompts[i]))
-    adjacent = [shared_prefix_length([prompts[order[i]], prompts[order[i + 1]]], own) for i in range(n - 1)]
+    adjacent = [shared_prefix_length([prompts[order[i]], prompts[order[i + 1]]]) for i in range(n - 1)]
     best = [0] * (n + 1)  # best[i]: tokens saved by the best cut of the first i sorted rows
     cut = [0] * (n + 1)  # cut[i]: where the last run of that best cut starts
     for i in range(1, n + 1):
@@ -301,16 +303,17 @@ class LeanDecoder:
             raise ValueError(f"{len(prompts)} prompts of up to {width} tokens do not fit the cache allocated for "
                              f"{self.valid.shape[0]} rows x {self.valid.shape[1]} tokens")
         everyone = list(range(len(prompts)))
-        # batch-invariant mode: each row keeps ALIGNED_OWN_MIN tokens of its own, so its own pass
-        # is a many-query attention like a whole prompt's (a one-query pass gave other bits)
-        own = ALIGNED_OWN_MIN if self.aligned else 1
-        prefix = shared_prefix_length(prompts, own) if share_prefix else 0
+        # batch-invariant mode prefills every row whole: a row whose shared prefix was computed in
+        # a pass of its own got other bits than prefilled whole (measured, SmolLM2 bf16), and which
+        # prefix a row shares depends on its batch-mates
+        share_prefix = share_prefix and not self.aligned
+        prefix = shared_prefix_length(prompts) if share_prefix else 0
         if prefix < SHARED_PREFIX_MIN:
             prefix = 0
         else:
             self._prefill_shared(everyone, prompts[0], 0, prefix)
         self.shared_prefix = prefix
-        clusters = prefix_clusters(prompts, prefix, own) if share_prefix else [(everyone, 0)]
+        clusters = prefix_clusters(prompts, prefix) if share_prefix else [(everyone, 0)]
         self.cluster_prefixes = [(len(rows), length) for rows, length in clusters if length > prefix]
         logits: list[torch.Tensor | None] = [None] * len(prompts)
         for members, length in clusters:
@@ -399,6 +402,11 @@ class LeanDecoder:
         import torch.nn.functional as F
 
         assert self.valid is not None
+        if ids.shape[1] % 32 == 1:
+            # a guard: the attention kernel cuts queries into blocks of 32 (or a multiple of it), and
+            # one-row blocks take other kernels elsewhere (the matmuls' M = 1); never leave one
+            ids = torch.cat([ids, ids.new_zeros((ids.shape[0], 1))], dim=1)
+            mask = torch.cat([mask, mask.new_zeros((mask.shape[0], 1))], dim=1)
         b, s = ids.shape
         positions = (prefix + torch.arange(s)).expand(b, s)
         x = self.embed(ids)

@@ -96,6 +96,11 @@ class VLLMConfig(RemoteConfig):
     startup_timeout_s: float = Field(default=900.0, gt=0, description="Seconds to wait for the managed server "
                                                                        "to answer.")
     port: int | None = Field(default=None, ge=1, le=65535, description="The managed server's port [a free one].")
+    reproducible: bool = Field(default=True, description="Turn on vLLM's batch-invariant mode "
+                                                         "(VLLM_BATCH_INVARIANT=1, vLLM >= 0.11 on supported "
+                                                         "GPUs) for the managed server and in-process vllm.LLM; "
+                                                         "a server at base_url is as it was started. Recorded "
+                                                         "in manifests (numerics).")
 
 
 class MockConfig(BackendConfig):

