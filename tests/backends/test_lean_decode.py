@@ -438,3 +438,35 @@ def test_a_free_row_in_the_batch_means_no_jumps_on_smollm2(smollm2_fp32: Any,
     assert steps[True] == steps[False]
     assert calls[True]["extend"] == 0  # a free row never has forced tokens
     assert outs[True][0].text.startswith('{"emotion_recognition": ') and len(outs[True][1].token_ids) == 40
+
+
+def test_batch_invariant_mode_matches_transformers_and_gives_each_row_its_own_bits() -> None:
+    """aligned=True (backend.reproducible): right-padded rows at their own slots, a fixed slot
+    grid, a lone row run with a twin. fp32: the logits of transformers (correctness of the layout);
+    bf16: each row's logits over a prefill and steps are the same bits alone, in the whole batch
+    and in another batch (the property; on the real SmolLM2: tests/backends/test_hf.py)."""
+    model = _tiny_qwen2()
+    gen = torch.Generator().manual_seed(1)
+    prompts = [torch.randint(1, 256, (n,), generator=gen).tolist() for n in (5, 17, 9, 30, 33, 64)]
+    lean = lean_decoder_for(model, aligned=True)
+    assert lean is not None and lean.aligned
+    assert _compare_logits(model, lean, prompts, pad_id=0, steps=5) < 1e-4
+    bf16 = lean_decoder_for(model.to(torch.bfloat16), aligned=True)
+    assert bf16 is not None
+
+    def run(rows: list[list[int]], steps: int = 6) -> Any:
+        bf16.allocate(len(rows), max(map(len, rows)) + steps)
+        positions = torch.tensor([len(p) for p in rows])
+        out = []
+        with torch.inference_mode():
+            logits = bf16.prefill(rows)
+            for t in range(steps):
+                out.append(logits)
+                logits = bf16.step(torch.full((len(rows),), 7 + t), positions)
+                positions = positions + 1
+        return torch.stack(out, dim=1)  # [rows, steps, vocab]
+
+    whole = run(prompts)
+    assert torch.equal(run(prompts[:1])[0], whole[0])
+    assert torch.equal(run([prompts[4], prompts[1]])[1], whole[1])
+    assert torch.equal(run(prompts[3:])[0], whole[3])

@@ -246,6 +246,16 @@ class LeanDecoder:
         xf = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)
         return weight * xf.to(x.dtype)
 
+    def _finish_block(self, x: torch.Tensor, att: torch.Tensor, layer: dict[str, Any]) -> torch.Tensor:
+        """The rest of a decoder block after attention: output projection and residual, then the
+        post-attention norm and the SiLU-gated MLP with its residual."""
+        import torch
+
+        x = x + layer["o"](att)
+        gu = layer["gate_up"](self._rms(x, layer["norm_post"]))
+        n = layer["intermediate"]
+        return x + layer["down"](torch.nn.functional.silu(gu[..., :n]) * gu[..., n:])
+
     def _rope(self, qk: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
         """Rotate ``qk`` [batch, seq, heads, dim] by position (transformers' rotate-half convention)."""
         import torch
@@ -385,11 +395,7 @@ class LeanDecoder:
                 v = torch.cat([self.v_cache[i][rows, :, :prefix], v], dim=2)
             att = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, scale=self.scale,
                                                  enable_gqa=self.group > 1)
-            x = x + layer["o"](att.transpose(1, 2).reshape(b, s, h_all * self.head_dim))
-            h = self._rms(x, layer["norm_post"])
-            gu = layer["gate_up"](h)
-            n = layer["intermediate"]
-            x = x + layer["down"](F.silu(gu[..., :n]) * gu[..., n:])
+            x = self._finish_block(x, att.transpose(1, 2).reshape(b, s, h_all * self.head_dim), layer)
         last = self._rms(x[:, -1, :], self.norm_out)
         return self.lm_head(last)
 
@@ -429,11 +435,7 @@ class LeanDecoder:
             att = F.scaled_dot_product_attention(qk[:, :, :h_all].transpose(1, 2), self.k_cache[i][rows, :, :n],
                                                  self.v_cache[i][rows, :, :n], attn_mask=allowed, scale=self.scale,
                                                  enable_gqa=self.group > 1)
-            x = x + layer["o"](att.transpose(1, 2).reshape(b, s, h_all * self.head_dim))
-            h = self._rms(x, layer["norm_post"])
-            gu = layer["gate_up"](h)
-            width = layer["intermediate"]
-            x = x + layer["down"](F.silu(gu[..., :width]) * gu[..., width:])
+            x = self._finish_block(x, att.transpose(1, 2).reshape(b, s, h_all * self.head_dim), layer)
         last = x[torch.arange(b), mask.sum(-1) - 1]
         return self.lm_head(self._rms(last, self.norm_out))
 
@@ -489,11 +491,7 @@ class LeanDecoder:
             att = torch.nn.functional.scaled_dot_product_attention(q, keys, values, attn_mask=bias,
                                                                    scale=self.scale)
             att = att.view(b, kv, g, k, d).permute(0, 3, 1, 2, 4).reshape(b, k, h_all * d)
-            x = x + layer["o"](att)
-            h = self._rms(x, layer["norm_post"])
-            gu = layer["gate_up"](h)
-            n = layer["intermediate"]
-            x = x + layer["down"](torch.nn.functional.silu(gu[..., :n]) * gu[..., n:])
+            x = self._finish_block(x, att, layer)
         return self.lm_head(self._rms(x[:, -1, :], self.norm_out))
 
     def _extend_aligned(self, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
@@ -535,9 +533,5 @@ class LeanDecoder:
                                                                    attn_mask=allowed, scale=self.scale,
                                                                    enable_gqa=g > 1)
             att = att.transpose(1, 2).reshape(b, k, h_all * d)
-            x = x + layer["o"](att)
-            h = self._rms(x, layer["norm_post"])
-            gu = layer["gate_up"](h)
-            n = layer["intermediate"]
-            x = x + layer["down"](torch.nn.functional.silu(gu[..., :n]) * gu[..., n:])
+            x = self._finish_block(x, att, layer)
         return self.lm_head(self._rms(x[:, -1, :], self.norm_out))
