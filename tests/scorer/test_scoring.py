@@ -36,7 +36,7 @@ def test_score_adds_one_column_per_label_with_cis_and_comparisons(tmp_path: Path
     aggregates = pd.read_csv(tmp_path / "scores" / "aggregates.csv")
     assert {col} <= set(aggregates.metric) and aggregates[aggregates.metric == col].ci_low.notna().all()
     comparisons = pd.read_csv(tmp_path / "scores" / "comparisons.csv")
-    assert ((comparisons.metric == col) & (comparisons.kind == "vs_reference")).any()  # reference-free
+    assert ((comparisons.metric == col) & (comparisons.comparison == "vs_reference")).any()  # reference-free
     manifest = json.loads((tmp_path / "scores" / "manifest.json").read_text())
     assert any(m["role"] == "learned scorer" and m["sha256"] for m in manifest["models"])
     assert any(m.get("kind") == "learned" for m in manifest["extra"]["metrics"])

@@ -120,3 +120,26 @@ def test_cli_errors_have_no_traceback(tmp_path: Path, capsys: pytest.CaptureFixt
     err = capsys.readouterr().err
     assert code != 0 and "Traceback" not in err
     assert "only 10 labelled pair" in err
+
+
+def test_epitome_files_join_into_a_labels_file(tmp_path: Path) -> None:
+    import pandas as pd
+
+    from tidekit.metrics import load_labels
+    from tidekit.scorer import EPITOME_FILES, epitome_labels
+
+    # synthetic rows in EPITOME's published column layout (not EPITOME data)
+    pairs = [("s1", "r1", "I feel lost.", "What happened?"), ("s1", "r2", "I feel lost.", "So sorry."),
+             ("s2", "r3", "Nobody calls.", "Same here, it passes.")]
+    for i, name in enumerate(EPITOME_FILES.values()):
+        rows = [{"sp_id": s, "rp_id": r, "seeker_post": p, "response_post": q, "level": (j + i) % 3,
+                 "rationales": ""} for j, (s, r, p, q) in enumerate(pairs) if not (i == 2 and r == "r3")]
+        pd.DataFrame(rows).to_csv(tmp_path / name, index=False)
+    assert epitome_labels(tmp_path, tmp_path / "labels.csv") == 2  # r3 has no explorations level
+    rows = load_labels(tmp_path / "labels.csv", ["er", "ip", "ex", "total"], group="seeker_id")
+    assert [r.id for r in rows] == ["s1-r1", "s1-r2"] and {r.group for r in rows} == {"s1"}
+    assert rows[1].human == {"er": 1.0, "ip": 2.0, "ex": 0.0, "total": 3.0}
+    pd.DataFrame([{"sp_id": "s", "rp_id": "r", "seeker_post": "a", "response_post": "b", "level": 7}]).to_csv(
+        tmp_path / EPITOME_FILES["er"], index=False)
+    with pytest.raises(DataError, match="level '7' is not 0, 1 or 2"):
+        epitome_labels(tmp_path, tmp_path / "x.csv")

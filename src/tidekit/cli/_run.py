@@ -82,6 +82,8 @@ def run_cmd(study: Path, overrides: tuple[str, ...], from_stage: str | None, onl
         console.print(f"model calls: {calls}; total {total:,}" + (f" (up to {most:,} with regenerations)"
                       if most > total else ""))
         console.print(f"generated tokens: at most {plan.generated_tokens_max:,}")
+        if plan.rated_subset is not None:
+            console.print(plan.rated_subset["summary"])
         hours = [s["est_hours"] for s in plan.stages if s.get("est_hours") is not None]
         unmeasured = sum(1 for s in plan.stages if "rate_source" in s and s.get("est_hours") is None)
         if hours or unmeasured:

@@ -79,4 +79,21 @@ def train_cmd(labels: Path | None, label: tuple[str, ...], group: str | None, ou
         stderr_console().print(f"[bold yellow]warning:[/] {warning}", markup=True, highlight=False)
 
 
+@scorer_group.command("epitome", **example(
+    "tidekit scorer epitome path/to/Empathy-Mental-Health/dataset --out epitome_labels.csv"))
+@click.argument("folder", type=click.Path(path_type=Path))
+@click.option("--out", "-o", required=True, type=click.Path(path_type=Path),
+              help="The labels file to write (.csv, or .parquet).")
+def epitome_cmd(folder: Path, out: Path) -> None:
+    """Join EPITOME's three annotation files (emotional reactions, interpretations, explorations;
+    not shipped: academic licence) into one labels file with er, ip, ex (0-2) and total, one row
+    per (seeker post, reply), grouped by seeker_id. Then: tidekit scorer train --labels OUT
+    --label er --label ip --label ex --label total --group seeker_id --out DIR.
+    """
+    from tidekit.scorer import epitome_labels
+
+    rows = epitome_labels(folder, out)
+    stdout_console().print(f"{rows} labelled pairs -> {out}")
+
+
 COMMANDS = [scorer_group]

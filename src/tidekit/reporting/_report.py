@@ -143,6 +143,11 @@ def _ppi_tables(ppi: Any) -> list[Table]:
     return tables
 
 
+EPITOME_NOTE = ("tidekit's own measurements on real human labels (EPITOME, Sharma et al. 2020: crowd-annotated "
+                "Reddit replies; not this run's data), the SmolLM2 judge beside a learned scorer on pairs from "
+                "seeker posts it never saw, are in docs/scoring.md, 'Agreement with people'.")
+
+
 def _judge_validation_tables(c: RunContents) -> list[Table]:
     """The judges against human labels (judge_validation/validation.json), when the run has it."""
     v = c.judge_validation
@@ -151,14 +156,17 @@ def _judge_validation_tables(c: RunContents) -> list[Table]:
     rows = [{"judge": r["judge"], "criterion": r["criterion"], "human": r["human"], "n": r["n"],
              "spearman": r["spearman"], "ci_low": r["ci_low"], "ci_high": r["ci_high"], "kendall": r["kendall"],
              "undefined": r.get("undefined_reason") or ""}
-            for r in v.get("correlations", []) if r.get("score") == v.get("table_score")]
+            for r in v.get("correlations", []) if r.get("score") in (v.get("table_score"), "prediction")]
     rows += [{"judge": "(humans)", "criterion": a["human_a"], "human": a["human_b"], "n": a["n"],
               "spearman": a["spearman"], "ci_low": a["ci_low"], "ci_high": a["ci_high"], "kendall": a["kendall"],
               "undefined": a.get("undefined_reason") or ""} for a in v.get("human_agreement", [])]
     rates = ", ".join(f"{j['judge']} {j['parse_failure_rate']:.0%}" for j in v.get("judges", []))
     note = (f"{v.get('n_items')} labelled replies from {v.get('labels')}; judge scores: {v.get('table_score')}; "
             f"parse-failure rate: {rates}; intervals: {v.get('confidence', 0.95):.0%} bootstrap over items. "
-            "Rows '(humans)' are the agreement of two human columns, the ceiling a judge can reach.")
+            "Rows 'scorer:...' are learned scorers' predictions. Rows '(humans)' are the agreement of two human "
+            "columns, the ceiling a judge can reach. These figures measure agreement with people only if people "
+            "wrote the labels: a file written by the study's own developers (such as tidekit's test fixture) "
+            "measures agreement with them. " + EPITOME_NOTE)
     return [Table("judge_validation", "Judge vs human labels (Spearman, Kendall tau-b)", _frame(rows), note)]
 
 

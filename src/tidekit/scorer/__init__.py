@@ -15,14 +15,17 @@ Typical use::
 
 from tidekit.metrics._learned import LearnedScorer, ScorerMeta, load_scorer, scorer_column
 from tidekit.scorer._config import ScorerTrainConfig
+from tidekit.scorer._epitome import EPITOME_FILES, epitome_labels
 from tidekit.scorer._train import LabelAgreement, ScorerTrainResult, grouped_folds, train_scorer
 
 __all__ = [
+    "EPITOME_FILES",
     "LabelAgreement",
     "LearnedScorer",
     "ScorerMeta",
     "ScorerTrainConfig",
     "ScorerTrainResult",
+    "epitome_labels",
     "grouped_folds",
     "load_scorer",
     "scorer_column",
