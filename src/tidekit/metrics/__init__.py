@@ -71,6 +71,7 @@ from tidekit.metrics._score import (
 from tidekit.metrics._surface import corpus_distinct, distinct_n
 from tidekit.metrics._tokenize import words
 from tidekit.metrics._validate import (
+    Agreement,
     Correlation,
     HumanAgreement,
     JudgeValidation,
@@ -89,6 +90,7 @@ __all__ = [
     "RULES",
     "SAFETY_COLUMNS",
     "SCALE",
+    "Agreement",
     "BootstrapConfig",
     "Correlation",
     "HumanAgreement",

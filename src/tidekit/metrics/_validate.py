@@ -35,21 +35,16 @@ from tidekit.metrics._rubric import CRITERIA
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["Correlation", "HumanAgreement", "JudgeValidation", "LabelRow", "correlate", "load_labels",
+__all__ = ["Agreement", "Correlation", "HumanAgreement", "JudgeValidation", "LabelRow", "correlate", "load_labels",
            "validate_judge"]
 
 SCORE_KINDS: tuple[Literal["expected", "argmax"], ...] = ("expected", "argmax")
 
 
-class Correlation(BaseModel):
-    """Agreement of one judge criterion with one human column."""
+class Agreement(BaseModel):
+    """Spearman and Kendall tau-b of two paired series, with bootstrap intervals (None: undefined)."""
 
-    judge: str
-    criterion: str = Field(description="Judge criterion (emotion_recognition, ..., overall).")
-    score: Literal["expected", "argmax", "prediction"] = Field(
-        description="Which score: a judge's probability-weighted or most likely, or a learned scorer's prediction.")
-    human: str = Field(description="Human column.")
-    n: int = Field(description="Items with both a readable verdict and a human label.")
+    n: int = Field(description="Items with both scores.")
     spearman: float | None = Field(description="Spearman rho; None when undefined.")
     ci_low: float | None = Field(description="Bootstrap percentile interval of rho, lower end.")
     ci_high: float | None = Field(description="Upper end.")
@@ -59,19 +54,21 @@ class Correlation(BaseModel):
     undefined_reason: str | None = Field(default=None, description="Why the correlation is undefined.")
 
 
-class HumanAgreement(BaseModel):
+class Correlation(Agreement):
+    """Agreement of one judge criterion (or learned scorer label) with one human column."""
+
+    judge: str
+    criterion: str = Field(description="Judge criterion (emotion_recognition, ..., overall) or scorer label.")
+    score: Literal["expected", "argmax", "prediction"] = Field(
+        description="Which score: a judge's probability-weighted or most likely, or a learned scorer's prediction.")
+    human: str = Field(description="Human column.")
+
+
+class HumanAgreement(Agreement):
     """Agreement between two human columns: the ceiling for a judge."""
 
     human_a: str
     human_b: str
-    n: int
-    spearman: float | None
-    ci_low: float | None
-    ci_high: float | None
-    kendall: float | None
-    kendall_ci_low: float | None = None
-    kendall_ci_high: float | None = None
-    undefined_reason: str | None = None
 
 
 class JudgeValidation(BaseModel):

@@ -33,7 +33,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from tidekit.errors import ConfigError, DataError
-from tidekit.metrics import LabelRow, correlate, load_labels
+from tidekit.metrics import Agreement, LabelRow, correlate, load_labels
 from tidekit.metrics._learned import (
     ENCODER_DIR,
     HEAD_FILE,
@@ -52,18 +52,10 @@ __all__ = ["ScorerTrainResult", "grouped_folds", "train_scorer"]
 CV_DIR = ".cv"
 
 
-class LabelAgreement(BaseModel):
+class LabelAgreement(Agreement):
     """Cross-validated agreement of one label's predictions with the held-out human labels."""
 
     label: str
-    n: int
-    spearman: float | None
-    ci_low: float | None
-    ci_high: float | None
-    kendall: float | None
-    kendall_ci_low: float | None = None
-    kendall_ci_high: float | None = None
-    undefined_reason: str | None = None
 
 
 class ScorerTrainResult(BaseModel):
