@@ -180,7 +180,7 @@ def test_a_study_names_a_labels_file_only_with_judges(tmp_path: Path) -> None:
 
     base = {"name": "s", "out": str(tmp_path / "run"), "systems": [{"model": "smollm2-135m"}],
             "judge_validation": {"labels": str(DATA), "human": ["total"]}}
-    with pytest.raises(ValidationError, match=r"scoring\.judges is empty"):
+    with pytest.raises(ValidationError, match=r"scoring\.judges and scoring\.scorers are empty"):
         StudyConfig.model_validate(base)
     cfg = StudyConfig.model_validate(base | {"scoring": {"judges": [{"backend": {"model": "smollm2-135m"}}]}})
     stages = {s.name: s for s in build_stages(cfg)}

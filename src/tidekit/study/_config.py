@@ -267,6 +267,7 @@ class StudyConfig(StrictModel):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"systems: {', '.join(dupes)} listed twice; list each model once with its conditions")
-        if self.judge_validation is not None and not self.scoring.judges:
-            raise ValueError("judge_validation is set but scoring.judges is empty: name the judges to validate")
+        if self.judge_validation is not None and not (self.scoring.judges or self.scoring.scorers):
+            raise ValueError("judge_validation is set but scoring.judges and scoring.scorers are empty: name the "
+                             "judges or learned scorers to validate")
         return self

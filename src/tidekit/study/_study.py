@@ -14,6 +14,7 @@ fine-tuning continues from its newest checkpoint, so a killed run loses at most 
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -96,6 +97,16 @@ def _backend(system: SystemSection, adapter: str | None) -> Any:
                           f"{adapter}; run fine-tuned systems on a kind with an 'adapter' option ({able})") from None
 
 
+def _scorer_key(path: str) -> str | None:
+    """What identifies a trained scorer folder's numbers (its training run key), None when absent."""
+    from tidekit.metrics._learned import META_FILE
+
+    meta = Path(path) / META_FILE
+    if not meta.is_file():
+        return None
+    return str(json.loads(meta.read_text(encoding="utf-8")).get("cv", {}).get("run_key"))
+
+
 def build_stages(cfg: StudyConfig, progress: bool = True) -> list[Stage]:
     """The study's stages, each a closure over its settings and the run folder's layout."""
     layout = RunLayout(cfg.out)
@@ -171,7 +182,9 @@ def build_stages(cfg: StudyConfig, progress: bool = True) -> list[Stage]:
         result = score(score_cfg, out=layout.scores, progress=progress)
         return {"rows": result.rows, "systems": len(result.systems)}
 
-    stages.append(Stage("score", layout.scores, {"scoring": score_cfg.model_dump(mode="json")}, score_stage,
+    scorer_keys = [_scorer_key(spec.path) for spec in cfg.scoring.scorers]  # a retrained scorer reruns scoring
+    stages.append(Stage("score", layout.scores, {"scoring": score_cfg.model_dump(mode="json"),
+                                                 **({"scorers": scorer_keys} if scorer_keys else {})}, score_stage,
                         deps=("split", *gen_names), seed=score_cfg.seed))
 
     # -- the ceiling analysis, when two or more models have both conditions ------------------
@@ -187,7 +200,7 @@ def build_stages(cfg: StudyConfig, progress: bool = True) -> list[Stage]:
         stages.append(Stage("ceiling", layout.ceiling, {"models": both}, ceiling_stage, deps=("score",)))
 
     # -- the judges against human labels (when the config names a labels file) ---------------
-    if cfg.judge_validation is not None and cfg.scoring.judges:
+    if cfg.judge_validation is not None and (cfg.scoring.judges or cfg.scoring.scorers):
         validation = cfg.judge_validation
 
         def validation_stage(context: StageContext) -> dict[str, Any]:
@@ -202,7 +215,8 @@ def build_stages(cfg: StudyConfig, progress: bool = True) -> list[Stage]:
                              "labels_sha256": (hashlib.sha256(Path(validation.labels).read_bytes()).hexdigest()
                                                if Path(validation.labels).is_file() else None),
                              "judges": [j.model_dump(mode="json") for j in cfg.scoring.judges],
-                             "judge": cfg.scoring.judge.model_dump(mode="json")}, validation_stage))
+                             "judge": cfg.scoring.judge.model_dump(mode="json"),
+                             **({"scorers": scorer_keys} if scorer_keys else {})}, validation_stage))
 
     # -- ratings -----------------------------------------------------------------------------
     rating = cfg.rating
