@@ -36,6 +36,7 @@ CONFIG_MODELS = [
     ("Generation (`tidekit generate`)", "tidekit.generation._dataset:GenerateConfig"),
     ("Fine-tuning (`tidekit finetune CONFIG`)", "tidekit.finetuning._config:FinetuneConfig"),
     ("Scoring (`tidekit score --config`)", "tidekit.metrics._config:ScoreConfig"),
+    ("Learned scorer training (`tidekit scorer train --config`)", "tidekit.scorer._config:ScorerTrainConfig"),
     ("Rating study (`tidekit rate create --config`)", "tidekit.rating._config:RatingStudyConfig"),
     ("Simulated raters (`rating.rater_model`)", "tidekit.rating._simulate:RaterModel"),
     ("Analysis (`tidekit analyze --config`)", "tidekit.analysis._config:AnalysisConfig"),

@@ -84,7 +84,8 @@ def train_cmd(labels: Path | None, label: tuple[str, ...], group: str | None, ou
 @click.argument("folder", type=click.Path(path_type=Path))
 @click.option("--out", "-o", required=True, type=click.Path(path_type=Path),
               help="The labels file to write (.csv, or .parquet).")
-def epitome_cmd(folder: Path, out: Path) -> None:
+@json_option("{rows, out}: the labelled pairs written and the file")
+def epitome_cmd(folder: Path, out: Path, as_json: bool) -> None:
     """Join EPITOME's three annotation files (emotional reactions, interpretations, explorations;
     not shipped: academic licence) into one labels file with er, ip, ex (0-2) and total, one row
     per (seeker post, reply), grouped by seeker_id. Then: tidekit scorer train --labels OUT
@@ -93,6 +94,9 @@ def epitome_cmd(folder: Path, out: Path) -> None:
     from tidekit.scorer import epitome_labels
 
     rows = epitome_labels(folder, out)
+    if as_json:
+        echo_json({"rows": rows, "out": str(out)})
+        return
     stdout_console().print(f"{rows} labelled pairs -> {out}")
 
 

@@ -32,14 +32,14 @@ class ScorerTrainConfig(StrictModel):
                                                        "default: the output folder's name.")
     encoder: str = Field(default="minilm-l6", description="The encoder to fine-tune: registry alias or local "
                                                           "transformers folder (a BERT-style encoder).")
-    max_length: int = Field(default=192, ge=16, le=512, description="Tokens per (reply, context) pair; longer pairs "
+    max_length: int = Field(default=160, ge=16, le=512, description="Tokens per (reply, context) pair; longer pairs "
                                                                    "are cut longest-first.")
-    train_layers: int | None = Field(default=None, ge=1, description="Top encoder blocks to train (default: all but "
-                                                                     "the lowest); the embeddings and the blocks below "
-                                                                     "stay frozen and run once per pair.")
+    train_layers: int | None = Field(default=None, ge=1, description="Top encoder blocks to train (default: all); the "
+                                                                     "embeddings and any block below stay frozen and "
+                                                                     "run once per pair.")
     epochs: int = Field(default=3, ge=1, le=50, description="Passes over the training data per fit.")
-    batch_size: int = Field(default=32, ge=1, le=512, description="Pairs per optimiser step.")
-    learning_rate: float = Field(default=8e-5, gt=0, lt=1, description="AdamW peak learning rate (linear warm-up "
+    batch_size: int = Field(default=16, ge=1, le=512, description="Pairs per optimiser step.")
+    learning_rate: float = Field(default=5e-5, gt=0, lt=1, description="AdamW peak learning rate (linear warm-up "
                                                                       "over the first tenth, then linear decay).")
     weight_decay: float = Field(default=0.01, ge=0, description="AdamW weight decay.")
     folds: int = Field(default=3, ge=0, le=20, description="Grouped cross-validation folds for the card's "

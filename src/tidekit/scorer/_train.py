@@ -344,7 +344,7 @@ def train_scorer(config: ScorerTrainConfig, *, out: str | Path, progress: bool =
             encoded = encode_pairs(tokenizer, [r.context for r in rows], [r.response for r in rows],
                                    config.max_length)
             base = ScorerModel.from_encoder(encoder_path, len(scales))
-            train_layers = config.train_layers or max(1, base.n_layers - 1)
+            train_layers = config.train_layers or base.n_layers
             if train_layers > base.n_layers:
                 raise ConfigError(f"train_layers={config.train_layers} but the encoder has {base.n_layers} blocks; "
                                   f"use 1-{base.n_layers}")
