@@ -185,3 +185,18 @@ def test_a_study_names_a_labels_file_only_with_judges(tmp_path: Path) -> None:
     cfg = StudyConfig.model_validate(base | {"scoring": {"judges": [{"backend": {"model": "smollm2-135m"}}]}})
     stages = {s.name: s for s in build_stages(cfg)}
     assert "judge_validation" in stages and "judge_validation" in stages["report"].deps
+
+
+def test_the_large_n_kendall_equals_the_pairwise_one() -> None:
+    """correlate switches to scipy's O(n log n) Kendall above KENDALL_PAIRWISE_MAX_N: same tau-b, ties included."""
+    import numpy as np
+
+    from tidekit.metrics._validate import _kendall_each, _kendall_rows
+
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 4, size=(6, 80)).astype(float)  # many ties
+    y = x + rng.integers(-1, 2, size=(6, 80))
+    y[0] = 1.0  # a constant row: undefined (NaN) both ways
+    pairwise, each = _kendall_rows(x, y), _kendall_each(x, y)
+    assert np.isnan(pairwise[0]) and np.isnan(each[0])
+    np.testing.assert_allclose(each[1:], pairwise[1:], rtol=0, atol=1e-12)
