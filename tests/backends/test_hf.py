@@ -42,7 +42,11 @@ def test_fast_path_matches_plain_transformers_generate(smollm: Any) -> None:
     import torch
 
     # one prompt at a time on both sides: in bf16, batch composition (padding, matmul shapes)
-    # moves logits by rounding noise, which can flip a near-tie greedy choice
+    # moves logits by rounding noise, which can flip a near-tie greedy choice. The batch-invariant
+    # mode (backend.reproducible, the default) pads attention to a fixed key grid, which rounds
+    # differently from transformers in bf16: the fused forward itself is compared here, with it off.
+    if smollm.dtype == "bfloat16":
+        smollm = load_backend(BackendConfig(model="smollm2-135m", batch_size=8, reproducible=False))
     results = [smollm.generate([request])[0] for request in REQUESTS]
     assert smollm.dtype in ("bfloat16", "float32")
     if smollm.dtype == "bfloat16":
