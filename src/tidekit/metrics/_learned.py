@@ -178,9 +178,6 @@ class LearnedScorer:
     def labels(self) -> list[str]:
         return [s.name for s in self.meta.labels]
 
-    def columns(self, name: str | None = None) -> tuple[str, ...]:
-        return tuple(scorer_column(name or self.name, label) for label in self.labels)
-
     def predict(self, contexts: Sequence[str], responses: Sequence[str], batch_size: int = 32,
                 progress: Callable[[int], None] | None = None) -> dict[str, np.ndarray]:
         """Each label's prediction for every (context, reply) pair, on the label's own scale."""

@@ -31,8 +31,9 @@ from tidekit.metrics._registry import Metric, MetricSpec, build_metric
 
 if TYPE_CHECKING:
     from tidekit._manifest import ModelIdentity
+    from tidekit.metrics._learned import ScorerMeta
 
-__all__ = ["LearnedScorerSpec", "Scorer", "ScoringBatch", "build_scorers", "model_identity", "scorer_kind"]
+__all__ = ["LearnedScorerSpec", "LearnedScorerStep", "Scorer", "ScoringBatch", "build_scorers", "model_identity", "scorer_kind"]
 
 
 class LearnedScorerSpec(StrictModel):
@@ -120,33 +121,32 @@ class _ReferenceScorer:
 
 
 @dataclass
-class _LearnedScorer:
+class LearnedScorerStep:
+    """A learned scorer folder as a pipeline step; its description is read once, the model on first use."""
+
     spec: LearnedScorerSpec
+    meta: ScorerMeta
     reference_free: bool = True
     _loaded: Any = field(default=None, repr=False)
 
-    def _scorer(self) -> Any:
-        if self._loaded is None:
-            from tidekit.metrics._learned import load_scorer
-
-            self._loaded = load_scorer(self.spec.path, device=self.spec.device)
-        return self._loaded
-
     @property
     def label_name(self) -> str:
-        from tidekit.metrics._learned import read_meta
-
-        return self.spec.name or read_meta(self.spec.path).name
+        return self.spec.name or self.meta.name
 
     @property
     def name(self) -> str:
         return f"scorer:{self.label_name}"
 
     @property
-    def columns(self) -> tuple[str, ...]:
-        from tidekit.metrics._learned import read_meta, scorer_column
+    def labels(self) -> tuple[str, ...]:
+        """The label each column predicts, in column order."""
+        return tuple(s.name for s in self.meta.labels)
 
-        return tuple(scorer_column(self.label_name, s.name) for s in read_meta(self.spec.path).labels)
+    @property
+    def columns(self) -> tuple[str, ...]:
+        from tidekit.metrics._learned import scorer_column
+
+        return tuple(scorer_column(self.label_name, label) for label in self.labels)
 
     def models(self) -> list[ModelIdentity]:
         from tidekit.metrics._learned import ENCODER_DIR
@@ -155,15 +155,22 @@ class _LearnedScorer:
         return [identity.model_copy(update={"alias": self.label_name})]
 
     def record(self) -> dict[str, Any]:
-        from tidekit.metrics._learned import read_meta
+        return {"kind": "learned", **self.spec.model_dump(), "labels_sha256": self.meta.labels_sha256,
+                "cv": self.meta.cv.get("agreement", [])}
 
-        meta = read_meta(self.spec.path)
-        return {"kind": "learned", **self.spec.model_dump(), "labels_sha256": meta.labels_sha256,
-                "cv": meta.cv.get("agreement", [])}
+    def predict(self, batch: ScoringBatch) -> dict[str, Any]:
+        """Label -> predictions for every reply of ``batch`` (the model loads on first use)."""
+        if self._loaded is None:
+            from tidekit.metrics._learned import load_scorer
+
+            self._loaded = load_scorer(self.spec.path, device=self.spec.device)
+        predicted: dict[str, Any] = self._loaded.predict(batch.contexts, batch.responses,
+                                                         batch_size=self.spec.batch_size)
+        return predicted
 
     def __call__(self, batch: ScoringBatch) -> dict[str, list[float]]:
-        predicted = self._scorer().predict(batch.contexts, batch.responses, batch_size=self.spec.batch_size)
-        return {col: predicted[label].tolist() for col, label in zip(self.columns, predicted, strict=True)}
+        predicted = self.predict(batch)
+        return {col: predicted[label].tolist() for col, label in zip(self.columns, self.labels, strict=True)}
 
 
 _KINDS: dict[str, Callable[[Any], Scorer]] = {}
@@ -193,8 +200,7 @@ def _reference(spec: MetricSpec) -> Scorer:
 def _learned(spec: LearnedScorerSpec) -> Scorer:
     from tidekit.metrics._learned import read_meta
 
-    read_meta(spec.path)  # a clear error for a folder that is not a scorer, before any work
-    return _LearnedScorer(spec)
+    return LearnedScorerStep(spec, read_meta(spec.path))  # a folder that is not a scorer fails here, before work
 
 
 def build_scorers(metrics: Sequence[MetricSpec], learned: Sequence[LearnedScorerSpec]) -> list[Scorer]:

@@ -225,7 +225,7 @@ def validate_judge(labels: str | Path, human: Sequence[str], out: str | Path, co
     from tidekit._io import write_json, write_text
     from tidekit._manifest import RunRecorder
     from tidekit.metrics._judge import JudgeItem, run_judges
-    from tidekit.metrics._scorers import ScoringBatch, build_scorers
+    from tidekit.metrics._scorers import LearnedScorerStep, ScoringBatch, build_scorers
 
     config = config or ScoreConfig()
     judges = config.judges or ([] if config.scorers else [JudgeConfig()])
@@ -234,7 +234,7 @@ def validate_judge(labels: str | Path, human: Sequence[str], out: str | Path, co
     if out.exists() and not out.is_dir():
         raise DataError(f"{out} is a file; give a folder for the validation")
     rows = load_labels(labels, human)
-    scorers = build_scorers([], config.scorers)
+    scorers = [s for s in build_scorers([], config.scorers) if isinstance(s, LearnedScorerStep)]
     with RunRecorder(out, command="judge validate", config=config, seed=config.seed,
                      inputs={"labels": str(labels)}) as run:
         by_judge: dict[str, dict[str, Any]] = {}
@@ -255,12 +255,10 @@ def validate_judge(labels: str | Path, human: Sequence[str], out: str | Path, co
                              references=[""] * len(rows))
         for scorer in scorers:
             with run.step(scorer.name):
-                values = scorer(batch)
+                values = scorer.predict(batch)
             run.models.extend(scorer.models())
-            prefix = scorer.name.removeprefix("scorer:")
-            predicted[scorer.name] = {col.removeprefix(f"scorer_{prefix}_"): dict(zip([r.id for r in rows], v,
-                                                                                       strict=True))
-                                      for col, v in values.items()}
+            predicted[scorer.name] = {label: dict(zip([r.id for r in rows], values[label].tolist(), strict=True))
+                                      for label in scorer.labels}
         correlations: list[Correlation] = []
         with run.step("correlate"):
             for judge, verdicts in by_judge.items():

@@ -172,7 +172,7 @@ class _Frozen:
     """The frozen part's output for every pair, padded per fixed batch of length-sorted rows."""
 
     def __init__(self, model: ScorerModel, tokenizer: Any, encoded: dict[str, list[list[int]]], start: int,
-                 batch_size: int, device: str, dtype: Any, progress: bool) -> None:
+                 device: str, dtype: Any, progress: bool) -> None:
         import numpy as np
         import torch
         from tqdm.auto import tqdm
@@ -349,8 +349,7 @@ def train_scorer(config: ScorerTrainConfig, *, out: str | Path, progress: bool =
                 raise ConfigError(f"train_layers={config.train_layers} but the encoder has {base.n_layers} blocks; "
                                   f"use 1-{base.n_layers}")
             base.encoder.to(device)
-            frozen = _Frozen(base, tokenizer, encoded, base.n_layers - train_layers, config.batch_size,
-                             device, dtype, progress)
+            frozen = _Frozen(base, tokenizer, encoded, base.n_layers - train_layers, device, dtype, progress)
             del base
         oof = np.full(targets.shape, np.nan)
         cv_dir = out / CV_DIR

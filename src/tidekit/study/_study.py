@@ -14,7 +14,6 @@ fine-tuning continues from its newest checkpoint, so a killed run loses at most 
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -99,12 +98,9 @@ def _backend(system: SystemSection, adapter: str | None) -> Any:
 
 def _scorer_key(path: str) -> str | None:
     """What identifies a trained scorer folder's numbers (its training run key), None when absent."""
-    from tidekit.metrics._learned import META_FILE
+    from tidekit.metrics._learned import META_FILE, read_meta
 
-    meta = Path(path) / META_FILE
-    if not meta.is_file():
-        return None
-    return str(json.loads(meta.read_text(encoding="utf-8")).get("cv", {}).get("run_key"))
+    return str(read_meta(path).cv.get("run_key")) if (Path(path) / META_FILE).is_file() else None
 
 
 def build_stages(cfg: StudyConfig, progress: bool = True) -> list[Stage]:
