@@ -310,7 +310,7 @@ def score(config: ScoreConfig, *, out: str | Path, progress: bool = True,
             aggregates = aggregate_scores(agg_input, numeric, n_resamples=config.bootstrap.n_resamples,
                                           confidence=config.bootstrap.confidence, seed=config.seed)
             comparisons = compare_systems(scored, metric_columns + judge_columns, unit=config.comparison_unit,
-                                          reference_free=reference_free | set(judge_columns))
+                                          reference_free=reference_free)  # judge columns are in REFERENCE_FREE
 
         with run.step("write"):
             front = [c for c in table.columns if c not in ("response", "reference", "client_text")]
