@@ -22,23 +22,34 @@ import os
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
-from tidekit.errors import ConfigError, DataError, MissingDependencyError
+from tidekit.errors import ConfigError, DataError
 from tidekit.rating import _schema as t
 from tidekit.rating._config import DEMOGRAPHICS, RatingStudyConfig
 from tidekit.rating._design import RatingPlan
+from tidekit.rating._engine import create_engine, normalize_url
 from tidekit.rating._migrations import migrate
+from tidekit.rating._queries import HOT, insert_rating
 from tidekit.rating._security import keyed_hash, new_completion_code, new_token, sha256_hex
-from tidekit.scenarios import EMPATHY_FACTOR_IDS
+from tidekit.rating._views import (
+    FACTORS,
+    SCORE_FIELDS,
+    AlreadyStarted,
+    ItemView,
+    NotYourItem,
+    RaterView,
+    StudyFull,
+    StudyInfo,
+    TooManyUnfinished,
+)
 
 __all__ = [
     "FACTORS",
+    "SCORE_FIELDS",
     "AlreadyStarted",
     "ItemView",
     "NotYourItem",
@@ -47,166 +58,11 @@ __all__ = [
     "StudyFull",
     "StudyInfo",
     "TooManyUnfinished",
+    "create_engine",
     "normalize_url",
 ]
 
-FACTORS = EMPATHY_FACTOR_IDS  # the DB columns of the ratings table; names come from tidekit.scenarios
-SCORE_FIELDS = ("empathy", *FACTORS)
-
-
-class StudyFull(Exception):
-    """Every bundle is taken: no more raters are needed."""
-
-
-class NotYourItem(Exception):
-    """The assignment does not exist or belongs to another rater."""
-
-
-class AlreadyStarted(Exception):
-    """This Prolific id already has a rater, and the request cannot prove it is that person."""
-
-
-class TooManyUnfinished(Exception):
-    """This client address already holds the most unfinished slots it may."""
-
-
 DOUBLE_CLICK_S = 30.0  # a repeated "I agree" from the same browser and address within this is one rater
-
-
-@dataclass(frozen=True)
-class StudyInfo:
-    """The immutable facts of a study, read once per process."""
-
-    config: RatingStudyConfig
-    secret: str
-    salt: str
-    completion_code: str
-    admin_token_hash: str
-    per_rater: int
-    created_at: float
-
-
-@dataclass(frozen=True)
-class RaterView:
-    """What the app needs to know about the rater behind a session."""
-
-    id: str
-    bundle_id: int
-    has_demographics: bool
-    completed: bool
-    from_prolific: bool
-    simulated: bool
-    consented_here: bool = True  # this session is the one that consented (may withdraw)
-
-
-@dataclass(frozen=True)
-class ItemView:
-    """The next item a rater sees."""
-
-    assignment_id: int
-    item: int
-    position: int
-    context: list[dict[str, str]]
-    response: str
-    is_attention_check: bool
-    expected: int | None
-    system_code: str | None
-
-
-def normalize_url(db: str | Path) -> str:
-    """A SQLAlchemy URL from a URL or a plain file path; PostgreSQL goes through psycopg 3."""
-    text = str(db)
-    if "://" not in text:
-        return f"sqlite:///{Path(text).expanduser().resolve()}"
-    for prefix in ("postgresql://", "postgres://"):
-        if text.startswith(prefix):
-            return "postgresql+psycopg://" + text[len(prefix):]
-    if text.startswith(("sqlite://", "postgresql+psycopg://")):
-        return text
-    raise ConfigError(f"database URL {sa.make_url(text).render_as_string(hide_password=True)!r} is not "
-                      "supported; use a file path, sqlite:///FILE or postgresql://USER@HOST:PORT/DB")
-
-
-def _sqlite_engine(url: str, busy_timeout_s: float) -> sa.Engine:
-    engine = sa.create_engine(url, pool_size=8, max_overflow=24, pool_timeout=60, hide_parameters=True)
-    sync = os.environ.get("TIDEKIT_SQLITE_SYNC", "NORMAL").upper()
-    if sync not in ("NORMAL", "FULL", "EXTRA"):
-        raise ConfigError(f"TIDEKIT_SQLITE_SYNC={sync!r}: use NORMAL, FULL or EXTRA")
-
-    @sa.event.listens_for(engine, "connect")
-    def _connect(dbapi_conn: Any, _record: Any) -> None:
-        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (below)
-        cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute(f"PRAGMA synchronous={sync}")
-        cur.execute(f"PRAGMA busy_timeout={round(busy_timeout_s * 1000)}")
-        cur.execute("PRAGMA foreign_keys=ON")
-        cur.close()
-
-    @sa.event.listens_for(engine, "begin")
-    def _begin(conn: sa.Connection) -> None:
-        # writers take the write lock up front, so they queue on busy_timeout instead of failing
-        # on a lock upgrade; a read needs no transaction (WAL readers see committed data)
-        if conn.get_execution_options().get("tidekit_write", False):
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
-
-    return engine
-
-
-def create_engine(db: str | Path, must_exist: bool = True, busy_timeout_s: float = 30.0) -> sa.Engine:
-    """An engine for ``db``; a missing SQLite file is an error unless ``must_exist`` is False.
-    ``busy_timeout_s``: how long a SQLite write waits for another connection's lock."""
-    url = normalize_url(db)
-    if url.startswith("sqlite"):
-        path = sa.make_url(url).database
-        if not path or path == ":memory:":
-            raise ConfigError("an in-memory SQLite database cannot be shared by a server; give a file path")
-        if must_exist and not Path(path).is_file():
-            raise DataError(f"no rating database at {path}; create the study first with "
-                            "'tidekit rate create CONFIG --dataset ... --generations ... --db ...'")
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        return _sqlite_engine(url, busy_timeout_s)
-    try:
-        import psycopg  # noqa: F401
-    except ImportError:
-        raise MissingDependencyError("The PostgreSQL rating store", "psycopg[binary]",
-                                     "pip install 'tidekit[postgres]'") from None
-    return sa.create_engine(url, pool_size=10, max_overflow=40, pool_pre_ping=True, hide_parameters=True)
-
-
-# The hot-path statements, built once: building a SQLAlchemy statement costs more than running
-# it on SQLite, and these run on every page view and submission.
-def _hot_statements() -> dict[str, Any]:
-    a, i, rt, r, sess = t.assignments.c, t.items.c, t.ratings, t.raters.c, t.sessions.c
-    done = (sa.select(sa.func.count()).select_from(rt).where(rt.c.rater_id == sa.bindparam("rater_id"))
-            .scalar_subquery().label("done"))
-    return {
-        "rater": sa.select(r.id, r.bundle_id, r.demographics_at, r.completed_at, r.pid_hash, r.simulated, sess.kind)
-        .select_from(t.sessions.join(t.raters, r.id == sess.rater_id))
-        .where(sess.token_hash == sa.bindparam("session_hash")),
-        "next_item": sa.select(a.id, a.item_id, a.position, i.context, i.response, i.is_attention_check,
-                               i.expected, i.system_code, done)
-        .join(t.items, i.id == a.item_id)
-        .where(a.bundle_id == sa.bindparam("bundle_id"), ~sa.exists().where(rt.c.assignment_id == a.id))
-        .order_by(a.position).limit(1),
-        "progress": sa.select(sa.func.count()).select_from(rt).where(rt.c.rater_id == sa.bindparam("rater_id")),
-        "owned": sa.select(a.item_id).where(a.id == sa.bindparam("assignment_id"),
-                                            a.bundle_id == sa.bindparam("bundle_id")),
-        "complete": t.raters.update().where(r.id == sa.bindparam("rater_id"), r.completed_at.is_(None))
-        .values(completed_at=sa.bindparam("now"), client_hash=None),  # finished: the address is forgotten
-    }
-
-
-_HOT = _hot_statements()
-
-
-@cache
-def _insert_rating(dialect: str) -> Any:
-    """INSERT a rating unless its assignment already has one (a double submission)."""
-    from sqlalchemy.dialects import postgresql, sqlite
-
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    return insert(t.ratings).on_conflict_do_nothing(index_elements=["assignment_id"]).returning(t.ratings.c.id)
 
 
 class RatingStore:
@@ -419,7 +275,7 @@ class RatingStore:
 
     @staticmethod
     def _rater(conn: sa.Connection, token: str) -> RaterView | None:
-        row = conn.execute(_HOT["rater"], {"session_hash": sha256_hex(token)}).first()
+        row = conn.execute(HOT["rater"], {"session_hash": sha256_hex(token)}).first()
         if row is None:
             return None
         return RaterView(id=row.id, bundle_id=row.bundle_id, has_demographics=row.demographics_at is not None,
@@ -591,12 +447,12 @@ class RatingStore:
 
     @staticmethod
     def _progress(conn: sa.Connection, rater_id: str) -> int:
-        return int(conn.execute(_HOT["progress"], {"rater_id": rater_id}).scalar_one())
+        return int(conn.execute(HOT["progress"], {"rater_id": rater_id}).scalar_one())
 
     @staticmethod
     def _next_item(conn: sa.Connection, rater: RaterView) -> tuple[ItemView | None, int]:
         """The rater's first unrated item and how many they rated, in one query."""
-        row = conn.execute(_HOT["next_item"], {"bundle_id": rater.bundle_id, "rater_id": rater.id}).first()
+        row = conn.execute(HOT["next_item"], {"bundle_id": rater.bundle_id, "rater_id": rater.id}).first()
         if row is None:
             return None, 0
         return ItemView(assignment_id=row.id, item=row.item_id, position=row.position,
@@ -639,15 +495,15 @@ class RatingStore:
         if duration_s is None and shown_at is not None:
             duration_s = round(max(0.0, now - shown_at), 3)
         with self.write() as conn:
-            row = conn.execute(_HOT["owned"], {"assignment_id": assignment_id, "bundle_id": rater.bundle_id}).first()
+            row = conn.execute(HOT["owned"], {"assignment_id": assignment_id, "bundle_id": rater.bundle_id}).first()
             if row is None:
                 raise NotYourItem()
             values = {"assignment_id": assignment_id, "rater_id": rater.id, "item_id": row.item_id,
                       **{k: int(scores[k]) for k in SCORE_FIELDS}, "comment": comment,
                       "submitted_at": now, "duration_s": duration_s}
-            stored = conn.execute(_insert_rating(conn.dialect.name), values).first() is not None
+            stored = conn.execute(insert_rating(conn.dialect.name), values).first() is not None
             if stored and self._progress(conn, rater.id) >= self.info.per_rater:
-                conn.execute(_HOT["complete"], {"rater_id": rater.id, "now": now})
+                conn.execute(HOT["complete"], {"rater_id": rater.id, "now": now})
         return stored
 
     def bundle_items(self, rater: RaterView) -> list[ItemView]:
