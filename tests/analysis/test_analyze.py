@@ -36,7 +36,11 @@ def test_planted_age_by_style_interaction_is_found(planted: Any) -> None:
     assert rater.level == "rater" and rater.role == "sensitivity" and not rater.finding
     assert rater.p_adjusted < 0.01
     contrasts = rater.extra["group_contrasts"]  # older raters gain more from validate-first replies
-    assert contrasts["55+"] > contrasts["35-54"] > contrasts["18-34"]
+    order = ["18-24", "25-34", "35-44", "45-54", "55-64", "65+"]  # the rating app's age groups
+    assert set(contrasts) == set(order)
+    from scipy import stats
+    assert stats.kendalltau([order.index(g) for g in contrasts], list(contrasts.values())).statistic > 0.6
+    assert contrasts["65+"] > contrasts["18-24"] + 0.5
     anova = planted.find(family="demographic-interaction/rater-anova", term="age_group x condition")[0]
     assert anova.p_adjusted < 0.01 and anova.finding and anova.role == "primary"  # the default primary test
     lmm = planted.find(family="demographic-interaction/lmm", term="age_group x condition")[0]
@@ -109,21 +113,23 @@ def test_out_of_scale_errors_or_is_excluded() -> None:
 
 def test_raters_without_demographics_and_one_level_factors_are_stated() -> None:
     df = _base()
-    df["gender"] = "female"  # one level
+    df["gender"] = "woman"  # one level
     df.loc[df["rater_id"] == "r0001", "age_group"] = "prefer_not_to_say"
     df["model"] = "only-model"
     res = analyze(AnalysisConfig(by=["age_group", "gender"], ordinal="none", bootstrap=0,
                                  interactions_with=["condition"]), ratings=df)
     assert any("gender" in s and "one level" in s for s in res.skipped)
     age = [e for e in res.exclusions if "age_group" in e.reason]
-    assert age and age[0].raters == 1 and age[0].scope == "tests of age_group"
+    unsaid = set(df.loc[df["age_group"] == "prefer_not_to_say", "rater_id"])  # r0001 and any simulated ones
+    assert "r0001" in unsaid and age and age[0].scope == "tests of age_group"
+    assert age[0].raters == len(unsaid) and set(age[0].detail) == unsaid
     res2 = analyze(AnalysisConfig(by=[], ordinal="none", bootstrap=0), ratings=df.assign(system="s"))
     assert any("system comparison skipped: one level" in s for s in res2.skipped)
 
 
 def test_inconsistent_rater_attributes_are_an_error() -> None:
     df = _base()
-    df.loc[df.index[:2], "age_group"] = ["18-34", "55+"]
+    df.loc[df.index[:2], "age_group"] = ["18-24", "65+"]
     df.loc[df.index[:2], "rater_id"] = "r0000"
     with pytest.raises(DataError, match="constant per rater"):
         analyze(AnalysisConfig(by=["age_group"]), ratings=df)

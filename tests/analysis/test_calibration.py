@@ -97,7 +97,8 @@ def test_half_point_ratings_are_analysed_as_they_are() -> None:
 
 def test_half_point_ratings_reach_every_test_unrounded() -> None:
     df = simulate_design(StudyDesign(conversations=12, raters=12, ratings_per_rater=10), seed=3)
-    df["empathy"] = df["empathy"].astype(float) - 0.5 * (np.arange(len(df)) % 2)  # half the ratings at x.5
+    half = 0.5 * (np.arange(len(df)) % 2) * np.where(df["empathy"] > 1, -1, 1)  # half the ratings at x.5,
+    df["empathy"] = df["empathy"].astype(float) + half  # inside the 1-7 scale whatever the seed draws
     res = analyze(AnalysisConfig(by=[], bootstrap=0, rating_level_tests=False), ratings=df)
     assert res.integer_ratings is False and any("not whole scale points" in n for n in res.notes)
     assert any(k.endswith(".5") for k in res.summary.rating_counts)
@@ -108,18 +109,19 @@ def test_trend_test_for_ordered_attributes_matches_scipy() -> None:
     from scipy import stats
 
     from tidekit.analysis._simulate import synthetic_ratings
+    from tidekit.rating._demographics import AGE_GROUPS
 
-    df = synthetic_ratings(raters=60, conversations=20, ratings_per_rater=10, age_main=0.9, seed=5,
+    df = synthetic_ratings(raters=160, conversations=20, ratings_per_rater=10, age_main=1.2, seed=5,
                            missing_attribute_rate=0.0, attention_checks=0)
     res = analyze(AnalysisConfig(by=["age_group", "gender"], interactions_with=[], bootstrap=0,
                                  ordinal="none", primary={"attributes": {"age_group": "trend"}}), ratings=df)
     trend = res.find(family="demographic-main/trend:age_group")[0]
-    assert trend.finding and trend.role == "primary" and trend.extra["order"] == ["18-34", "35-54", "55+"]
+    assert trend.finding and trend.role == "primary" and trend.extra["order"] == list(AGE_GROUPS)
     assert res.find(family="demographic-main/rater-level", term="age_group")[0].role == "sensitivity"
     # oracle: scipy's Kendall tau-b of (level rank, rater mean) on the same rater means
     checks = df[~df["is_attention_check"]]
     means = checks.groupby("rater_id")["empathy"].mean()
-    rank = checks.groupby("rater_id")["age_group"].first().map({"18-34": 0, "35-54": 1, "55+": 2})
+    rank = checks.groupby("rater_id")["age_group"].first().map(AGE_GROUPS.index)
     ref = stats.kendalltau(rank.loc[means.index], means, variant="b")
     assert trend.statistic == pytest.approx(ref.statistic) and trend.p == pytest.approx(ref.pvalue)
     assert trend.estimate is not None and trend.estimate > 0 and trend.ci_low is not None

@@ -97,12 +97,37 @@ def test_docs_list_every_answer() -> None:
         assert re.findall(r"`([^`]+)`", line)[1:] == list(demographic_values(field)), field
 
 
-@pytest.mark.xfail(strict=True, reason="analysis/_simulate.py (owned elsewhere) still draws its own categories; "
-                                       "it should import tidekit.rating._demographics")
 def test_the_analysis_simulator_draws_the_same_vocabulary() -> None:
     from tidekit.analysis._simulate import synthetic_ratings
 
-    frame = synthetic_ratings(raters=30, conversations=4, ratings_per_rater=4, seed=1)
+    frame = synthetic_ratings(raters=2000, conversations=4, ratings_per_rater=2, missing_attribute_rate=0.05, seed=1)
     for field in DEMOGRAPHIC_FIELDS:
-        if field in frame:
-            assert set(frame[field].dropna()) <= set(demographic_values(field)), field
+        assert field in frame, field
+        # every answer the app offers, prefer_not_to_say included, and nothing else
+        assert set(frame[field].dropna()) == set(demographic_values(field)), field
+
+
+def test_the_analysis_simulator_refuses_answers_no_rater_can_give() -> None:
+    from tidekit.analysis._simulate import SyntheticSpec, synthetic_ratings
+
+    for bad in ({"gender": {"female": 0.5, "male": 0.5}}, {"age_group": {"18-34": 1.0}}, {"sex": {"woman": 1.0}}):
+        with pytest.raises(ValidationError, match="rating app"):
+            SyntheticSpec(demographics=bad)
+    with pytest.raises(ValidationError, match="positive sum"):
+        SyntheticSpec(demographics={"gender": {"woman": 0.0}})
+    only = synthetic_ratings(raters=20, conversations=4, ratings_per_rater=4, missing_attribute_rate=0.0, seed=3,
+                             demographics={"gender": {"woman": 1, "non_binary": 1}})
+    assert set(only["gender"]) == {"woman", "non_binary"}
+
+
+def test_the_analysis_simulator_plants_gender_on_the_apps_woman() -> None:
+    from tidekit.analysis._simulate import synthetic_ratings
+
+    kw: dict[str, Any] = {"raters": 200, "conversations": 10, "ratings_per_rater": 10, "attention_checks": 0,
+                          "missing_attribute_rate": 0.0, "seed": 4}
+    flat, planted = synthetic_ratings(**kw), synthetic_ratings(**kw, gender_main=2.0)
+    assert list(flat["gender"]) == list(planted["gender"])  # same raters, only the effect differs
+    gain = planted["empathy"].astype(float) - flat["empathy"].astype(float)
+    by_gender = gain.groupby(planted["gender"]).mean()
+    assert by_gender["woman"] > 1.5 and all(abs(by_gender[g]) < 0.2 for g in by_gender.index if g != "woman"), \
+        by_gender

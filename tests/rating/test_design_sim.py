@@ -67,7 +67,7 @@ def test_item_features() -> None:
 
 
 def test_simulated_raters_carry_the_planted_effects(dataset: Dataset, tmp_path: Path) -> None:
-    """The default model plants +0.6 for raters 55+ on validation-first replies and no gender
+    """The default model plants +0.6 for raters 55-64 and 65+ on validation-first replies and no gender
     effect; a rater-level comparison of the export recovers the one and not the other."""
     import pandas as pd
 

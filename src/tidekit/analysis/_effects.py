@@ -153,8 +153,12 @@ def largest_difference(groups: dict[str, np.ndarray], level: float = 0.95
 
     The estimate of an omnibus test across several groups; its interval is that pair's Welch
     interval, not adjusted for having chosen the pair (the pairwise rows give every pair).
+    Groups of one rater have no interval, so the pair is chosen among groups of two or more
+    where at least two such groups exist (a study with one non-binary rater still gets a CI).
     """
     means = {k: float(np.mean(v)) for k, v in groups.items() if len(v)}
+    if sum(len(groups[k]) >= 2 for k in means) >= 2:
+        means = {k: m for k, m in means.items() if len(groups[k]) >= 2}
     hi_k, lo_k = max(means, key=lambda k: means[k]), min(means, key=lambda k: means[k])
     d, lo, hi = welch_diff_ci(np.asarray(groups[hi_k], float), np.asarray(groups[lo_k], float), level)
     return hi_k, lo_k, d, lo, hi

@@ -5,7 +5,7 @@ crossed random-effects model on a latent scale, rounded and clipped to the 1-7 s
 
     latent = 4.2 + rater_r + conversation_c + item_i + system_s + gain * fine_tuned
              + style_i * (age_style * age_rank_r + slope_r)
-             + age_main * age_rank_r + gender_main * female_r + noise
+             + age_main * age_rank_r + gender_main * woman_r + noise
 
 ``conversation_c`` is shared by every system's reply to conversation c (how hard the message is
 to answer well); ``item_i`` is the particular reply's own quality (reply SD). Raters see a
@@ -15,7 +15,15 @@ balanced set of systems (``assignment="balanced"``) or a random subset of all re
 ``style`` is 1 for replies that validate distress before offering support (here: the
 fine-tuned systems) and 0 otherwise, so ``age_style`` plants the paper's "older adults prefer
 validation first" as an age x condition interaction; ``age_rank`` is 0 for the youngest group,
-1 for the oldest. Every row is marked ``simulated=True``, and the report labels such ratings.
+1 for the oldest, evenly spaced over the rating app's age groups. Every row is marked
+``simulated=True``, and the report labels such ratings.
+
+Rater demographics use the rating app's one vocabulary (:mod:`tidekit.rating._demographics`):
+every answer a rater can choose, drawn with ``demographics`` shares (default
+``TYPICAL_SHARES``), and ``prefer_not_to_say`` for a share ``missing_attribute_rate`` of raters
+per question. A rater who prefers not to say keeps the true answer that planted effects use, as
+a real rater has an age whether or not they give it. The vocabulary is imported inside the
+functions: importing it loads :mod:`tidekit.rating`, which ``import tidekit.analysis`` need not.
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from tidekit._config import StrictModel
 from tidekit.analysis._rater_model import Planted, RaterBehaviour
@@ -34,11 +42,6 @@ if TYPE_CHECKING:
 
 __all__ = ["SyntheticSpec", "synthetic_ratings"]
 
-AGE_GROUPS = ("18-34", "35-54", "55+")
-GENDERS = ("female", "male", "non-binary")
-EDUCATION = ("high_school", "bachelor", "graduate")
-RACE = ("asian", "black", "hispanic_latino", "white", "multiracial")
-MH_SUPPORT = ("none", "some", "ongoing")
 
 
 class SyntheticSpec(StrictModel):
@@ -66,12 +69,28 @@ class SyntheticSpec(StrictModel):
     age_style: float = Field(default=0.0, description="Extra preference for validate-first replies of the "
                                                       "oldest vs youngest group (points; planted interaction).")
     age_main: float = Field(default=0.0, description="Oldest minus youngest main effect (points).")
-    gender_main: float = Field(default=0.0, description="Female minus others main effect (points).")
+    gender_main: float = Field(default=0.0, description="Main effect of raters answering gender 'woman' over all "
+                                                        "others (points).")
+    demographics: dict[str, dict[str, float]] = Field(
+        default_factory=dict, description="Per rater question, the share of each answer (normalised), in the rating "
+                                          "app's vocabulary (docs/rating.md); questions left out use "
+                                          "tidekit.rating._demographics.TYPICAL_SHARES.")
     missing_attribute_rate: float = Field(default=0.03, ge=0, le=1,
                                           description="Share of raters answering prefer_not_to_say per attribute.")
     attention_checks: int = Field(default=2, ge=0, description="Attention-check rows per rater.")
     attention_fail_rate: float = Field(default=0.05, ge=0, le=1, description="Chance a rater fails a check.")
     seed: int = Field(default=0, description="Seed.")
+
+    @field_validator("demographics")
+    @classmethod
+    def _answers_a_rater_can_give(cls, value: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+        from tidekit.rating._demographics import check_answers
+
+        for field, shares in value.items():
+            check_answers(field, list(shares), f"demographics.{field} answers")
+            if any(v < 0 for v in shares.values()) or sum(shares.values()) <= 0:
+                raise ValueError(f"demographics.{field} shares must be >= 0 with a positive sum, got {shares}")
+        return value
 
     def behaviour(self) -> RaterBehaviour:
         """The rater model with this study's variance components, on the 1-7 scale."""
@@ -95,22 +114,14 @@ def synthetic_ratings(spec: SyntheticSpec | None = None, **overrides: object) ->
                        for m, c in systems])
     style = np.array([1.0 if c == "fine_tuned" else 0.0 for _, c in systems])
 
-    def pick(levels: tuple[str, ...], p: list[float] | None = None) -> np.ndarray:
-        return rng.choice(np.array(levels, dtype=object), size=R, p=p)
-
-    age = pick(AGE_GROUPS)
-    gender = pick(GENDERS, [0.47, 0.45, 0.08])
-    attrs = {"age_group": age, "gender": gender, "education": pick(EDUCATION, [0.3, 0.45, 0.25]),
-             "race_ethnicity": pick(RACE), "mh_support_experience": pick(MH_SUPPORT)}
-    age_rank = np.array([AGE_GROUPS.index(a) / (len(AGE_GROUPS) - 1) for a in age])
-    female = (gender == "female").astype(float)
+    # who the raters are comes from its own stream, so the shares (or the vocabulary) never move
+    # the ratings' random effects: the same seed gives the same leniencies, items and noise
+    people = np.random.default_rng([spec.seed, 1])
+    attrs = _draw_demographics(people, spec, R)
+    age_rank, woman = _planted_weights(attrs)
     u_r = behaviour.leniency(rng, R)
     slope_r = behaviour.slopes(rng, R)
     u_i = behaviour.item_effects(rng, (C, S))
-    for name, values in attrs.items():  # some raters prefer not to say (gender, education, ...)
-        if name != "age_group":
-            values[rng.random(R) < spec.missing_attribute_rate] = "prefer_not_to_say"
-
     k = spec.ratings_per_rater
     rows_r = np.repeat(np.arange(R), k)
     if spec.assignment == "random":
@@ -121,7 +132,7 @@ def synthetic_ratings(spec: SyntheticSpec | None = None, **overrides: object) ->
     else:
         rows_s = np.concatenate([(np.arange(k) + rng.integers(S)) % S for _ in range(R)])
         rows_c = np.concatenate([rng.choice(C, size=k, replace=k > C) for _ in range(R)])
-    planted = [Planted(spec.age_main, age_rank[rows_r]), Planted(spec.gender_main, female[rows_r]),
+    planted = [Planted(spec.age_main, age_rank[rows_r]), Planted(spec.gender_main, woman[rows_r]),
                Planted(spec.age_style, age_rank[rows_r], style[rows_s])]
     latent = behaviour.latent(rng, 4.2 + sys_fx[rows_s], rater=u_r[rows_r], item=u_i[rows_c, rows_s],
                               style=style[rows_s], slope=slope_r[rows_r], planted=planted,
@@ -156,7 +167,7 @@ def synthetic_ratings(spec: SyntheticSpec | None = None, **overrides: object) ->
             "empathy": 7, **{f: 7 for f in facets}})
         df = pd.concat([df, checks], ignore_index=True)
     ridx = df["rater_id"].str[1:].astype(int).to_numpy()
-    for name, values in attrs.items():
+    for name, values in _masked(people, attrs, spec.missing_attribute_rate).items():
         df[name] = values[ridx]
     df.insert(0, "rating_id", np.arange(1, len(df) + 1))
     df["comment"] = ""
@@ -164,3 +175,38 @@ def synthetic_ratings(spec: SyntheticSpec | None = None, **overrides: object) ->
     df["duration_s"] = np.round(rng.gamma(4.0, 8.0, len(df)), 1)
     df["simulated"] = True
     return df
+
+
+def _draw_demographics(rng: np.random.Generator, spec: SyntheticSpec, raters: int) -> dict[str, np.ndarray]:
+    """Each rater's true answer to every question of the rating app, drawn with the spec's shares."""
+    from tidekit.rating._demographics import DEMOGRAPHIC_FIELDS, TYPICAL_SHARES
+
+    out: dict[str, np.ndarray] = {}
+    for field in DEMOGRAPHIC_FIELDS:
+        shares = spec.demographics.get(field) or TYPICAL_SHARES[field]
+        p = np.array(list(shares.values()), dtype=float)
+        out[field] = rng.choice(np.array(list(shares), dtype=object), size=raters, p=p / p.sum())
+    return out
+
+
+def _planted_weights(attrs: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Rater weights of the planted effects: age rank (0 youngest group, 1 oldest) and woman (1/0).
+
+    A configured ``prefer_not_to_say`` share has no age: such raters get the middle rank."""
+    from tidekit.rating._demographics import AGE_GROUPS
+
+    step = {a: i / (len(AGE_GROUPS) - 1) for i, a in enumerate(AGE_GROUPS)}
+    age_rank = np.array([step.get(a, 0.5) for a in attrs["age_group"]])
+    return age_rank, (attrs["gender"] == "woman").astype(float)
+
+
+def _masked(rng: np.random.Generator, attrs: dict[str, np.ndarray], rate: float) -> dict[str, np.ndarray]:
+    """The answers raters give: each question ``prefer_not_to_say`` for a share ``rate`` of raters."""
+    from tidekit.rating._demographics import PREFER_NOT
+
+    out = {}
+    for name, values in attrs.items():
+        given = values.copy()
+        given[rng.random(len(given)) < rate] = PREFER_NOT
+        out[name] = given
+    return out

@@ -15,8 +15,8 @@ from typing import Literal, get_args
 
 __all__ = [
     "AGE_GROUPS", "DEMOGRAPHICS", "DEMOGRAPHIC_FIELDS", "EDUCATION_LEVELS", "GENDERS", "MH_SUPPORT", "PREFER_NOT",
-    "RACE_ETHNICITY", "AgeGroup", "DemographicField", "Education", "Gender", "MhSupport", "RaceEthnicity",
-    "demographic_values",
+    "RACE_ETHNICITY", "TYPICAL_SHARES", "AgeGroup", "DemographicField", "Education", "Gender", "MhSupport",
+    "RaceEthnicity", "check_answers", "demographic_values",
 ]
 
 PREFER_NOT = "prefer_not_to_say"
@@ -79,3 +79,32 @@ def demographic_values(field: str, prefer_not: bool = True) -> tuple[str, ...]:
         raise KeyError(f"{field!r} is not a rater demographic; use one of {', '.join(DEMOGRAPHIC_FIELDS)}")
     values = _VALUES[field]
     return (*values, PREFER_NOT) if prefer_not else values
+
+
+# Shares of each answer in a typical online rater panel, for simulators that want a realistic
+# sample rather than a uniform one (tidekit.analysis.synthetic_ratings). Rough figures for an
+# English-speaking crowd-work panel, not measured on any study: younger raters more common, a
+# few percent non-binary or another gender, so small groups occur as they do in real studies.
+TYPICAL_SHARES: dict[DemographicField, dict[str, float]] = {
+    "age_group": {"18-24": 0.18, "25-34": 0.26, "35-44": 0.2, "45-54": 0.15, "55-64": 0.12, "65+": 0.09},
+    "gender": {"woman": 0.48, "man": 0.44, "non_binary": 0.05, "another": 0.03},
+    "education": {"secondary_or_less": 0.2, "some_college": 0.3, "bachelors": 0.32, "graduate": 0.18},
+    "race_ethnicity": {"asian": 0.1, "black": 0.1, "hispanic_latino": 0.12, "middle_eastern_north_african": 0.03,
+                       "indigenous": 0.02, "pacific_islander": 0.01, "white": 0.55, "multiple": 0.05,
+                       "another": 0.02},
+    "mh_support_experience": {"none": 0.45, "received": 0.35, "provided": 0.08, "both": 0.12},
+}
+
+
+def check_answers(field: str, answers: list[str], what: str) -> None:
+    """Raise ValueError unless ``field`` is a question and every answer is one the app offers.
+
+    Simulators call this on their configured levels, so a simulated study carries only answers a
+    real rater can give and an analysis written against one runs on the other."""
+    if field not in _VALUES:
+        raise ValueError(f"{field!r} is not a question of the rating app; use {', '.join(DEMOGRAPHIC_FIELDS)}")
+    known = demographic_values(field)
+    unknown = [a for a in answers if a not in known]
+    if unknown:
+        raise ValueError(f"{what} {unknown} are not answers the rating app offers for {field}; "
+                         f"use {', '.join(known)}")

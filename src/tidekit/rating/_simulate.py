@@ -19,7 +19,7 @@ rater r and item i with system s, condition c:
 
 An inattentive rater (probability ``1 - attentive_share``) answers uniformly at random, so
 fails attention checks; attentive raters answer checks correctly. By default older raters
-(55+) rate validation-first replies 0.6 points higher and graduate-educated raters rate
+(55-64 and 65+) rate validation-first replies 0.6 points higher and graduate-educated raters rate
 emotionally layered replies 0.4 higher (the paper's reported patterns); there is no gender
 effect. The item features are the heuristics :func:`validation_first` and
 :func:`emotionally_layered`.
@@ -40,7 +40,7 @@ from tidekit.rating._demographics import (
     DEMOGRAPHICS,
     PREFER_NOT,
     DemographicField,
-    demographic_values,
+    check_answers,
 )
 from tidekit.rating._store import FACTORS, ItemView, RatingStore, StudyFull
 
@@ -93,17 +93,8 @@ class PlantedEffect(StrictModel):
 
     @model_validator(mode="after")
     def _levels_a_rater_can_choose(self) -> PlantedEffect:
-        _check_levels(self.attribute, self.levels, "planted levels")
+        check_answers(self.attribute, self.levels, "planted levels")
         return self
-
-
-def _check_levels(attribute: str, levels: list[str], what: str) -> None:
-    """A simulated study must carry only answers a real rater can give."""
-    known = demographic_values(attribute)
-    unknown = [lv for lv in levels if lv not in known]
-    if unknown:
-        raise ValueError(f"{what} {unknown} are not answers the rating app offers for {attribute}; "
-                         f"use {', '.join(known)}")
 
 
 def _default_planted() -> list[PlantedEffect]:
@@ -144,10 +135,7 @@ class RaterModel(StrictModel):
     @classmethod
     def _answers_a_rater_can_give(cls, value: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
         for attribute, probs in value.items():
-            if attribute not in DEMOGRAPHICS:
-                raise ValueError(f"{attribute!r} is not a question of the rating app; use "
-                                 f"{', '.join(DEMOGRAPHICS)}")
-            _check_levels(attribute, list(probs), f"demographics.{attribute} levels")
+            check_answers(attribute, list(probs), f"demographics.{attribute} levels")
         return value
 
     def behaviour(self, points: int) -> RaterBehaviour:
