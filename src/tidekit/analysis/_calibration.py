@@ -157,6 +157,15 @@ class PPIDesign(StrictModel):
     bias: float = Field(default=0.0, description="System-dependent bias of the predictor: the last system's "
                                                  "predictor is shifted by this many predictor SDs, the "
                                                  "others evenly between, unrelated to their quality.")
+    strata: int = Field(default=0, ge=0, description="0: the rated conversations are a simple random sample. "
+                                                     "H >= 2: H strata of unequal size (proportional to 1..H), "
+                                                     "the rated conversations spread evenly over them (as "
+                                                     "'rating.study.strata' does), so small strata are "
+                                                     "oversampled.")
+    stratum_effect: float = Field(default=0.8, description="With strata: the quality offset of the smallest "
+                                                           "stratum (the largest gets minus this, the others "
+                                                           "evenly between), so ignoring the design biases the "
+                                                           "means.")
 
 
 def _scale_mean(mean: np.ndarray, sd: float, points: int = 7) -> np.ndarray:
@@ -182,13 +191,14 @@ def simulate_ppi_study(design: PPIDesign, seed: int) -> tuple[pd.DataFrame, pd.D
     mu = 4.2 + d.effect * steps
     behaviour = RaterBehaviour(rater_sd=d.rater_sd, item_sd=d.reply_sd, noise_sd=d.residual_sd,
                                conversation_sd=d.conversation_sd, points=7)
-    conv = rng.normal(0, d.conversation_sd, C)
+    stratum, offsets, sizes = _strata(d, C)
+    conv = rng.normal(0, d.conversation_sd, C) + offsets[stratum]
     quality = mu[None, :] + conv[:, None] + behaviour.item_effects(rng, (C, S))
     q_sd = float(np.hypot(d.conversation_sd, d.reply_sd)) or 1.0
     noise = rng.normal(0, 1, (C, S))
     z = d.correlation * (quality - mu[None, :]) / q_sd + np.sqrt(1 - d.correlation ** 2) * noise
     predictor = 0.5 + 0.1 * (z + (mu[None, :] - 4.2) / q_sd * d.correlation + d.bias * steps[None, :])
-    rated = np.sort(rng.choice(C, size=d.rated, replace=False))
+    rated, take = _draw(rng, stratum, sizes, d.rated)
     slots = np.repeat(np.arange(d.rated * S), k)[rng.permutation(d.rated * S * k)]
     raters = -(-len(slots) // d.ratings_per_rater)
     rater_of = np.arange(len(slots)) // d.ratings_per_rater
@@ -199,11 +209,40 @@ def simulate_ppi_study(design: PPIDesign, seed: int) -> tuple[pd.DataFrame, pd.D
     sys_ids = np.array([f"s{s:02d}" for s in range(S)], dtype=object)
     ratings = pd.DataFrame({"rater_id": np.array([f"r{r:05d}" for r in range(raters)], dtype=object)[rater_of],
                             "item_id": conv_ids[rc] + "|" + sys_ids[rs], "conversation_id": conv_ids[rc],
-                            "system": sys_ids[rs], "empathy": behaviour.to_scale(latent), "simulated": True})
+                            "system": sys_ids[rs], "empathy": behaviour.to_scale(latent), "simulated": True,
+                            # the design columns 'tidekit rate export' writes
+                            "sampling": "stratified:scenario_id" if d.strata else "simple_random",
+                            "stratum": np.array([f"h{h:02d}" for h in stratum[rc]], dtype=object),
+                            "inclusion_probability": (take / sizes)[stratum[rc]], "frame_size": sizes[stratum[rc]]})
     scores = pd.DataFrame({"conversation_id": np.repeat(conv_ids, S), "system": np.tile(sys_ids, C),
+                           "scenario_id": np.repeat([f"h{h:02d}" for h in stratum], S),
                            "predictor": predictor.ravel()})
     total_sd = float(np.sqrt(d.conversation_sd ** 2 + d.reply_sd ** 2 + d.rater_sd ** 2 + d.residual_sd ** 2))
-    return ratings, scores, _scale_mean(mu, total_sd)
+    truth = sum(sizes[h] / C * _scale_mean(mu + offsets[h], total_sd) for h in range(len(sizes)))
+    return ratings, scores, np.asarray(truth)
+
+
+def _strata(d: PPIDesign, C: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(stratum of each conversation, quality offset and size of each stratum): one stratum
+    without ``d.strata``; else sizes proportional to 1..H, the smallest offset by +effect."""
+    if d.strata < 2:
+        return np.zeros(C, int), np.zeros(1), np.array([C])
+    H = d.strata
+    sizes = np.floor(C * np.arange(1, H + 1) / (H * (H + 1) / 2)).astype(int)
+    sizes[-1] += C - sizes.sum()
+    offsets = d.stratum_effect * (1 - 2 * np.arange(H) / (H - 1))
+    return np.repeat(np.arange(H), sizes), offsets, sizes
+
+
+def _draw(rng: np.random.Generator, stratum: np.ndarray, sizes: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(sorted rated conversations, rated count per stratum): a simple random sample, or within
+    each stratum an even share of ``n`` (capped at the stratum's size)."""
+    H = len(sizes)
+    take = np.minimum(sizes, n // H)
+    take[: n - int(take.sum())] += 1  # the remainder (sizes are sorted ascending; all have room here)
+    take = np.minimum(sizes, take)
+    chosen = [rng.choice(np.flatnonzero(stratum == h), size=int(take[h]), replace=False) for h in range(H)]
+    return np.sort(np.concatenate(chosen)), take
 
 
 class PPICalibrationResult(BaseModel):

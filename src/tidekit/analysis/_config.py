@@ -137,6 +137,12 @@ class PPIConfig(StrictModel):
     rater_adjustment: Literal["centre", "none"] = Field(
         default="centre", description="A reply's human value: the mean of its ratings after removing each "
                                       "rater's leniency ('centre'), or the plain mean ('none').")
+    sampling: Literal["recorded", "simple_random"] = Field(
+        default="recorded", description="How the rated conversations were drawn: 'recorded' reads the design "
+                                        "'tidekit rate export' writes on every row (census, simple random or "
+                                        "stratified, whose strata are weighted by their share; ratings without "
+                                        "one are assumed a simple random sample, and the result says so); "
+                                        "'simple_random' states that they are one and ignores any record.")
     target_width: float = Field(default=0.5, gt=0, description="Design help (with --power, and in a study's "
                                                                "--dry-run): the full 95% CI width, in rating "
                                                                "points, to plan the rated conversations for.")

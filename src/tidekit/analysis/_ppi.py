@@ -38,8 +38,8 @@ from scipy import stats
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["MeanEstimate", "RaterCentring", "cross_fit", "ppi_mean", "ppi_ols", "rater_centred_means", "rater_offsets",
-           "tuned_lambda"]
+__all__ = ["MeanEstimate", "RaterCentring", "cross_fit", "ppi_mean", "ppi_mean_stratified", "ppi_ols",
+           "rater_centred_means", "rater_offsets", "tuned_lambda"]
 
 Interval = Literal["t", "z"]
 
@@ -139,6 +139,60 @@ def ppi_mean(y: np.ndarray, f: np.ndarray, f_unlabeled: np.ndarray, *, alpha: fl
         corr = float(np.corrcoef(y, f)[0, 1])
     return MeanEstimate(estimate=est, se=se, ci_low=est - q * se, ci_high=est + q * se, lam=float(lam),
                         human=human, human_se=human_se, human_ci_low=human - q_h * human_se,
+                        human_ci_high=human + q_h * human_se, n=n, N=N, correlation=corr, df=df_r, human_df=df_h)
+
+
+def ppi_mean_stratified(y: np.ndarray, f: np.ndarray, f_unlabeled: np.ndarray, strata: np.ndarray,
+                        strata_unlabeled: np.ndarray, *, alpha: float = 0.05, interval: Interval = "t",
+                        extra_var: float = 0.0) -> MeanEstimate:
+    """PPI++ mean over a stratified sample: per stratum h the rated units are a simple random
+    sample of its ``n_h + N_h`` units; the target is the mean over all units, each stratum weighted
+    by its share ``W_h = (n_h + N_h) / M``. One lambda for every stratum minimises the estimated
+    variance ``sum_h W_h^2 (lambda^2 var(f_unrated,h)/N_h + var(Y_h - lambda f_h)/n_h)``, a
+    quadratic in lambda: lambda = B / A with ``A = sum W_h^2 (var(f_unrated,h)/N_h +
+    var(f_h)/n_h)`` and ``B = sum W_h^2 cov(Y_h, f_h)/n_h`` (a stratum with one unrated unit uses
+    the var(f) of all its units). A stratum with every unit rated contributes its plain mean. With
+    one stratum the estimate is :func:`ppi_mean`'s at that lambda (ppi_py's tuned lambda replaces
+    the two variances of f by their pooled value). Every stratum needs at least 2 rated units."""
+    y, f, fu = (np.asarray(a, dtype=float) for a in (y, f, f_unlabeled))
+    sy, su = np.asarray(strata, dtype=object), np.asarray(strata_unlabeled, dtype=object)
+    if not (y.shape == f.shape == sy.shape) or fu.shape != su.shape:
+        raise ValueError("y, f and strata (and f_unlabeled and strata_unlabeled) must have one length")
+    levels = sorted(set(sy.tolist()))
+    if set(su.tolist()) - set(levels):
+        raise ValueError("unrated units in a stratum with no rated unit: the sample cannot speak for them")
+    small = interval == "t"
+    dd = 1 if small else 0
+    M = len(y) + len(fu)
+    parts = []
+    for h in levels:
+        yh, fh, fuh = y[sy == h], f[sy == h], fu[su == h]
+        if len(yh) < 2:
+            raise ValueError(f"stratum {h!r} has {len(yh)} rated unit(s); a stratified mean needs 2 in each")
+        w = (len(yh) + len(fuh)) / M
+        var_u = float(np.var(fuh, ddof=dd)) if len(fuh) > 1 else float(np.var(np.concatenate([fh, fuh]), ddof=1))
+        cov = float(np.cov(yh, fh, ddof=dd)[0, 1])
+        parts.append((w, yh, fh, fuh, var_u, cov))
+    a = sum(w * w * (vu / len(fuh) + float(np.var(fh, ddof=dd)) / len(yh))
+            for w, yh, fh, fuh, vu, _ in parts if len(fuh))
+    b = sum(w * w * c / len(yh) for w, yh, fh, fuh, _, c in parts if len(fuh))
+    lam = b / a if a > 0 else 0.0
+    est = var = human = human_var = 0.0
+    for w, yh, fh, fuh, vu, _ in parts:
+        rect = yh - lam * fh if len(fuh) else yh
+        est += w * ((lam * fuh).mean() + rect.mean() if len(fuh) else yh.mean())
+        imputed = lam * lam * vu / len(fuh) if len(fuh) else 0.0
+        var += w * w * (imputed + float(np.var(rect, ddof=dd)) / len(yh))
+        human += w * yh.mean()
+        human_var += w * w * float(np.var(yh, ddof=dd)) / len(yh)
+    n, N = len(y), len(fu)
+    se, human_se = math.sqrt(var + extra_var), math.sqrt(human_var + extra_var)
+    df_h = float(n - len(levels)) if small else None
+    df_r = float(n - len(levels) - (1 if N else 0)) if small else None
+    q, q_h = _quantile(alpha, df_r), _quantile(alpha, df_h)
+    corr = float(np.corrcoef(y, f)[0, 1]) if np.std(y) > 0 and np.std(f) > 0 else None
+    return MeanEstimate(estimate=float(est), se=se, ci_low=est - q * se, ci_high=est + q * se, lam=float(lam),
+                        human=float(human), human_se=human_se, human_ci_low=human - q_h * human_se,
                         human_ci_high=human + q_h * human_se, n=n, N=N, correlation=corr, df=df_r, human_df=df_h)
 
 

@@ -18,7 +18,14 @@ import numpy as np
 
 from tidekit.analysis._config import AnalysisConfig, PPIConfig
 from tidekit.analysis._effects import adjust
-from tidekit.analysis._ppi import MeanEstimate, cross_fit, ppi_mean, rater_centred_means
+from tidekit.analysis._ppi import (
+    MeanEstimate,
+    cross_fit,
+    ppi_mean,
+    ppi_mean_stratified,
+    rater_centred_means,
+)
+from tidekit.analysis._ppi_design import Design, read_design
 from tidekit.analysis._results import PPIDesignRow, PPIEstimate, PPIResult
 from tidekit.errors import ConfigError
 
@@ -28,10 +35,13 @@ if TYPE_CHECKING:
 __all__ = ["ASSUMPTIONS", "ppi_analysis", "ppi_frames", "targets"]
 
 ASSUMPTIONS = [
-    "The rated conversations are a simple random sample of the scored ones: what 'tidekit rate create' does "
-    "(a seeded sample of rating.study.conversations, or all of them). A hand-picked, stratified or "
-    "self-selected subset makes these intervals invalid. A rated and an unrated set that differ in the "
-    "predictor are flagged.",
+    "The rated conversations are a probability sample of the scored ones with known inclusion probabilities: "
+    "what 'tidekit rate create' draws and records (all of them, a seeded simple random sample of "
+    "rating.study.conversations, or one stratified by rating.study.strata, whose strata are then weighted by "
+    "their share of the scored conversations). Scores covering conversations outside the study's sampling "
+    "frame are an error; ratings without a recorded design are assumed a simple random sample (stated). A "
+    "hand-picked or self-selected subset makes these intervals invalid. A rated and an unrated set that "
+    "differ in the predictor are flagged.",
     "The predictor never saw the ratings it is corrected on: judge and metric columns are computed without "
     "them; a learned scorer (scorer_* columns) must have been trained on other labels (tidekit cannot check "
     "this); a combination of several columns is cross-fitted over conversation folds.",
@@ -158,6 +168,8 @@ def ppi_analysis(df: pd.DataFrame, scores: pd.DataFrame, config: AnalysisConfig,
     rating_cols = [("rating", config.columns.rating)] + [(c, c[2:]) for c in extra_ratings]
     estimates: list[PPIEstimate] = []
     fit = ""
+    drawn: Design | None = None  # how the rated conversations were drawn
+    kept_unrated: pd.Index | None = None
     n_rated = n_unrated = 0
     for col, label in rating_cols:
         y_wide, f_wide, fit, shift_var = ppi_frames(df, table, ppi, col, config.seed)
@@ -165,6 +177,18 @@ def ppi_analysis(df: pd.DataFrame, scores: pd.DataFrame, config: AnalysisConfig,
         f_wide = f_wide.reindex(columns=systems)
         rated = y_wide.index.intersection(f_wide.index)
         unrated = f_wide.index.difference(y_wide.index)
+        if col == "rating":
+            drawn = read_design(df, scores, f_wide.index, ppi.sampling)
+            flags += drawn.flags
+            if drawn.stratum_of is not None:  # strata nobody rated are outside what the sample describes
+                sampled = {drawn.stratum_of[str(c)] for c in rated}
+                unrated = unrated[[drawn.stratum_of[str(c)] in sampled for c in unrated]]
+        else:
+            assert kept_unrated is not None
+            unrated = unrated.intersection(kept_unrated)
+        kept_unrated = unrated
+        assert drawn is not None
+        st_r, st_u = drawn.strata(rated), drawn.strata(unrated)
         if col == "rating":
             n_rated, n_unrated = len(rated), len(unrated)
             lost = len(y_wide.index.difference(f_wide.index))
@@ -174,7 +198,7 @@ def ppi_analysis(df: pd.DataFrame, scores: pd.DataFrame, config: AnalysisConfig,
                 flags.append(f"every scored conversation is rated (n = N = {n_rated}): with no unrated "
                              "conversations PPI equals the human-only estimate (lambda 0); the scores add "
                              "nothing here. Rate a random subset of more scored conversations to gain from them.")
-            elif n_unrated >= 2 and n_rated >= 2:
+            elif n_unrated >= 2 and n_rated >= 2 and st_r is None:  # (strata differ by drawn)
                 fbar = f_wide.mean(axis=1)
                 t = stats.ttest_ind(fbar.loc[rated].dropna(), fbar.loc[unrated].dropna(), equal_var=False)
                 if float(t.pvalue) < 0.01:
@@ -186,12 +210,19 @@ def ppi_analysis(df: pd.DataFrame, scores: pd.DataFrame, config: AnalysisConfig,
         f_u = f_wide.loc[unrated].to_numpy(float)
         for kind, name, weights in targets(systems, condition_of):
             y, f, fu = (_combine(v, systems, weights) for v in (y_r, f_r, f_u))
-            ok = np.isfinite(y) & np.isfinite(f)
-            fu = fu[np.isfinite(fu)]
+            ok, ok_u = np.isfinite(y) & np.isfinite(f), np.isfinite(fu)
             if int(ok.sum()) < 2:
                 continue
-            m = ppi_mean(y[ok], f[ok], fu, alpha=config.alpha, interval=ppi.interval,
-                         extra_var=shift_var * sum(weights.values()) ** 2)
+            extra = shift_var * sum(weights.values()) ** 2
+            if st_r is None or st_u is None:
+                m = ppi_mean(y[ok], f[ok], fu[ok_u], alpha=config.alpha, interval=ppi.interval, extra_var=extra)
+            else:
+                try:
+                    m = ppi_mean_stratified(y[ok], f[ok], fu[ok_u], st_r[ok], st_u[ok_u], alpha=config.alpha,
+                                            interval=ppi.interval, extra_var=extra)
+                except ValueError as exc:
+                    flags.append(f"{name} ({label}): no stratified estimate: {exc}")
+                    continue
             rows.append(_estimate(kind, name, label, m))
         diffs = [r for r in rows if r.kind == "difference"]
         for r, padj in zip(diffs, adjust([r.p for r in diffs], "holm"), strict=True):
@@ -202,7 +233,8 @@ def ppi_analysis(df: pd.DataFrame, scores: pd.DataFrame, config: AnalysisConfig,
     quantile = "t quantile, n - 1 df, unbiased variances" if ppi.interval == "t" else "normal quantile (as ppi_py)"
     result = PPIResult(
         predictor=cols, predictor_fit=fit, interval=f"PPI++ (power-tuned lambda), {quantile}",
-        alpha=config.alpha, rated_conversations=n_rated, unrated_conversations=n_unrated, systems=systems,
+        alpha=config.alpha, sampling=drawn.text if drawn else "", rated_conversations=n_rated,
+        unrated_conversations=n_unrated, systems=systems,
         estimates=estimates, assumptions=list(ASSUMPTIONS), flags=flags,
         rater_adjustment=("rater-centred mean of the reply's ratings" if ppi.rater_adjustment == "centre"
                           else "plain mean of the reply's ratings"))

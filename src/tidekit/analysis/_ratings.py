@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 __all__ = ["FACTORS", "PreparedRatings", "load_ratings", "prepare_ratings"]
 
 FACTORS = ("conversation", "system", "model", "condition", "scenario")
+SAMPLING_COLUMNS = ("sampling", "stratum", "inclusion_probability", "frame_size")  # = tidekit.rating's
 _TRUE = {"true", "1", "yes", "y", "t"}
 _FALSE = {"false", "0", "no", "n", "f", ""}
 
@@ -157,6 +158,12 @@ def prepare_ratings(raw: pd.DataFrame, config: AnalysisConfig) -> PreparedRating
     extra = [c for c in cols.extra_ratings if c in raw.columns and c != cols.rating]
     for c in extra:
         df[f"r:{c}"] = pd.to_numeric(raw[c], errors="coerce")
+    # the rating study's sampling design (what 'tidekit rate export' writes), for the
+    # prediction-powered estimates
+    for c in SAMPLING_COLUMNS:
+        if c in raw.columns:
+            df[f"design:{c}"] = (pd.to_numeric(raw[c], errors="coerce") if c in ("inclusion_probability", "frame_size")
+                                 else raw[c].astype("object").where(raw[c].notna(), None))
 
     # Attention checks: the rule is applied, then the check rows are dropped.
     if cols.attention_check and cols.attention_check in raw.columns:

@@ -219,6 +219,8 @@ class PPIResult(BaseModel):
     interval: str = Field(description="The interval: quantile and variance estimator.")
     alpha: float = Field(description="1 - confidence level.")
     rater_adjustment: str = Field(description="How a reply's ratings become one human value.")
+    sampling: str = Field(default="", description="How the rated conversations were drawn (the recorded design, "
+                                                  "or what was assumed).")
     rated_conversations: int = Field(description="Conversations with human ratings and scores.")
     unrated_conversations: int = Field(description="Conversations with scores only.")
     systems: list[str] = Field(default_factory=list, description="Systems estimated.")

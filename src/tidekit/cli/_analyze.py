@@ -142,6 +142,8 @@ def _render_ppi(ppi: object, console: object) -> None:
                           f"{e.estimate:.2f} [{e.ci_low:.2f}, {e.ci_high:.2f}]", f"{e.lam:.2f}",
                           f"{e.effective_n:.0f} of {e.n_rated} rated")
     console.print(table)
+    if ppi.sampling:
+        console.print(f"sampling: {ppi.sampling}")
     for flag in ppi.flags:
         console.print(f"[yellow]ppi:[/yellow] {flag}")
     for d in ppi.design:

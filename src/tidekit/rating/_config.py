@@ -53,6 +53,7 @@ class RatingStudyConfig(StrictModel):
     include_reference: bool = Field(default=True, description="Add the dataset's reference replies as system 'reference' when the generations lack them.")
     conversations: int | None = Field(default=None, ge=1, description="Sample this many conversations (seeded); None = every conversation with a reply.")
     split: Literal["train", "validation", "test"] | None = Field(default=None, description="Only conversations of this split (usually 'test').")
+    strata: Literal["scenario_id", "persona_id"] | None = Field(default=None, description="Sample 'conversations' within strata of this field, spread evenly over them (a simple random sample in each); the inclusion probabilities (n_h / N_h) are recorded and the prediction-powered estimates weight by them. None: one simple random sample.")
     scale: ScaleConfig = Field(default_factory=ScaleConfig, description="The rating scale.")
     completion_code: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{4,40}$", description="Prolific completion code; None = a random one is made and stored.")
     completion_url: str = Field(default="https://app.prolific.com/submissions/complete?cc={code}", description="Where a Prolific rater is sent at the end ({code} is replaced).")

@@ -15,6 +15,7 @@ from tidekit.data import GENERATIONS_FILE, Dataset, GenerationRecord, load_datas
 from tidekit.errors import ConfigError, DataError
 from tidekit.rating._config import RatingStudyConfig
 from tidekit.rating._design import build_plan
+from tidekit.rating._sampling import record_sampling
 from tidekit.rating._security import new_token
 from tidekit.rating._store import RatingStore
 
@@ -71,6 +72,8 @@ def create_study(
             token = admin_token or new_token(24)
             store.create_study(config, plan, token)
             created = True
+        if plan.sampling is not None:
+            record_sampling(store, plan.sampling)  # also fills it in for a study made before it was recorded
         systems = {s.system: 0 for s in plan.systems}
         by_code = {s.code: s.system for s in plan.systems}
         for item in plan.rated_items:

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from tidekit.data import Dataset, GenerationRecord, Problems
 from tidekit.errors import ConfigError
 from tidekit.rating._config import RatingStudyConfig
+from tidekit.rating._sampling import SamplingRecord, draw_sample
 
 __all__ = ["PlannedBundle", "PlannedItem", "RatingPlan", "SystemCode", "build_plan", "plan_bundles"]
 
@@ -82,6 +83,7 @@ class RatingPlan:
     bundles: list[PlannedBundle]
     skipped: Counter[str] = field(default_factory=Counter)
     inputs_hash: str = ""
+    sampling: SamplingRecord | None = None
 
     @property
     def rated_items(self) -> list[PlannedItem]:
@@ -216,8 +218,9 @@ def build_plan(
     if not conv_ids:
         raise ConfigError("no conversation has a reply to rate: check the generations, 'systems' and "
                           "'split' in the study config")
-    if config.conversations is not None and config.conversations < len(conv_ids):
-        conv_ids = sorted(rng.sample(conv_ids, config.conversations))
+    strata_of = None if config.strata is None else {
+        cid: str(getattr(convs[cid], config.strata) or "(none)") for cid in conv_ids}
+    conv_ids, sampling = draw_sample(conv_ids, config.conversations, rng, strata_of, config.strata, config.seed)
     keep = set(conv_ids)
     system_names = sorted({s for cid, s in replies if cid in keep})
     codes = dict(zip(system_names, _codes(len(system_names), rng), strict=True))
@@ -257,8 +260,12 @@ def build_plan(
         seed = rng.getrandbits(62)
         own_checks = random.Random(seed ^ 0x5EED).sample(checks, config.attention_checks)
         bundles.append(PlannedBundle(index=b, order_seed=seed, items=_order(chosen, own_checks, seed)))
+    config_key = config.model_dump(mode="json")
+    if config_key.get("strata") is None:  # keep the hash of studies made before 'strata' existed
+        config_key.pop("strata", None)
     digest = hashlib.sha256(json.dumps({
-        "config": config.model_dump(mode="json"),
+        "config": config_key,
         "items": [[i.conversation_id, i.system_code, i.response, i.context] for i in items[:n_real]],
     }, sort_keys=True).encode()).hexdigest()
-    return RatingPlan(systems=systems, items=items, bundles=bundles, skipped=skipped, inputs_hash=digest)
+    return RatingPlan(systems=systems, items=items, bundles=bundles, skipped=skipped, inputs_hash=digest,
+                      sampling=sampling)

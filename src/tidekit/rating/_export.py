@@ -23,6 +23,7 @@ from tidekit._io import atomic_path
 from tidekit._manifest import RunRecorder
 from tidekit.errors import ConfigError
 from tidekit.rating._config import DEMOGRAPHICS
+from tidekit.rating._sampling import SAMPLING_COLUMNS, read_sampling
 from tidekit.rating._store import SCORE_FIELDS, RatingStore
 
 __all__ = ["EXPORT_COLUMNS", "ExportSummary", "export_ratings", "rating_frame"]
@@ -35,6 +36,9 @@ EXPORT_COLUMNS: tuple[str, ...] = (
     # texts the rater saw (the turns before the reply, one per line; the reply), which make the
     # export a labels file for 'tidekit scorer train' and 'tidekit judge validate'
     "system_code", "position", "rater_completed", "context", "response",
+    # how the study sampled the conversation (tidekit.rating._sampling): the prediction-powered
+    # estimates check and weight by it
+    *SAMPLING_COLUMNS,
 )
 
 
@@ -71,6 +75,8 @@ def rating_frame(store: RatingStore) -> Any:
     import pandas as pd
 
     rows = store.rating_rows()
+    design = read_sampling(store)
+    unknown = dict.fromkeys(SAMPLING_COLUMNS)
     failed: set[str] = set()
     for row in rows:
         if row["is_attention_check"] and any(row[f] != row["expected"] for f in SCORE_FIELDS):
@@ -84,6 +90,7 @@ def rating_frame(store: RatingStore) -> Any:
             "submitted_at": _iso(row["submitted_at"]), "simulated": bool(row["simulated"]),
             "rater_completed": row["completed_at"] is not None,
             "context": "\n".join(turn["text"] for turn in json.loads(row["context"])),
+            **(design.row_values(None if check else row["conversation_id"]) if design else unknown),
         })
     frame = pd.DataFrame(out, columns=list(EXPORT_COLUMNS))
     for col in (*SCORE_FIELDS, "rating_id", "position"):
@@ -91,6 +98,8 @@ def rating_frame(store: RatingStore) -> Any:
     for col in ("is_attention_check", "attention_passed", "simulated", "rater_completed"):
         frame[col] = frame[col].astype("bool")
     frame["duration_s"] = frame["duration_s"].astype("float64")
+    frame["inclusion_probability"] = frame["inclusion_probability"].astype("float64")
+    frame["frame_size"] = frame["frame_size"].astype("Int64")
     return frame
 
 

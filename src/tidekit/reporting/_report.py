@@ -127,7 +127,8 @@ def _ppi_tables(ppi: Any) -> list[Table]:
     first = ppi.estimates[0].rating if ppi.estimates else None
     note = (f"Predictor: {ppi.predictor_fit}. {ppi.interval}. Unit: the conversation ({ppi.rated_conversations} "
             f"rated, {ppi.unrated_conversations} with scores only); a reply's human value is the "
-            f"{ppi.rater_adjustment}. effective_n: the human-rated conversations the estimate is worth; "
+            f"{ppi.rater_adjustment}. Sampling: {ppi.sampling or 'not stated'}. effective_n: the human-rated "
+            "conversations the estimate is worth; "
             "width_ratio: human-only CI width over the prediction-powered one.")
     diffs = [{"difference": e.target, "human_only": e.human_estimate, "human_ci_low": e.human_ci_low,
               "human_ci_high": e.human_ci_high, "human_p": e.human_p, "ppi": e.estimate, "ppi_ci_low": e.ci_low,
