@@ -49,6 +49,7 @@ from tidekit.analysis._results import (
     TestResult,
 )
 from tidekit.analysis._simulate import SyntheticSpec, synthetic_ratings
+from tidekit.analysis._stage import ANALYSIS_STAGE, CEILING_STAGE, RatedSubset  # noqa: F401  (the study's stage specs)
 
 __all__ = [
     "ANALYSIS_FILE",

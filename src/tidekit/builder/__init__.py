@@ -51,6 +51,7 @@ from tidekit.builder._review import (
     apply_review,
     review_sheet,
 )
+from tidekit.builder._stage import DATASET_STAGE, SPLIT_STAGE  # noqa: F401  (the study's stage specs)
 
 __all__ = [
     "DECISIONS",

@@ -83,20 +83,20 @@ def run_cmd(study: Path, overrides: tuple[str, ...], from_stage: str | None, onl
                       if most > total else ""))
         console.print(f"generated tokens: at most {plan.generated_tokens_max:,}")
         if plan.rated_subset is not None:
-            console.print(plan.rated_subset["summary"])
-        hours = [s["est_hours"] for s in plan.stages if s.get("est_hours") is not None]
-        unmeasured = sum(1 for s in plan.stages if "rate_source" in s and s.get("est_hours") is None)
+            console.print(plan.rated_subset.summary)
+        hours = [s.est_hours for s in plan.stages if s.est_hours is not None]
+        unmeasured = sum(1 for s in plan.stages if s.rate_source is not None and s.est_hours is None)
         if hours or unmeasured:
             console.print(f"generation time from measured rates: ~{_duration(sum(hours))} for {len(hours)} stage(s)"
                           + (f"; {unmeasured} stage(s) with no measured rate for their engine, device and model "
                              "(measure with benchmarks/generation.py)" if unmeasured else ""))
         for s in plan.stages:
-            extra = "".join(f", {k} {s[k]}" for k in ("engine", "seed") if s.get(k) is not None)
-            if s.get("est_hours") is not None:
-                extra += f", ~{_duration(s['est_hours'])} at a measured {s['rate_tok_s']:.0f} tok/s"
-            elif "rate_source" in s:
+            extra = "".join(f", {k} {v}" for k, v in (("engine", s.engine), ("seed", s.seed)) if v is not None)
+            if s.est_hours is not None:
+                extra += f", ~{_duration(s.est_hours)} at a measured {s.rate_tok_s or 0:.0f} tok/s"
+            elif s.rate_source is not None:
                 extra += ", time: no measured rate"
-            console.print(f"  {'run ' if s['status'] == 'planned' else 'skip'}  {s['name']}"
+            console.print(f"  {'run ' if s.status == 'planned' else 'skip'}  {s.name}"
                           + (f"  [dim]({extra[2:]})[/dim]" if extra else ""))
         return
 
@@ -116,14 +116,14 @@ def run_cmd(study: Path, overrides: tuple[str, ...], from_stage: str | None, onl
         elif event == "skipped":
             console.print(f"[dim]-- {stage.name}: up to date, skipped[/dim]")
         elif event == "done":
-            facts = ", ".join(f"{k} {v}" for k, v in outcome.facts.items() if v is not None)
+            facts = outcome.facts.summary()
             console.print(f"[green]ok {stage.name}[/green] in {outcome.wall_s:.1f} s" + (f" ({facts})" if facts else ""))
 
     result = run_study(cfg, from_stage=from_stage, only=only, progress=progress, on_event=on_event)
     if as_json:
         echo_json(result)
         return
-    ran = sum(1 for s in result.stages if s["status"] == "ran")
+    ran = sum(1 for s in result.stages if s.status == "ran")
     console.print(f"done in {time.perf_counter() - t_start:.1f} s: {ran} stage(s) ran, "
                   f"{len(result.stages) - ran} up to date. Run folder: {result.out}")
     if result.report:

@@ -34,6 +34,7 @@ from tidekit.generation._engine import (
 )
 from tidekit.generation._prompts import DEFAULT_SYSTEM_PROMPT, conversation_messages
 from tidekit.generation._ray import ExecutorConfig, RayBackend, executor_backend
+from tidekit.generation._stage import GENERATE_STAGE  # noqa: F401  (the study's stage specs)
 
 __all__ = [
     "CACHE_FILE",

@@ -68,6 +68,7 @@ from tidekit.metrics._score import (
     find_generation_files,
     score,
 )
+from tidekit.metrics._stage import JUDGE_VALIDATION_STAGE, SCORE_STAGE  # noqa: F401  (the study's stage specs)
 from tidekit.metrics._surface import corpus_distinct, distinct_n
 from tidekit.metrics._tokenize import words
 from tidekit.metrics._validate import (

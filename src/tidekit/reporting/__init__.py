@@ -11,6 +11,7 @@ Typical use::
 from tidekit.reporting._config import ReportConfig
 from tidekit.reporting._report import ReportResult, report
 from tidekit.reporting._run import RunContents, discover_run
+from tidekit.reporting._stage import REPORT_STAGE  # noqa: F401  (the study's stage specs)
 from tidekit.reporting._tables import Table, to_latex, to_markdown
 
 __all__ = ["ReportConfig", "ReportResult", "RunContents", "Table", "discover_run", "report", "to_latex", "to_markdown"]

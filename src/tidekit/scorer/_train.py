@@ -289,7 +289,6 @@ def train_scorer(config: ScorerTrainConfig, *, out: str | Path, progress: bool =
 
     import numpy as np
     import torch
-    from safetensors.torch import save_file
     from transformers import AutoTokenizer
 
     from tidekit._io import write_json
@@ -351,40 +350,14 @@ def train_scorer(config: ScorerTrainConfig, *, out: str | Path, progress: bool =
             base.encoder.to(device)
             frozen = _Frozen(base, tokenizer, encoded, base.n_layers - train_layers, device, dtype, progress)
             del base
-        oof = np.full(targets.shape, np.nan)
-        cv_dir = out / CV_DIR
-        for k in range(config.folds):
-            done = cv_dir / f"{key}-fold{k}.npy"
-            test = [i for i, f in enumerate(folds) if f == k]
-            if done.is_file():
-                oof[test] = np.load(done)
-                continue
-            with run.step(f"fold{k}"):
-                train = [i for i, f in enumerate(folds) if f != k]
-                _, preds = _fit(config, encoder_path, frozen, targets, weights, train, test, device, dtype,
-                                f"fold {k + 1}/{config.folds}", progress)
-                oof[test] = preds
-                cv_dir.mkdir(parents=True, exist_ok=True)
-                tmp = done.with_suffix(".tmp.npy")
-                np.save(tmp, preds)
-                tmp.replace(done)
+        oof = _cross_validate(config, key, folds, out / CV_DIR, run, encoder_path, frozen, targets, weights,
+                              device, dtype, progress)
         agreement = _agreement(scales, targets, oof, config) if config.folds else []
         with run.step("final fit"):
             model, _ = _fit(config, encoder_path, frozen, targets, weights, list(range(len(rows))), [], device,
                             dtype, "final fit", progress)
         with run.step("write"):
-            staging = out / ".staging"
-            shutil.rmtree(staging, ignore_errors=True)
-            model.encoder.to("cpu", dtype=torch.float32).save_pretrained(staging / ENCODER_DIR)
-            tokenizer.save_pretrained(staging / ENCODER_DIR)
-            save_file({k: v.detach().cpu().float().contiguous() for k, v in model.head.state_dict().items()},
-                      str(staging / HEAD_FILE))
-            for part in (ENCODER_DIR, HEAD_FILE):
-                target = out / part
-                if target.is_dir():
-                    shutil.rmtree(target)
-                (staging / part).replace(target)
-            shutil.rmtree(staging, ignore_errors=True)
+            _save_model(model, tokenizer, out)
             cv_facts = {"run_key": key, "folds": config.folds, "n_groups": len(set(groups)),
                         "agreement": [a.model_dump() for a in agreement], "warnings": warnings,
                         "group": config.group or "context"}
@@ -412,6 +385,51 @@ def train_scorer(config: ScorerTrainConfig, *, out: str | Path, progress: bool =
     return ScorerTrainResult(out=str(out), name=name, labels=[s.name for s in scales], n_rows=len(rows),
                              n_groups=len(set(groups)), folds=config.folds, cv=agreement, warnings=warnings,
                              train_seconds=round(time.perf_counter() - t0, 2), files=files)
+
+
+def _cross_validate(config: ScorerTrainConfig, key: str, folds: list[int], cv_dir: Path, run: Any, encoder_path: Path,
+                    frozen: Any, targets: Any, weights: Any, device: str, dtype: Any, progress: bool) -> Any:
+    """Out-of-fold predictions for every row, one fold fit at a time; each finished fold is saved under
+    ``cv_dir`` by the run key, so a killed training resumes at the first fold it had not finished."""
+    import numpy as np
+
+    oof = np.full(targets.shape, np.nan)
+    for k in range(config.folds):
+        done = cv_dir / f"{key}-fold{k}.npy"
+        test = [i for i, f in enumerate(folds) if f == k]
+        if done.is_file():
+            oof[test] = np.load(done)
+            continue
+        with run.step(f"fold{k}"):
+            train = [i for i, f in enumerate(folds) if f != k]
+            _, preds = _fit(config, encoder_path, frozen, targets, weights, train, test, device, dtype,
+                            f"fold {k + 1}/{config.folds}", progress)
+            oof[test] = preds
+            cv_dir.mkdir(parents=True, exist_ok=True)
+            tmp = done.with_suffix(".tmp.npy")
+            np.save(tmp, preds)
+            tmp.replace(done)
+    return oof
+
+
+def _save_model(model: Any, tokenizer: Any, out: Path) -> None:
+    """Write the encoder (float32, with its tokenizer) and the head into ``out``, staged beside them and
+    moved into place part by part, so a reader never sees a half-written encoder."""
+    import torch
+    from safetensors.torch import save_file
+
+    staging = out / ".staging"
+    shutil.rmtree(staging, ignore_errors=True)
+    model.encoder.to("cpu", dtype=torch.float32).save_pretrained(staging / ENCODER_DIR)
+    tokenizer.save_pretrained(staging / ENCODER_DIR)
+    save_file({k: v.detach().cpu().float().contiguous() for k, v in model.head.state_dict().items()},
+              str(staging / HEAD_FILE))
+    for part in (ENCODER_DIR, HEAD_FILE):
+        target = out / part
+        if target.is_dir():
+            shutil.rmtree(target)
+        (staging / part).replace(target)
+    shutil.rmtree(staging, ignore_errors=True)
 
 
 def _calibration_figure(scales: list[LabelScale], frame: Any, out: Path) -> list[str]:

@@ -4,10 +4,15 @@
     cfg = load_study("configs/quickstart.yaml")
     print(plan_study(cfg))        # counts, each stage's seed, engine and estimated time
     result = run_study(cfg)       # resumable; reruns only what changed
+
+The stages are ``STAGES``, a list of ``StageSpec`` each declared in its stage's package
+(docs/developing.md, "Adding a stage").
 """
 
 from tidekit._layout import RunLayout
+from tidekit._stage import StageFacts, StageJob, StageSpec, StudyView
 from tidekit.study._config import StudyConfig
+from tidekit.study._stages import STAGES
 from tidekit.study._study import (
     StudyPlan,
     StudyResult,
@@ -17,4 +22,5 @@ from tidekit.study._study import (
     run_study,
 )
 
-__all__ = ["RunLayout", "StudyConfig", "StudyPlan", "StudyResult", "build_stages", "load_study", "plan_study", "run_study"]
+__all__ = ["STAGES", "RunLayout", "StageFacts", "StageJob", "StageSpec", "StudyConfig", "StudyPlan", "StudyResult", "StudyView",
+           "build_stages", "load_study", "plan_study", "run_study"]

@@ -21,6 +21,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from tidekit._io import write_json
+from tidekit._stage import StageFacts
 from tidekit.errors import ConfigError
 
 __all__ = ["MARKER", "STARTED", "Stage", "StageContext", "StageOutcome", "plan_stages", "run_stages", "stage_keys"]
@@ -45,7 +46,7 @@ class Stage:
     name: str
     folder: Path
     config: Any  # JSON-able settings that determine the output
-    run: Callable[[StageContext], dict[str, Any] | None]  # returns facts for the summary (counts, paths)
+    run: Callable[[StageContext], StageFacts | dict[str, Any] | None]  # its facts for the summary (counts, paths)
     deps: Sequence[str] = ()
     describe: str = ""
     estimate: dict[str, Any] = field(default_factory=dict)  # dry-run counts and the engine
@@ -58,7 +59,7 @@ class StageOutcome:
     status: Literal["ran", "skipped", "planned", "failed"]
     key: str
     wall_s: float = 0.0
-    facts: dict[str, Any] = field(default_factory=dict)
+    facts: StageFacts = field(default_factory=StageFacts)  # typed per stage; the plan's: its estimate and seed
 
 
 def _canonical(obj: Any) -> str:
@@ -129,7 +130,7 @@ def plan_stages(stages: Sequence[Stage], from_stage: str | None = None,
         if s.name not in selected:
             continue
         todo = s.name in forced or not _done(s, keys[s.name])
-        facts = dict(s.estimate) | ({"seed": s.seed} if s.seed is not None else {})
+        facts = StageFacts.model_validate(dict(s.estimate) | ({"seed": s.seed} if s.seed is not None else {}))
         plan.append(StageOutcome(s.name, "planned" if todo else "skipped", keys[s.name], facts=facts))
     return plan
 
@@ -171,10 +172,11 @@ def run_stages(
         s.folder.mkdir(parents=True, exist_ok=True)
         write_json(started, {"stage": s.name, "key": key})
         t0 = time.perf_counter()
-        facts = s.run(context) or {}
+        returned = s.run(context)
+        facts = returned if isinstance(returned, StageFacts) else StageFacts.model_validate(returned or {})
         wall = round(time.perf_counter() - t0, 3)
         s.folder.mkdir(parents=True, exist_ok=True)
-        write_json(marker, {"stage": s.name, "key": key, "wall_s": wall, "facts": facts})
+        write_json(marker, {"stage": s.name, "key": key, "wall_s": wall, "facts": facts.model_dump(mode="json")})
         started.unlink(missing_ok=True)
         stale.add(s.name)
         outcome = StageOutcome(s.name, "ran", key, wall, facts)
