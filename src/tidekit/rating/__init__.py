@@ -8,10 +8,12 @@ Typical use::
     simulate_ratings("runs/ratings.db", seed=1)
     export_ratings("runs/ratings.db", "runs/ratings/ratings.parquet")
 
-Heavy imports (FastAPI, pandas) happen inside the functions that need them.
+Heavy imports (pandas) happen inside the functions that need them; the web app (FastAPI, Jinja2)
+loads on first use of ``create_app`` or ``serve``.
 """
 
-from tidekit.rating._app import create_app, serve
+from typing import TYPE_CHECKING, Any
+
 from tidekit.rating._config import (
     DEMOGRAPHICS,
     PREFER_NOT,
@@ -41,7 +43,6 @@ from tidekit.rating._simulate import (
     simulate_ratings,
     validation_first,
 )
-from tidekit.rating._stage import RATING_STAGE  # noqa: F401  (the study's stage specs)
 from tidekit.rating._status import RaterProgress, StudyStatus, study_status
 from tidekit.rating._store import RatingStore
 
@@ -84,3 +85,16 @@ __all__ = [
     "study_status",
     "validation_first",
 ]
+
+
+if TYPE_CHECKING:
+    from tidekit.rating._app import create_app, serve
+
+
+def __getattr__(name: str) -> Any:
+    """``create_app`` and ``serve`` on first use: the app imports FastAPI, which the store does not need."""
+    if name in ("create_app", "serve"):
+        from tidekit.rating import _app
+
+        return getattr(_app, name)
+    raise AttributeError(f"module 'tidekit.rating' has no attribute {name!r}")

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hmac
 import json
 import os
+import sqlite3
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -423,8 +424,6 @@ class RatingStore:
         quick = self.quick_health(recent_s=0.0)
         if quick is not None:
             return quick
-        import sqlite3
-
         try:
             probe = sqlite3.connect(self.path, timeout=wait_s, isolation_level=None)
             try:
