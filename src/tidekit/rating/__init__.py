@@ -43,6 +43,7 @@ from tidekit.rating._simulate import (
     simulate_ratings,
     validation_first,
 )
+from tidekit.rating._stage import RATING_STAGE  # noqa: F401  (the study's stage specs)
 from tidekit.rating._status import RaterProgress, StudyStatus, study_status
 from tidekit.rating._store import RatingStore
 
