@@ -199,7 +199,7 @@ def simulate_ppi_study(design: PPIDesign, seed: int) -> tuple[pd.DataFrame, pd.D
     z = d.correlation * (quality - mu[None, :]) / q_sd + np.sqrt(1 - d.correlation ** 2) * noise
     predictor = 0.5 + 0.1 * (z + (mu[None, :] - 4.2) / q_sd * d.correlation + d.bias * steps[None, :])
     rated, take = _draw(rng, stratum, sizes, d.rated)
-    slots = np.repeat(np.arange(d.rated * S), k)[rng.permutation(d.rated * S * k)]
+    slots = np.repeat(np.arange(len(rated) * S), k)[rng.permutation(len(rated) * S * k)]
     raters = -(-len(slots) // d.ratings_per_rater)
     rater_of = np.arange(len(slots)) // d.ratings_per_rater
     lenient = behaviour.leniency(rng, raters)
@@ -238,9 +238,12 @@ def _draw(rng: np.random.Generator, stratum: np.ndarray, sizes: np.ndarray, n: i
     """(sorted rated conversations, rated count per stratum): a simple random sample, or within
     each stratum an even share of ``n`` (capped at the stratum's size)."""
     H = len(sizes)
-    take = np.minimum(sizes, n // H)
-    take[: n - int(take.sum())] += 1  # the remainder (sizes are sorted ascending; all have room here)
-    take = np.minimum(sizes, take)
+    take = np.zeros(H, int)
+    while take.sum() < n:  # an equal share, capped at each stratum's size, the rest to those with room
+        room = np.flatnonzero(take < sizes)
+        share = max((n - int(take.sum())) // len(room), 1)
+        for h in room[: n - int(take.sum())] if share == 1 else room:
+            take[h] = min(sizes[h], take[h] + share)
     chosen = [rng.choice(np.flatnonzero(stratum == h), size=int(take[h]), replace=False) for h in range(H)]
     return np.sort(np.concatenate(chosen)), take
 
