@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 MODEL = "smollm2-135m"
+PIDS: dict[str, int] = {}  # base URL -> pid of the tidekit serve process answering there
 MESSAGES = [{"role": "system", "content": "You are a supportive listener."},
             {"role": "user", "content": "I have not slept well since the fire."}]
 
@@ -46,6 +47,7 @@ def _launch(*extra: str) -> Iterator[str]:
         assert announced == {"base_url": f"{url}/v1", "model": MODEL, "host": "127.0.0.1", "port": port,
                              "pid": proc.pid}, announced
         assert httpx.get(f"{url}/health", timeout=5).status_code == 200  # it listens already
+        PIDS[url] = proc.pid
         yield url
     finally:
         proc.terminate()

@@ -108,11 +108,14 @@ def test_default_temperature_samples_like_openai_and_seed_repeats(client: Any) -
 
 @pytest.mark.parametrize(("kwargs", "fragment"), [
     ({"temperature": 7}, "temperature"),
-    ({"n": 2}, "n"),
+    ({"n": 9}, "n"),
     ({"max_tokens": 0}, "max_tokens"),
     ({"stop": ["a", "b", "c", "d", "e"]}, "stop"),
     ({"stream_options": {"include_usage": True}}, "stream_options"),
-    ({"logprobs": True}, "logprobs"),
+    ({"logprobs": True, "top_logprobs": 21}, "top_logprobs"),
+    ({"seed": 2**64}, "seed"),
+    ({"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "objekt"}}}},
+     "schema"),
     ({"messages": [{"role": "user", "content": "word " * 9000}]}, "context"),
     ({"messages": [{"role": "user", "content": "word " * 9000}], "stream": True}, "context"),
 ])
@@ -131,3 +134,94 @@ def test_unknown_model_raises_not_found(client: Any) -> None:
 
     with pytest.raises(openai.NotFoundError, match="not served here"):
         client.chat.completions.create(model="gpt-9", messages=MESSAGES, max_tokens=4)
+
+
+def test_n_choices_are_distinct_samples_and_repeat_with_a_seed(client: Any) -> None:
+    reply = client.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=12, n=3, seed=11,
+                                           temperature=1.0)
+    texts = [c.message.content for c in reply.choices]
+    assert [c.index for c in reply.choices] == [0, 1, 2] and len(set(texts)) > 1
+    again = client.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=12, n=3, seed=11,
+                                           temperature=1.0)
+    assert [c.message.content for c in again.choices] == texts
+    assert reply.usage.completion_tokens <= 36
+    single = client.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=1, temperature=0)
+    assert reply.usage.prompt_tokens == single.usage.prompt_tokens  # one prompt, counted once
+    streamed = list(client.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=12, n=3, seed=11,
+                                                   temperature=1.0, stream=True))
+    by_choice = ["".join(c.choices[0].delta.content or "" for c in streamed if c.choices and c.choices[0].index == k)
+                 for k in range(3)]
+    assert by_choice == texts
+
+
+def test_logprobs_are_those_of_the_reply_tokens(client: Any) -> None:
+    import math
+
+    reply = client.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=8, temperature=0,
+                                           logprobs=True, top_logprobs=3)
+    content = reply.choices[0].logprobs.content
+    assert len(content) == reply.usage.completion_tokens == 8
+    assert "".join(t.token for t in content) == reply.choices[0].message.content
+    for token in content:
+        assert token.logprob <= 0 and len(token.top_logprobs) == 3
+        # greedy: the chosen token is the most likely one
+        assert math.isclose(token.top_logprobs[0].logprob, token.logprob, abs_tol=1e-6)
+    plain = client.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=8, temperature=0)
+    assert plain.choices[0].logprobs is None
+
+
+def test_response_format_json_schema_replies_validate(client: Any) -> None:
+    import json
+
+    import jsonschema
+
+    schema = {"type": "object", "properties": {
+        "feeling": {"type": "string", "enum": ["calm", "worried", "sad"]},
+        "intensity": {"type": "integer", "minimum": 1, "maximum": 5},
+        "summary": {"type": "string", "maxLength": 40}},
+        "required": ["feeling", "intensity", "summary"], "additionalProperties": False}
+    fmt = {"type": "json_schema", "json_schema": {"name": "assessment", "schema": schema, "strict": True}}
+    reply = client.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=80, n=3, temperature=1.0,
+                                           seed=5, response_format=fmt)
+    for choice in reply.choices:
+        jsonschema.validate(json.loads(choice.message.content), schema)
+    anything = client.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=60, temperature=0,
+                                              response_format={"type": "json_object"})
+    assert isinstance(json.loads(anything.choices[0].message.content), dict)
+
+
+def test_completions_continue_a_raw_prompt_with_logprobs(client: Any) -> None:
+    reply = client.completions.create(model=MODEL, prompt="The capital of France is", max_tokens=4, temperature=0,
+                                      logprobs=2)
+    choice = reply.choices[0]
+    assert reply.object == "text_completion" and choice.text and reply.usage.completion_tokens == 4
+    assert len(choice.logprobs.tokens) == 4 and all(len(top) == 2 for top in choice.logprobs.top_logprobs)
+    assert "".join(choice.logprobs.tokens) == choice.text
+    streamed = list(client.completions.create(model=MODEL, prompt="The capital of France is", max_tokens=4,
+                                              temperature=0, stream=True))
+    assert "".join(c.choices[0].text for c in streamed if c.choices) == choice.text
+    two = client.completions.create(model=MODEL, prompt=["One, two,", "Red, green,"], max_tokens=3, temperature=0)
+    assert [c.index for c in two.choices] == [0, 1] and two.choices[0].text != two.choices[1].text
+
+
+def test_responses_text_subset_echoes_the_temperature(client: Any) -> None:
+    first = client.responses.create(model=MODEL, input="Say hello.", instructions="Be brief.", max_output_tokens=8,
+                                    temperature=0)
+    second = client.responses.create(model=MODEL, input=[{"role": "user", "content": "Say hello."}],
+                                     instructions="Be brief.", max_output_tokens=8, temperature=0)
+    assert first.output_text and first.output_text == second.output_text  # greedy: the same reply
+    assert first.temperature == 0 and first.usage.output_tokens <= 8
+    assert first.status in ("completed", "incomplete")
+
+
+def test_openapi_lists_the_real_responses(client: Any, server: str) -> None:
+    import httpx
+
+    spec = httpx.get(f"{server}/openapi.json", timeout=30).json()
+    chat = spec["paths"]["/v1/chat/completions"]["post"]
+    assert {"200", "400", "404", "413", "429", "504"} <= set(chat["responses"])
+    assert "text/event-stream" in chat["responses"]["200"]["content"]
+    assert chat["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("ChatCompletionRequest")
+    assert "ChatCompletionRequest" in spec["components"]["schemas"]
+    assert {"/v1/completions", "/v1/responses", "/v1/models", "/health"} <= set(spec["paths"])
+    assert httpx.head(f"{server}/health", timeout=10).status_code == 200

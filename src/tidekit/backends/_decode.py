@@ -93,13 +93,15 @@ class RowOutput:
 
     token_ids: list[int] = field(default_factory=list)
     text: str = ""
-    finish_reason: Literal["stop", "length"] = "length"
+    finish_reason: Literal["stop", "length", "cancelled"] = "length"
     # per generated token: (logprob, [(token id, logprob) of the most likely tokens there])
     logprobs: list[tuple[float, list[tuple[int, float]]]] = field(default_factory=list)
 
 
 # called after each decoding step with (row index, token ids generated so far, finished?)
 TokenCallback = Callable[[int, list[int], bool], None]
+# asked after each decoding step of every live row: True drops the row (a server's client left)
+CancelCheck = Callable[[int], bool]
 
 
 def decode_batch(
@@ -114,6 +116,7 @@ def decode_batch(
     lean: LeanDecoder | None = None,
     share_prefix: bool = True,
     jump_forward: bool = True,
+    cancelled: CancelCheck | None = None,
 ) -> list[RowOutput]:
     """Generate a reply for each tokenised prompt in one left-padded batch.
 
@@ -128,6 +131,11 @@ def decode_batch(
     token: the same token ids, ``logprobs`` entries (0.0, only the token in the top list: a mask
     that allows one token gives exactly that), ``on_step`` calls and finish reasons, and each
     sampled row's generator advanced as a step would advance it.
+
+    ``cancelled`` (``tidekit serve``): asked after each step for every live row; a row it says
+    True for ends there with ``finish_reason == "cancelled"`` and leaves the batch as finished
+    rows do (the last one left ends the loop), so an abandoned request stops costing compute at
+    the next step. It never changes the other rows' tokens.
     """
     import torch
 
@@ -174,6 +182,8 @@ def decode_batch(
             runs = _forced_run(rows, done, forcing, outputs, settings, eos_ids) if extender is not None else None
             if runs is not None:
                 _append_forced(runs, rows, done, outputs, settings, generators, vocab, tokenizer, on_step)
+            if cancelled is not None:
+                _drop_cancelled(rows, done, outputs, cancelled)
             live = [j for j, r in enumerate(rows) if not done[r]]
             if not live:
                 break
@@ -199,6 +209,14 @@ def decode_batch(
         if spec.stop:
             out.text = _cut_at_stop(out.text, spec.stop)
     return outputs
+
+
+def _drop_cancelled(rows: Sequence[int], done: list[bool], outputs: Sequence[RowOutput],
+                    cancelled: CancelCheck) -> None:
+    """Mark the live rows ``cancelled`` names as finished ("cancelled")."""
+    for r in rows:
+        if not done[r] and cancelled(r):
+            outputs[r].finish_reason, done[r] = "cancelled", True
 
 
 class _Forward(Protocol):

@@ -15,7 +15,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -228,30 +228,90 @@ class HFBackend:
 
     # ---- the protocol -------------------------------------------------------------------------
     def generate(self, requests: Sequence[ChatRequest]) -> list[ChatResult]:
+        return self.run_batch(requests)
+
+    def run_batch(self, requests: Sequence[ChatRequest], prompts: Sequence[list[int] | None] | None = None,
+                  on_step: Callable[[int, list[int], bool], None] | None = None,
+                  cancelled: Callable[[int], bool] | None = None) -> list[ChatResult]:
+        """:meth:`generate` with the hooks ``tidekit serve`` batches requests through.
+
+        ``prompts``: token ids to decode from instead of a request's messages under the chat
+        template (a raw ``/v1/completions`` prompt, see :meth:`encode_text`), None where the
+        messages apply. ``on_step(i, token_ids, finished)`` after every step of request ``i``
+        (its index in ``requests``: streaming); ``cancelled(i)`` asked after every step, True
+        drops request ``i`` from the batch (its result is an error saying so). A request that
+        cannot run (too long for the context, a seed out of range, a schema the grammar cannot
+        enforce, text the tokenizer rejects) gets its error in its result; the others still run.
+        Without hooks the decode is exactly :meth:`generate`'s (same parts, same numerics).
+        """
         results: dict[int, ChatResult] = {}
         todo: list[tuple[int, list[int]]] = []
+        settings: dict[int, RowSettings] = {}
         for i, req in enumerate(requests):
-            ids = self.encode(req.messages)
-            problem = self._check(req, ids)
+            given = prompts[i] if prompts is not None else None
+            ids, problem = self._prepare(req, given)
+            if problem is None:
+                try:
+                    settings[i] = self._settings(req)
+                except (MissingDependencyError, KeyboardInterrupt, SystemExit):
+                    raise
+                except BackendError as exc:
+                    problem = str(exc)
+                except BaseException as exc:  # llguidance refused the schema (a Rust panic is a BaseException)
+                    problem = (f"the response_format's JSON schema cannot be enforced: {type(exc).__name__}: {exc}; "
+                               "send a valid JSON schema")
             if problem:
-                results[i] = ChatResult(id=req.id, error=problem, prompt_tokens=len(ids), finish_reason="error")
+                results[i] = ChatResult(id=req.id, error=problem, prompt_tokens=len(ids) if ids else None,
+                                        finish_reason="error")
             else:
                 todo.append((i, ids))
         for part in self._parts(todo, requests):
-            t0 = time.perf_counter()
-            with self._lock:
-                outs = decode_batch(self.model, self.tokenizer, [ids for _, ids in part],
-                                    [self._settings(requests[i]) for i, _ in part], self.eos_ids, self.pad_id,
-                                    **self._decode_options())
-            share = (time.perf_counter() - t0) / len(part)
-            for (i, ids), out in zip(part, outs, strict=True):
-                req = requests[i]
-                results[i] = ChatResult(id=req.id, text=out.text, prompt_tokens=len(ids),
-                                        completion_tokens=len(out.token_ids), latency_s=round(share, 4),
-                                        finish_reason=out.finish_reason,
-                                        logprobs=self._logprobs(out) if req.logprobs else None,
-                                        structured=True if req.response_format is not None else None)
+            results.update(self._decode_part(part, requests, settings, on_step, cancelled))
         return [results[i] for i in range(len(requests))]
+
+    def _prepare(self, request: ChatRequest, ids: list[int] | None) -> tuple[list[int], str | None]:
+        """The prompt's token ids and why the request cannot run (None when it can)."""
+        if ids is None:
+            try:
+                ids = self.encode(request.messages)
+            except Exception as exc:  # the tokenizer or template refused the text: that request's error
+                return [], f"the messages could not be tokenised: {type(exc).__name__}: {exc}"
+        seed = request.params.seed
+        if seed is not None and not -(2**63) <= seed < 2**64:
+            return ids, f"seed {seed} is outside the range this backend can seed (-2**63 to 2**64 - 1)"
+        return ids, self._check(request, ids)
+
+    def _decode_part(self, part: list[tuple[int, list[int]]], requests: Sequence[ChatRequest],
+                     settings: dict[int, RowSettings], on_step: Callable[[int, list[int], bool], None] | None,
+                     cancelled: Callable[[int], bool] | None) -> dict[int, ChatResult]:
+        """Decode one part (a batch that fits the cache budget); results by request index."""
+        index = [i for i, _ in part]
+        step_hook = None if on_step is None else (lambda row, ids, done: on_step(index[row], ids, done))
+        cancel_hook = None if cancelled is None else (lambda row: cancelled(index[row]))
+        t0 = time.perf_counter()
+        with self._lock:
+            outs = decode_batch(self.model, self.tokenizer, [ids for _, ids in part],
+                                [settings[i] for i in index], self.eos_ids, self.pad_id,
+                                on_step=step_hook, cancelled=cancel_hook, **self._decode_options())
+        share = (time.perf_counter() - t0) / len(part)
+        results: dict[int, ChatResult] = {}
+        for (i, ids), out in zip(part, outs, strict=True):
+            req = requests[i]
+            if out.finish_reason == "cancelled":
+                results[i] = ChatResult(id=req.id, error="cancelled: the request was abandoned or timed out",
+                                        prompt_tokens=len(ids), completion_tokens=len(out.token_ids),
+                                        finish_reason="error")
+                continue
+            results[i] = ChatResult(id=req.id, text=out.text, prompt_tokens=len(ids),
+                                    completion_tokens=len(out.token_ids), latency_s=round(share, 4),
+                                    finish_reason=out.finish_reason,
+                                    logprobs=self._logprobs(out) if req.logprobs else None,
+                                    structured=True if req.response_format is not None else None)
+        return results
+
+    def encode_text(self, text: str) -> list[int]:
+        """Token ids of a raw prompt (no chat template; the tokenizer's special tokens as it adds them)."""
+        return list(self.tokenizer(text)["input_ids"])
 
     def _decode_options(self) -> dict[str, Any]:
         """How ``decode_batch`` runs for this backend (the same for batches and streams)."""

@@ -34,6 +34,19 @@ class ServeConfig(StrictModel):
                                      "of tidekit.safety), the reply carries crisis resources (appended if the "
                                      "model's reply lacks them), the response is marked (header X-Tidekit-Safety) "
                                      "and the event is logged without the message text. See docs/safety.md.")
+    max_batch: int | None = Field(default=None, ge=1, le=1024,
+                                  description="Rows (choices) decoded together in one batch; requests queued while "
+                                              "a batch decodes join the next one. Default: the backend's batch_size.")
+    max_queue: int = Field(default=256, ge=0, le=100_000,
+                           description="Requests that may wait for a batch; past it a request gets 429 with "
+                                       "Retry-After.")
+    request_timeout: float = Field(default=600.0, gt=0, le=86_400,
+                                   description="Seconds a request may take, queued and decoding; past it its row "
+                                               "leaves the batch and it gets 504.")
+    max_body_bytes: int | None = Field(default=None, ge=1024, le=2**31,
+                                       description="Largest request body; a larger one gets 413 before it is read. "
+                                                   "Default: 64 bytes per token of the model's context, at least "
+                                                   "1 MiB.")
 
 
 def serve(config: ServeConfig, on_ready: Callable[[dict[str, Any]], None] | None = None) -> None:
@@ -49,7 +62,9 @@ def serve(config: ServeConfig, on_ready: Callable[[dict[str, Any]], None] | None
     backend = load_backend(config.backend)
     name = config.name or backend.identity.alias
     app = create_app(backend, name, default_max_tokens=config.max_tokens,
-                     default_temperature=config.temperature, safety=config.safety)
+                     default_temperature=config.temperature, safety=config.safety, max_batch=config.max_batch,
+                     max_queue=config.max_queue, request_timeout=config.request_timeout,
+                     max_body_bytes=config.max_body_bytes)
     server = uvicorn.Server(uvicorn.Config(app, host=config.host, port=config.port, log_level="info"))
 
     def announce() -> None:
