@@ -111,6 +111,17 @@ def _examples(values: Any, limit: int = 20) -> list[str]:
     return [str(v) for v in list(values)[:limit]]
 
 
+def _copy_design(raw: pd.DataFrame, df: pd.DataFrame) -> None:
+    """The rating study's sampling design (the columns 'tidekit rate export' writes) as
+    ``design:*`` columns of ``df``, for the prediction-powered estimates."""
+    import pandas as pd
+
+    for c in SAMPLING_COLUMNS:
+        if c in raw.columns:
+            df[f"design:{c}"] = (pd.to_numeric(raw[c], errors="coerce") if c in ("inclusion_probability", "frame_size")
+                                 else raw[c].astype("object").where(raw[c].notna(), None))
+
+
 def prepare_ratings(raw: pd.DataFrame, config: AnalysisConfig) -> PreparedRatings:
     """Validate ``raw`` against ``config`` and return canonical ratings; DataError lists every problem."""
     import numpy as np
@@ -158,12 +169,7 @@ def prepare_ratings(raw: pd.DataFrame, config: AnalysisConfig) -> PreparedRating
     extra = [c for c in cols.extra_ratings if c in raw.columns and c != cols.rating]
     for c in extra:
         df[f"r:{c}"] = pd.to_numeric(raw[c], errors="coerce")
-    # the rating study's sampling design (what 'tidekit rate export' writes), for the
-    # prediction-powered estimates
-    for c in SAMPLING_COLUMNS:
-        if c in raw.columns:
-            df[f"design:{c}"] = (pd.to_numeric(raw[c], errors="coerce") if c in ("inclusion_probability", "frame_size")
-                                 else raw[c].astype("object").where(raw[c].notna(), None))
+    _copy_design(raw, df)
 
     # Attention checks: the rule is applied, then the check rows are dropped.
     if cols.attention_check and cols.attention_check in raw.columns:
