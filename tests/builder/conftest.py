@@ -48,7 +48,7 @@ class ScriptedTeacher(MockBackend):
             return "I'm sorry, but I can't help with that request because it involves sensitive topics."
         rng = random.Random(r.params.seed)
         if int(step) % 2 == 0:
-            age = r.messages[1].content.split("-year-old")[0].split()[-1]
+            age = r.messages[-1].content.split("-year-old")[0].split()[-1]  # the task follows the examples
             return f"I'm {age} and " + " ".join(rng.sample(CLIENT_BITS, 4))
         return " ".join(rng.sample(REPLY_BITS, 4)) + " If you ever feel unsafe, you can call or text 988."
 

@@ -192,6 +192,18 @@ REAL_CLIENT_TURNS_IN_THE_SUPPORTERS_VOICE = [
     "When you mentioned hopelessness, it is not possible to reveal the details that I am writing. You are a "
     "25-year-old male who has lived a life of suffering and has struggled to make sense of it all.",
 ]
+# and first client turns of the same stage (master seed 0) that the gate of that day let through
+REAL_CLIENT_TURNS_THE_GATE_MISSED = [
+    "Dear friend,  I am Dr. Michaela Lee, a certified trauma and healing coach. I am a 59-year-old male who has "
+    "been a devoted partner to my family, living a normal life with a loving family.",
+    "It's been a while since we've met, but I've been meaning to reach out to you. I've had a few clients come in "
+    "who've been dealing with trauma, and I've been so far taking a very different approach.",
+    "I am a 48-year-old woman named Rachel. We have a long-term relationship, and I've been going through a tough "
+    "time lately. I'm not sure I can be there for you, but my heart goes out to you.",
+    "When you mentioned hopelessness, it is as if your entire being was drained, but you have been. I am not sure "
+    "what you meant to say.",
+]
+REAL_CLIENT_TURNS_IN_THE_SUPPORTERS_VOICE += REAL_CLIENT_TURNS_THE_GATE_MISSED
 # and supporter turns it wrote in the client's voice, or about "the client" instead of to them
 REAL_SUPPORTER_TURNS_IN_THE_CLIENTS_VOICE = [
     "I'm so sorry to hear about the past loss. It's a mix of pain and trauma that I'm trying to process. I'm "
@@ -236,6 +248,27 @@ def test_the_role_gate_passes_every_turn_of_the_bundled_sample(sample_dir) -> No
     "I'm sorry to bother you with this, but since the crash I can't sleep and I keep apologising to my kids.",
     "My sister keeps saying she's here for me, but I can't tell her what the nights are like since the accident.",
     "I saw a client of my husband's firm at the shops and froze, because he drives the same car as the one that hit us.",
+    # first-person client turns the widened patterns must still pass
+    "My therapist is a licensed counsellor and she says the nightmares are my mind processing the crash, "
+    "but I still dread going to bed every night.",
+    "I work as a nurse and I have had patients die on me, but nothing prepared me for the accident.",
+    "My heart goes out to the other driver's family, and I can't stop thinking it should have been me.",
 ])
 def test_a_client_who_mentions_sorrow_or_support_in_their_own_story_passes(gates, text: str) -> None:  # type: ignore[no-untyped-def]
+    assert "role.wrong_speaker" not in codes(run_gates(gates, item(text))), text
+
+
+def test_a_later_client_turn_may_refer_back_to_the_supporter() -> None:
+    from tidekit.builder._gates import role_gate
+
+    text = "When you mentioned writing the dreams down, I tried it last night and I slept a little longer."
+    assert role_gate()(item(text)) != []  # the opening turn: nothing was said to the client yet
+    context = [Turn(role="client", text=GOOD_CLIENT), Turn(role="supporter", text=GOOD_REPLY)]
+    assert role_gate()(item(text, context=context)) == []
+
+
+@pytest.mark.parametrize("text", [
+    "I am a licensed therapist myself, and since the crash I can't sit with my own clients without shaking.",
+])
+def test_a_client_whose_job_is_helping_passes_when_they_tell_their_own_story(gates, text: str) -> None:  # type: ignore[no-untyped-def]
     assert "role.wrong_speaker" not in codes(run_gates(gates, item(text))), text

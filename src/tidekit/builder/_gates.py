@@ -230,7 +230,16 @@ _SUPPORTER_VOICE = _rx(
     # the prompt's words for the person, or a letter's placeholder: written about the client, not by them
     r"\b(?:the|this|your|dear) client(?:'s|s)?\b", r"\[(?:client|recipient|name|your name)[^\]]{0,20}\]",
     r"\byou are an? \d{1,3}[- ]year[- ]old\b",  # the persona read back to the reader
+    # a helper introducing themselves or their practice (quickstart, 2026-12-07: "I am Dr. Michaela
+    # Lee, a certified trauma and healing coach", "I've had a few clients come in who've been...")
+    # (narrow: a client may be a therapist by trade, "I am a licensed therapist myself")
+    r"\bI(?:'m| am) (?:Dr\. [A-Z]\w+|a certified (?:[\w-]+ ){0,3}coach)\b",
+    r"\bI(?:'ve| have) had (?:a few |some |many |several |a lot of )?clients\b",
+    r"\bmy heart goes out to you\b", r"\bsince you reached out\b", r"\b(?:read|reading) your message\b",
 )
+# On the opening client turn nothing has been said to the client yet, so a reference back to what
+# "you mentioned" is the supporter answering a message ("When you mentioned hopelessness, ...").
+_REFERS_BACK = _rx(r"\byou (?:mentioned|shared|described|told me|wrote)\b", r"\byour (?:message|story|words)\b")
 # A supporter turn in the client's voice: the supporter's own trauma or struggle, or narration
 # about "the client" instead of a reply to them.
 _FIRST_PERSON = re.compile(r"\b(?:I|I'm|I've|I'd|I'll|me|my|myself|mine)\b", re.IGNORECASE)
@@ -257,7 +266,7 @@ def role_gate() -> Gate:
         if (m := _LABEL.search(item.text)) or (m := _PROMPT_ECHO.search(item.text)):
             out.append(_reject("role.leakage", "role", m))
         if item.role == "client":
-            if m := _SUPPORTER_VOICE.search(item.text):
+            if (m := _SUPPORTER_VOICE.search(item.text)) or (not item.context and (m := _REFERS_BACK.search(item.text))):
                 out.append(_reject("role.wrong_speaker", "role", m))
             elif not _FIRST_PERSON.search(item.text):
                 out.append(Rejection(code="role.wrong_speaker", gate="role",

@@ -40,6 +40,26 @@ CLIENT_USER = (
     "Write your message."
 )
 
+# Two client messages in the client's own first-person voice, given as earlier turns of the chat
+# (the task, then the message) before the real task: small teachers otherwise answer the prompt
+# as a helper. Measured on the quickstart's 40 first client turns (SmolLM2-135M, one attempt):
+# 26 in the supporter's voice with the task prompt alone ("I'm so sorry to hear about the client's
+# pain. I'm always here to support..."), 10 with these examples; casting the model as the person
+# instead (persona as system, the supporter as the user) made it worse (29). The examples' people
+# and events are unlike every scenario's, so a copied example fails the persona gate.
+CLIENT_EXAMPLES: tuple[tuple[str, str], ...] = (
+    ("About you: You are a 34-year-old woman (teacher). Trauma: a house fire (about 2 years ago).\n"
+     "Right now: Loud noises at work set you off. You feel jumpy, ashamed.\nWrite your message.",
+     "Since the fire two years ago I jump at every loud noise, and at school that means all day. Yesterday "
+     "a door slammed and I had to hide in the supply cupboard until my hands stopped shaking. I feel so "
+     "ashamed that a grown woman reacts like this. I don't know how much longer I can keep pretending I'm fine."),
+    ("About you: You are a 61-year-old man (retired driver). Trauma: a robbery at work (8 months ago).\n"
+     "Right now: You stopped going out. You feel lonely, tense.\nWrite your message.",
+     "I haven't really left the house since the robbery eight months ago. My wife does the shopping now and "
+     "I make excuses when my friends call. When I do go out, I keep checking who is behind me. I miss my old "
+     "life, but I feel too tense to even try."),
+)
+
 CLIENT_FOLLOW_UP = "The conversation so far:\n{dialogue}\nNow write your next message, answering the supporter.\n"
 
 SUPPORTER_SYSTEM = (
@@ -109,11 +129,13 @@ def _dialogue(turns: Sequence[Turn]) -> str:
 
 
 def client_messages(persona: Persona, scenario: Scenario, context: Sequence[Turn] = ()) -> list[Message]:
-    """Chat messages asking the teacher for the client's next turn."""
+    """Chat messages asking the teacher for the client's next turn, after :data:`CLIENT_EXAMPLES`."""
     history = CLIENT_FOLLOW_UP.format(dialogue=_dialogue(context)) if context else ""
     user = CLIENT_USER.format(persona=describe_persona(persona), situation=scenario.description,
                               emotions=", ".join(scenario.primary_emotions), history=history)
-    return [Message(role="system", content=CLIENT_SYSTEM), Message(role="user", content=user)]
+    examples = [Message(role=role, content=text)
+                for task, message in CLIENT_EXAMPLES for role, text in (("user", task), ("assistant", message))]
+    return [Message(role="system", content=CLIENT_SYSTEM), *examples, Message(role="user", content=user)]
 
 
 def _factor_lines() -> str:
@@ -135,5 +157,6 @@ def prompt_hashes() -> dict[str, str]:
     """sha256 (first 16 hex digits) of each template and of the empathy definitions they quote."""
     parts = {"client_system": CLIENT_SYSTEM, "client_user": CLIENT_USER, "client_follow_up": CLIENT_FOLLOW_UP,
              "supporter_system": SUPPORTER_SYSTEM, "supporter_risk": SUPPORTER_RISK,
+             "client_examples": "\n".join(t + "\n" + m for t, m in CLIENT_EXAMPLES),
              "empathy_factors": _factor_lines()}
     return {k: hashlib.sha256(v.encode("utf-8")).hexdigest()[:16] for k, v in parts.items()}
