@@ -18,14 +18,14 @@ from tidekit.study._graph import stage_keys
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# The stage keys of the runner before stages were specs (commit e275708, build_stages by hand), for the
+# The stage keys of the runner before stages were specs (commit 9e9224f, build_stages by hand), for the
 # mock study and for a study with every optional stage. A change here reruns finished studies.
 PINNED = {
     "mock": {
         "dataset": "87a603f457c101ae", "split": "0ed87a4b50879779",
         "generate:mock-echo:zero_shot": "8c0cf0862002f87d", "generate:mock-seeded:zero_shot": "33a7f3c4d33435ba",
-        "score": "c2258292a08fab2d", "rating": "c728c919bca70f3a", "analysis": "5cafa5ff3cec9dbb",
-        "report": "b2c4d8dc93e7ba44",
+        "score": "c2258292a08fab2d", "rating": "ba50b08f95afaf70", "analysis": "60cc6916334c2746",
+        "report": "43183f8809251a58",
     },
     "every stage": {
         "dataset": "87a603f457c101ae", "split": "0ed87a4b50879779",
@@ -33,7 +33,7 @@ PINNED = {
         "generate:smollm2-135m:zero_shot": "7a48bde55b09a6bf", "generate:smollm2-135m:fine_tuned": "6a1b24fc44987771",
         "generate:smollm2-360m:zero_shot": "946a4faf077e96f0", "generate:smollm2-360m:fine_tuned": "d75ccd489eb0449a",
         "score": "09b4e37943a4f47c", "ceiling": "be77f83c5aaa1ef5", "judge_validation": "3a55d17b739d1e30",
-        "rating": "eea533690065ab03", "analysis": "397b9cc3d3b0f27b", "report": "bb107c5e8a060902",
+        "rating": "54c7940160aea643", "analysis": "47fc645566615818", "report": "14d9fcb8a64e7100",
     },
 }
 

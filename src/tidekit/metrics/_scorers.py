@@ -14,7 +14,12 @@ Kinds, each a factory registered with :func:`scorer_kind`:
 - ``learned``: a learned empathy scorer folder (``tidekit scorer train``), which sees (context,
   reply) pairs and writes ``scorer_<name>_<label>`` columns.
 
-The empathy judges and the safety checks still run in their own steps of :func:`score`.
+- ``safety`` and ``judge`` (``_checks.py``): the rule-based safety checks and the empathy judges,
+  which also type their columns, fill excluded replies and add files to the run (``finish``).
+
+A scorer's ``role`` says how the tables use its columns: ``metric`` (the default: aggregated
+and compared), ``judge`` (the same, each table cell with its own n) or ``check`` (aggregated,
+not compared). :func:`score` runs every scorer the same way and knows none by name.
 """
 
 from __future__ import annotations
@@ -33,7 +38,8 @@ if TYPE_CHECKING:
     from tidekit._manifest import ModelIdentity
     from tidekit.metrics._learned import ScorerMeta
 
-__all__ = ["LearnedScorerSpec", "LearnedScorerStep", "Scorer", "ScoringBatch", "build_scorers", "model_identity", "scorer_kind"]
+__all__ = ["LearnedScorerSpec", "LearnedScorerStep", "Scorer", "ScorerReport", "ScoringBatch", "build_scorer", "build_scorers",
+           "model_identity", "scorer_kind"]
 
 
 class LearnedScorerSpec(StrictModel):
@@ -53,6 +59,17 @@ class ScoringBatch:
     contexts: Sequence[str]
     responses: Sequence[str]
     references: Sequence[str]
+    ids: Sequence[str] = ()  # "<conversation_id>|<system>" of each reply (the judges' item ids)
+    risk_levels: Sequence[str | None] = ()  # each reply's scenario risk level (the safety checks)
+
+
+@dataclass
+class ScorerReport:
+    """What a scorer adds to the run beyond its columns: files it wrote, manifest entries, warnings."""
+
+    files: list[str] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
 
 class Scorer(Protocol):
@@ -81,7 +98,7 @@ class Scorer(Protocol):
         """What rebuilds it (kind and parameters)."""
         ...
 
-    def __call__(self, batch: ScoringBatch) -> dict[str, list[float]]:
+    def __call__(self, batch: ScoringBatch) -> dict[str, list[Any]]:
         """One value per reply for each of its columns."""
         ...
 
@@ -203,9 +220,17 @@ def _learned(spec: LearnedScorerSpec) -> Scorer:
     return LearnedScorerStep(spec, read_meta(spec.path))  # a folder that is not a scorer fails here, before work
 
 
-def build_scorers(metrics: Sequence[MetricSpec], learned: Sequence[LearnedScorerSpec]) -> list[Scorer]:
-    """Every scorer a score config asks for, built (and checked) before any work; columns must not clash."""
-    scorers = [_KINDS["reference"](m) for m in metrics] + [_KINDS["learned"](s) for s in learned]
+def build_scorer(kind: str, spec: Any) -> Scorer:
+    """The scorer of a registered ``kind`` built from its spec."""
+    return _KINDS[kind](spec)
+
+
+def build_scorers(metrics: Sequence[MetricSpec], learned: Sequence[LearnedScorerSpec],
+                  more: Sequence[tuple[str, Any]] = ()) -> list[Scorer]:
+    """Every scorer a score config asks for, built (and checked) before any work: the reference
+    metrics, the learned scorers, then ``more`` ((kind, spec) pairs); columns must not clash."""
+    scorers = ([_KINDS["reference"](m) for m in metrics] + [_KINDS["learned"](s) for s in learned]
+               + [_KINDS[kind](spec) for kind, spec in more])
     seen: dict[str, str] = {}
     for s in scorers:
         for col in s.columns:

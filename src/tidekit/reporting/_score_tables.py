@@ -1,4 +1,5 @@
-"""Render score tables as Markdown and LaTeX (CSV is pandas' own).
+"""Render the scoring run's tables as Markdown and LaTeX (CSV is pandas' own): the reporting
+layer's part of ``tidekit score`` (``write_score_tables``), which writes them beside the CSVs.
 
 Two views are rendered for reading: the overall table (one row per system, one column per
 metric, ``mean [low, high]``) and the comparisons (every row, with Holm-adjusted p). The full
@@ -11,9 +12,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
-__all__ = ["comparisons_view", "overall_view", "scenario_view", "to_latex", "to_markdown"]
+from tidekit._io import write_text
+
+__all__ = ["comparisons_view", "overall_view", "scenario_view", "to_latex", "to_markdown", "write_score_tables"]
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
@@ -108,3 +112,31 @@ def to_latex(table: Any, caption: str, label: str) -> str:
     lines += [r"\bottomrule", r"\end{tabular}", rf"\caption{{{_tex(caption)}}}", rf"\label{{{label}}}",
               r"\end{table}"]
     return "\n".join(lines) + "\n"
+
+
+def write_score_tables(out: Path, aggregates: Any, comparisons: Any, *, columns: Sequence[str],
+                       judge_columns: Sequence[str], warnings: Sequence[str], scenario_metric: str | None,
+                       confidence: float, comparison_unit: str) -> list[str]:
+    """Write ``aggregates.md``/``.tex`` (the overall table; the per-scenario table of
+    ``scenario_metric`` when given) and ``comparisons.md``/``.tex`` into ``out``; the judge
+    warnings go under the Markdown table. Returns the file names."""
+    overall = overall_view(aggregates, columns, always_n=judge_columns)
+    per_scenario = scenario_view(aggregates, scenario_metric) if scenario_metric is not None else None
+    ci = f"{confidence:.0%}"
+    md = to_markdown(overall, f"Overall: mean [{ci} CI, bootstrap clustered by persona]; n = replies "
+                              "scored, a cell's own n where it has fewer (always for judge columns)")
+    if warnings:
+        md += "\n" + "\n".join(f"> **Warning:** {w}" for w in warnings) + "\n"
+    tex = to_latex(overall, f"Mean and {ci} CI (bootstrap clustered by persona) per system.", "tab:scores")
+    if per_scenario is not None:
+        md += "\n" + to_markdown(per_scenario, f"{scenario_metric} by scenario")
+        tex += "\n" + to_latex(per_scenario, f"{scenario_metric} by scenario, mean and {ci} CI.",
+                               "tab:scores-by-scenario")
+    write_text(out / "aggregates.md", md)
+    write_text(out / "aggregates.tex", tex)
+    comp = comparisons_view(comparisons)
+    title = (f"Paired comparisons (Wilcoxon signed-rank by {comparison_unit}, rank-biserial r, "
+             "Holm-adjusted p within metric)")
+    write_text(out / "comparisons.md", to_markdown(comp, title))
+    write_text(out / "comparisons.tex", to_latex(comp, title, "tab:comparisons"))
+    return ["aggregates.md", "aggregates.tex", "comparisons.md", "comparisons.tex"]
