@@ -85,8 +85,11 @@ def rated_subset(config: Any, eval_convs: int) -> RatedSubset:
     """The rated subset of a study config (rating and analysis.ppi) over ``eval_convs`` conversations."""
     asked = config.rating.study.conversations
     rated = min(asked, eval_convs) if asked is not None else eval_convs
-    sampling = (f"a seeded simple random sample (rating.study.conversations: {asked}, seed "
-                f"{config.rating.study.seed})" if rated < eval_convs else "every evaluated conversation")
+    strata = getattr(config.rating.study, "strata", None)
+    kind = (f"stratified random sample within {strata}, spread evenly (rating.study.strata; the analysis "
+            "weights each stratum by its share)" if strata else "simple random sample")
+    sampling = (f"a seeded {kind} (rating.study.conversations: {asked}, seed {config.rating.study.seed}; "
+                "'tidekit rate create' records it)" if rated < eval_convs else "every evaluated conversation")
     head = f"rated subset: {rated:,} of {eval_convs:,} evaluated conversations ({sampling}); "
     ppi = config.analysis.ppi
     if ppi is None:
