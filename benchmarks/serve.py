@@ -9,7 +9,8 @@ What it measures, SmolLM2-135M on the hf backend with its defaults, greedy (temp
 the server and the engine decode the same tokens), every reply ``--tokens`` new tokens at most:
 
 (a) the engine: ``tidekit.generation.run_requests`` on 8 requests at batch 8 in this process
-    (what ``tidekit generate --batch-size 8`` runs), after a warm-up; the server is idle then;
+    (what ``tidekit generate --batch-size 8`` runs), after a warm-up, before the server starts and
+    again after it stops; the ratio is taken against the faster of the two;
 (b) the server, ``tidekit serve --max-batch 32`` in its own process on loopback: 1, 8 and 32
     concurrent clients, each sending ``--rounds`` requests one after the other, with short
     (16-token) and long (``--tokens``, 64) replies: aggregate completion tokens/s (the server's
@@ -177,15 +178,20 @@ def big_body(url: str, pid: int) -> tuple[float, float, str]:
 
 
 def main() -> int:
+    from tidekit.backends._hf import tune_openmp_waits
+
+    # before torch loads here, as ``tidekit serve`` does in its own process: both sides of the
+    # comparison then spin their OpenMP threads alike (libgomp's default spin measured 3x slower
+    # on the loaded 2-core machine)
+    tune_openmp_waits()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tokens", type=int, default=64, help="new tokens of a long reply [64]")
     parser.add_argument("--rounds", type=int, default=2, help="requests each client sends in turn [2]")
     parser.add_argument("--no-append", action="store_true", help="print only; leave docs/benchmarks.md alone")
     args = parser.parse_args()
 
-    engine, engine_tokens = engine_tok_s(8, args.tokens)
-    rows: list[tuple[str, str]] = [("engine, run_requests at batch 8 (tidekit generate)",
-                                    f"{engine:.1f} tok/s ({engine_tokens} tokens)")]
+    before, engine_tokens = engine_tok_s(8, args.tokens)
+    rows: list[tuple[str, str]] = []
     found: dict[tuple[int, int], dict[str, float]] = {}
     with launch(32) as (url, pid):
         scenario(url, 2, 1, 8)  # warm-up
@@ -200,9 +206,17 @@ def main() -> int:
                      f"{plain:.2f} s / {streamed:.2f} s"))
         seconds, growth, status = big_body(url, pid)
         rows.append(("20 MB body", f"{status.split(' ', 1)[1]} after {seconds:.3f} s, RSS growth {growth:.1f} MB"))
+    # the engine again once the server is gone: on a shared machine the two runs can differ a lot,
+    # and the comparison is made against the faster (the harder bar for the server)
+    after, _ = engine_tok_s(8, args.tokens)
+    engine = max(before, after)
+    rows.insert(0, ("engine, run_requests at batch 8 (tidekit generate), before / after the server",
+                    f"{before:.1f} / {after:.1f} tok/s ({engine_tokens} tokens each)"))
     eight, one = found[(8, args.tokens)]["tok_s"], found[(1, args.tokens)]["tok_s"]
     rows.append((f"8 clients / 1 client ({args.tokens}-token replies)", f"{eight / one:.2f}x (acceptance: >= 5x)"))
-    rows.append(("8 clients / engine at batch 8", f"{100 * eight / engine:.0f}% (acceptance: >= 60%)"))
+    rows.append(("8 clients / engine at batch 8 (the faster engine run)",
+                 f"{100 * eight / engine:.0f}% (acceptance: >= 60%)"))
+    rows.append(("load average (1 min) at the end", f"{os.getloadavg()[0]:.1f}"))
     print_rows(rows)
     if not args.no_append:
         stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
