@@ -136,15 +136,16 @@ class HFBackend:
         pad = self.tokenizer.pad_token_id
         self.pad_id = int(pad if pad is not None else min(eos))
         _, kv_heads, head_dim = attention_shape(model.config)
-        # keys + values, every layer, in the model's dtype
-        self.kv_bytes_per_token = 2 * model.config.num_hidden_layers * kv_heads * head_dim * torch_dtype.itemsize
+        # keys + values, every layer, in the model's dtype (fp32 in the lean batch-invariant mode)
+        cache_bytes = 4 if config.reproducible and self.lean is not None else torch_dtype.itemsize
+        self.kv_bytes_per_token = 2 * model.config.num_hidden_layers * kv_heads * head_dim * cache_bytes
         self.context_length = int(getattr(model.config, "max_position_embeddings", 0)
                                   or (self.spec.context if self.spec else 2048))
         self.system_role = self.spec.system_role if self.spec else _template_has_system(self.tokenizer)
         fingerprint = weights_fingerprint(Path(source) / gguf if gguf else Path(source))
         # batch-invariant outputs are other numbers than the batch-dependent path's: another key
         revision = (f"dtype={self.dtype}" + (f";adapter={self.adapter_sha[:16]}" if self.adapter_sha else "")
-                    + (";batch-invariant" if config.reproducible else ""))
+                    + (";batch-invariant-v2" if config.reproducible else ""))  # v2: fixed-order fp32 attention
         self.identity = ModelIdentity(alias=config.model if self.spec else Path(config.model).name,
                                       source=str(source if not gguf else Path(source) / gguf),
                                       revision=revision, sha256=fingerprint, role="system")
@@ -163,7 +164,7 @@ class HFBackend:
 
         lean = self.lean is not None
         mode = ("off" if not self.config.reproducible else
-                "lean forward: slot = position, attention over a fixed slot grid" if lean else
+                "lean forward: slot = position, fixed-order fp32 attention over a fixed slot grid" if lean else
                 "transformers forward: one request per forward pass")
         out: dict[str, Any] = {
             "dtype": self.dtype, "device": self.device, "batch_size": self.config.batch_size,
@@ -178,7 +179,8 @@ class HFBackend:
                     if k in os.environ},
         }
         if lean and self.config.reproducible:
-            out["attention_slot_grid"] = {"decode": 16, "prefill": CAPACITY_GRID}
+            out["attention_slot_grid"] = {"decode": CAPACITY_GRID, "prefill": CAPACITY_GRID}
+            out["attention"] = "fp32 matmuls and softmax over an fp32 key/value cache (fixed reduction order)"
             out["share_prefix"] = False  # batch-invariant mode prefills every prompt whole
         return out
 

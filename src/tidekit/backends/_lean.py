@@ -28,19 +28,20 @@ attention accumulated in fp32): fp32 logits equal the transformers forward's, bf
 rounding (tests/backends/test_lean_decode.py).
 
 Batch-invariant mode (``aligned=True``, what ``backend.reproducible`` turns on): a row's logits,
-bit for bit, do not depend on the other rows of its batch, their number, their lengths or the
-prefill grouping. What was measured on the AVX512-BF16 CPU (torch 2.13, 1 and 2 threads): the
-pre-packed oneDNN matmuls already give every row the same bits whatever the number of rows;
-``scaled_dot_product_attention`` does not, because its reductions follow where a row's real keys
-sit in the key axis and how long that axis is (left padding moves them; a longer batch lengthens
-it). So in this mode a row's token at position ``p`` lives in cache slot ``p`` (prompts
-right-padded, each row writing its own slot), and attention always runs over a key axis whose
-length is rounded to a fixed grid (:func:`attended_slots`: 16 slots in decode steps, 512 in
-prefill), so the masked tail of the axis adds exact zeros. Decode-step attention keeps the query
-heads in their own axis (the stacked layout gave other bits with 1 and 2 threads), a lone row runs
-with a twin (one-row attention took another path), and prompts are prefilled whole (no shared
-prefix pass: a row prefilled after a prefix pass got other bits than prefilled whole). Its cost is measured in
-benchmarks/generation.py (docs/benchmarks.md).
+bit for bit, do not depend on the other rows of its batch, their number, their lengths, the
+prefill grouping or the number of threads. What was measured on the AVX512-BF16 CPU (torch 2.13,
+1 and 2 threads): the pre-packed oneDNN matmuls already give every row the same bits whatever
+the number of rows; ``scaled_dot_product_attention`` does not, because its reductions follow
+where a row's real keys sit in the key axis, how long that axis is, and (prefill) how its blocks
+of keys fall. So in this mode a row's token at position ``p`` lives in cache slot ``p`` (prompts
+right-padded, each row writing its own slot), the key/value cache is fp32, and attention is plain
+fp32 matmuls and a softmax (:meth:`LeanDecoder._attend_fixed`) over a key axis rounded up to
+:data:`SLOT_GRID` slots, so the masked tail adds whole vectors of exact zeros. A lone row runs
+with a twin (one-row matmuls take other kernels), and prompts are prefilled whole (no shared
+prefix pass: a row prefilled after a prefix pass got other bits than prefilled whole). An earlier
+version ran ``scaled_dot_product_attention`` with one query per head and a 512-slot prefill grid
+and cost about half the throughput; this one costs about 15% (benchmarks/generation.py,
+docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -59,18 +60,17 @@ __all__ = ["SUPPORTED", "LeanDecoder", "attended_slots", "lean_decoder_for", "pr
 SUPPORTED = frozenset({"llama", "qwen2"})
 PREFILL_TOKENS = 2048  # padded tokens per prefill group: big enough for efficient matmuls
 SHARED_PREFIX_MIN = 32  # a common prefix shorter than this is prefilled with each row (not worth a pass)
-CAPACITY_GRID = 512  # batch-invariant mode: cache capacity is a multiple of this (the widest prefill grid)
+SLOT_GRID = 16  # batch-invariant mode: attention's key axis is a multiple of this (16 fp32 = one AVX-512 vector)
+CAPACITY_GRID = SLOT_GRID  # batch-invariant mode: cache capacity is a multiple of this
 
 
-def attended_slots(used: int, prefill: bool) -> int:
+def attended_slots(used: int, prefill: bool = False) -> int:
     """Batch-invariant mode: the key-axis length attention runs over when ``used`` slots of the
-    longest row hold tokens. A fixed grid, so that a row's reductions are the same whatever its
-    batch-mates' lengths, the masked tail adding exact zeros. Measured with torch 2.13's CPU
-    kernels: one-query (decode) attention agrees bit for bit on a 16-slot grid (5-1,100 keys,
-    1-64 rows, 1 and 2 threads); many-query (prefill) attention only on multiples of 512 slots
-    (axes of 208 or 256 slots moved a few values against 512: the kernel blocks keys by 512)."""
-    grid = CAPACITY_GRID if prefill else 16
-    return -(-used // grid) * grid
+    longest row hold tokens: ``used`` rounded up to :data:`SLOT_GRID`, so that the masked tail of
+    a row's key axis is whole SIMD vectors of exact zeros, whatever its batch-mates' lengths.
+    (``prefill`` is kept for callers; prefill and decode share the grid since attention runs in
+    :meth:`LeanDecoder._attend_fixed`, whose reductions are the same for both.)"""
+    return -(-used // SLOT_GRID) * SLOT_GRID
 
 
 def shared_prefix_length(prompts: Sequence[Sequence[int]]) -> int:
@@ -264,6 +264,39 @@ class LeanDecoder:
         rotated = torch.cat((-qk[..., half:], qk[..., :half]), dim=-1)
         return qk * cos + rotated * sin
 
+    def _attend_fixed(self, q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
+                      allowed: torch.Tensor) -> torch.Tensor:
+        """Batch-invariant attention: ``q`` [b, s, heads, dim] (any dtype), ``keys``/``values``
+        [b, kv, n, dim] fp32, ``allowed`` [b, s, n]; returns [b, s, heads * dim] in ``q``'s dtype.
+
+        Plain fp32 matmuls and softmax instead of ``scaled_dot_product_attention``: each query's
+        scores are one dot product of ``dim`` terms, its softmax one row, its output one sum over
+        the key axis, and none of the three is reordered by the number of rows, queries or
+        threads; the masked tail (the key axis is on :data:`SLOT_GRID`) adds exact zeros. The query
+        heads sharing a key/value head are stacked as queries of that head, so keys and values are
+        never repeated. Measured on the AVX512-BF16 CPU (torch 2.13): bits equal alone, in any
+        batch and with 1 or 2 threads (tests/backends/test_lean_decode.py, test_hf.py), and about a
+        quarter of the time the one-query-per-head kernel call took in decode steps."""
+        import torch
+
+        b, s, h_all, d = q.shape
+        kv, g = self.n_kv, self.group
+        n = keys.shape[2]
+        qs = q.float().view(b, s, kv, g, d).permute(0, 2, 3, 1, 4).reshape(b, kv, g * s, d)
+        scores = torch.matmul(qs, keys.transpose(-1, -2)).mul_(self.scale)  # [b, kv, g*s, n]
+        mask = allowed.view(b, 1, 1, s, n).expand(b, 1, g, s, n).reshape(b, 1, g * s, n)
+        scores.masked_fill_(~mask, float("-inf"))
+        weights = torch.softmax(scores, dim=-1)
+        # the sum over keys: a matmul blocks its reduction axis by the axis's length (an axis of
+        # 272 keys summed the first 256 otherwise than one of 256 did), so every matmul here sums
+        # exactly SLOT_GRID keys, and the chunks are added in order by cumsum, which runs along its
+        # axis one element after the other (the zero chunks past a row's keys add nothing)
+        c = n // SLOT_GRID
+        chunks = torch.matmul(weights.view(b, kv, g * s, c, SLOT_GRID).transpose(2, 3),
+                              values.view(b, kv, c, SLOT_GRID, d))  # [b, kv, c, g*s, d]
+        out = chunks.cumsum(dim=2)[:, :, -1]  # [b, kv, g*s, d]
+        return out.view(b, kv, g, s, d).permute(0, 3, 1, 2, 4).reshape(b, s, h_all * d).to(q.dtype)
+
     # ---- the cache ------------------------------------------------------------------------------
     def allocate(self, batch: int, capacity: int, device: Any = "cpu") -> None:
         import torch
@@ -272,8 +305,9 @@ class LeanDecoder:
             capacity = -(-capacity // CAPACITY_GRID) * CAPACITY_GRID
             batch = max(batch, 2)  # a lone row runs with a twin (see _twin)
         shape = (batch, self.n_kv, capacity, self.head_dim)
-        self.k_cache = [torch.zeros(shape, dtype=self.dtype, device=device) for _ in self.layers]
-        self.v_cache = [torch.zeros(shape, dtype=self.dtype, device=device) for _ in self.layers]
+        dtype = torch.float32 if self.aligned else self.dtype  # fixed-order attention reads fp32 keys
+        self.k_cache = [torch.zeros(shape, dtype=dtype, device=device) for _ in self.layers]
+        self.v_cache = [torch.zeros(shape, dtype=dtype, device=device) for _ in self.layers]
         self.valid = torch.zeros((batch, capacity), dtype=torch.bool, device=device)
         self.length = 0
 
@@ -405,7 +439,6 @@ class LeanDecoder:
         position ``p`` written to slot ``p`` (from ``prefix`` on), attention over the first
         :func:`attended_slots` slots of the cache, and the logits at each row's last real token."""
         import torch
-        import torch.nn.functional as F
 
         assert self.valid is not None
         if ids.shape[1] % 32 == 1:
@@ -424,18 +457,17 @@ class LeanDecoder:
         # sees itself (its output is never used, but a fully masked row would give NaN)
         slot, query = torch.arange(n), prefix + torch.arange(s)
         allowed = (slot[None, :] <= query[:, None]) & self.valid[rows, None, :n]
-        allowed = (allowed | (slot[None, :] == query[:, None])).unsqueeze(1)  # [b, 1, s, n]
+        allowed = allowed | (slot[None, :] == query[:, None])  # [b, s, n]
         h_all, kv = self.n_heads, self.n_kv
         for i, layer in enumerate(self.layers):
             h = self._rms(x, layer["norm_in"])
             qkv = layer["qkv"](h).view(b, s, h_all + 2 * kv, self.head_dim)
             qk = self._rope(qkv[:, :, : h_all + kv], cos, sin)
-            self.k_cache[i][rows, :, prefix:prefix + s] = qk[:, :, h_all:].transpose(1, 2)
-            self.v_cache[i][rows, :, prefix:prefix + s] = qkv[:, :, h_all + kv:].transpose(1, 2)
-            att = F.scaled_dot_product_attention(qk[:, :, :h_all].transpose(1, 2), self.k_cache[i][rows, :, :n],
-                                                 self.v_cache[i][rows, :, :n], attn_mask=allowed, scale=self.scale,
-                                                 enable_gqa=self.group > 1)
-            x = self._finish_block(x, att.transpose(1, 2).reshape(b, s, h_all * self.head_dim), layer)
+            kc, vc = self.k_cache[i], self.v_cache[i]
+            kc[rows, :, prefix:prefix + s] = qk[:, :, h_all:].transpose(1, 2).to(kc.dtype)
+            vc[rows, :, prefix:prefix + s] = qkv[:, :, h_all + kv:].transpose(1, 2).to(vc.dtype)
+            att = self._attend_fixed(qk[:, :, :h_all], kc[rows, :, :n], vc[rows, :, :n], allowed)
+            x = self._finish_block(x, att, layer)
         last = x[torch.arange(b), mask.sum(-1) - 1]
         return self.lm_head(self._rms(last, self.norm_out))
 
@@ -515,23 +547,16 @@ class LeanDecoder:
         x = self.embed(tokens)
         cos, sin = self.rotary(x, slots)
         cos, sin = cos.unsqueeze(2), sin.unsqueeze(2)
-        h_all, kv, g, d = self.n_heads, self.n_kv, self.group, self.head_dim
+        h_all, kv, d = self.n_heads, self.n_kv, self.head_dim
         # token t sees its row's valid slots up to its own (causal among the new tokens)
         allowed = self.valid[:, None, :n_slots] & (torch.arange(n_slots).view(1, 1, n_slots) <= slots.view(b, k, 1))
-        allowed = allowed.unsqueeze(1)  # [b, 1, k, n_slots]
         for i, layer in enumerate(self.layers):
             h = self._rms(x, layer["norm_in"])
             qkv = layer["qkv"](h).view(b, k, h_all + 2 * kv, d)
             qk = self._rope(qkv[:, :, : h_all + kv], cos, sin)
             kc, vc = self.k_cache[i], self.v_cache[i]
-            kc[batch, :, slots] = qk[:, :, h_all:]  # [b, k, kv, d] into each row's own slots
-            vc[batch, :, slots] = qkv[:, :, h_all + kv:]
-            # query heads in their own axis (enable_gqa), not stacked per key/value head: measured
-            # to give the same bits with 1 and 2 threads, which the stacked layout did not
-            att = torch.nn.functional.scaled_dot_product_attention(qk[:, :, :h_all].transpose(1, 2),
-                                                                   kc[:, :, :n_slots], vc[:, :, :n_slots],
-                                                                   attn_mask=allowed, scale=self.scale,
-                                                                   enable_gqa=g > 1)
-            att = att.transpose(1, 2).reshape(b, k, h_all * d)
+            kc[batch, :, slots] = qk[:, :, h_all:].to(kc.dtype)  # [b, k, kv, d] into each row's own slots
+            vc[batch, :, slots] = qkv[:, :, h_all + kv:].to(vc.dtype)
+            att = self._attend_fixed(qk[:, :, :h_all], kc[:, :, :n_slots], vc[:, :, :n_slots], allowed)
             x = self._finish_block(x, att, layer)
         return self.lm_head(self._rms(x[:, -1, :], self.norm_out))
