@@ -160,7 +160,7 @@ class HFBackend:
         """What decides this backend's numbers besides the weights (recorded in manifests)."""
         import torch
 
-        from tidekit.backends._lean import CAPACITY_GRID
+        from tidekit.backends._lean import SLOT_GRID
 
         lean = self.lean is not None
         mode = ("off" if not self.config.reproducible else
@@ -179,7 +179,7 @@ class HFBackend:
                     if k in os.environ},
         }
         if lean and self.config.reproducible:
-            out["attention_slot_grid"] = {"decode": CAPACITY_GRID, "prefill": CAPACITY_GRID}
+            out["attention_slot_grid"] = {"decode": SLOT_GRID, "prefill": SLOT_GRID}
             out["attention"] = "fp32 matmuls and softmax over an fp32 key/value cache (fixed reduction order)"
             out["share_prefix"] = False  # batch-invariant mode prefills every prompt whole
         return out

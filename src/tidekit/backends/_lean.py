@@ -40,7 +40,7 @@ fp32 matmuls and a softmax (:meth:`LeanDecoder._attend_fixed`) over a key axis r
 with a twin (one-row matmuls take other kernels), and prompts are prefilled whole (no shared
 prefix pass: a row prefilled after a prefix pass got other bits than prefilled whole). An earlier
 version ran ``scaled_dot_product_attention`` with one query per head and a 512-slot prefill grid
-and cost about half the throughput; this one costs about 15% (benchmarks/generation.py,
+and cost about half the throughput; this one about a quarter (0.749x on the idle machine, benchmarks/generation.py,
 docs/benchmarks.md).
 """
 
@@ -60,16 +60,14 @@ __all__ = ["SUPPORTED", "LeanDecoder", "attended_slots", "lean_decoder_for", "pr
 SUPPORTED = frozenset({"llama", "qwen2"})
 PREFILL_TOKENS = 2048  # padded tokens per prefill group: big enough for efficient matmuls
 SHARED_PREFIX_MIN = 32  # a common prefix shorter than this is prefilled with each row (not worth a pass)
-SLOT_GRID = 16  # batch-invariant mode: attention's key axis is a multiple of this (16 fp32 = one AVX-512 vector)
-CAPACITY_GRID = SLOT_GRID  # batch-invariant mode: cache capacity is a multiple of this
+SLOT_GRID = 16  # batch-invariant mode: attention's key axis and the cache capacity are multiples of this
 
 
-def attended_slots(used: int, prefill: bool = False) -> int:
+def attended_slots(used: int) -> int:
     """Batch-invariant mode: the key-axis length attention runs over when ``used`` slots of the
     longest row hold tokens: ``used`` rounded up to :data:`SLOT_GRID`, so that the masked tail of
-    a row's key axis is whole SIMD vectors of exact zeros, whatever its batch-mates' lengths.
-    (``prefill`` is kept for callers; prefill and decode share the grid since attention runs in
-    :meth:`LeanDecoder._attend_fixed`, whose reductions are the same for both.)"""
+    a row's key axis is whole chunks of exact zeros, whatever its batch-mates' lengths (prefill and
+    decode alike: both attend through :meth:`LeanDecoder._attend_fixed`)."""
     return -(-used // SLOT_GRID) * SLOT_GRID
 
 
@@ -302,7 +300,7 @@ class LeanDecoder:
         import torch
 
         if self.aligned:  # room for the widest attended axis (attended_slots)
-            capacity = -(-capacity // CAPACITY_GRID) * CAPACITY_GRID
+            capacity = attended_slots(capacity)
             batch = max(batch, 2)  # a lone row runs with a twin (see _twin)
         shape = (batch, self.n_kv, capacity, self.head_dim)
         dtype = torch.float32 if self.aligned else self.dtype  # fixed-order attention reads fp32 keys
@@ -442,8 +440,9 @@ class LeanDecoder:
 
         assert self.valid is not None
         if ids.shape[1] % 32 == 1:
-            # a guard: the attention kernel cuts queries into blocks of 32 (or a multiple of it), and
-            # one-row blocks take other kernels elsewhere (the matmuls' M = 1); never leave one
+            # a guard from the scaled_dot_product_attention version (its kernel cut queries into
+            # blocks of 32 and a one-query block took another kernel); kept because the bf16
+            # invariance tests were run with it, not re-measured since attention moved to _attend_fixed
             ids = torch.cat([ids, ids.new_zeros((ids.shape[0], 1))], dim=1)
             mask = torch.cat([mask, mask.new_zeros((mask.shape[0], 1))], dim=1)
         b, s = ids.shape
@@ -451,7 +450,7 @@ class LeanDecoder:
         x = self.embed(ids)
         cos, sin = self.rotary(x, positions)
         cos, sin = cos.unsqueeze(2), sin.unsqueeze(2)
-        n = attended_slots(prefix + s, prefill=True)
+        n = attended_slots(prefix + s)
         self.valid[rows, prefix:prefix + s] = mask
         # query i (position prefix + i) sees the row's valid slots up to its own; a padding query
         # sees itself (its output is never used, but a fully masked row would give NaN)
@@ -539,7 +538,7 @@ class LeanDecoder:
         if end > self.valid.shape[1]:
             raise RuntimeError(f"the key/value cache holds {self.valid.shape[1]} tokens, its capacity; "
                                f"{end} do not fit")
-        n_slots = attended_slots(end, prefill=False)
+        n_slots = attended_slots(end)
         batch = torch.arange(b).view(b, 1)
         slots = positions.view(b, 1) + torch.arange(k)  # [b, k]
         self.valid[batch, slots] = True
