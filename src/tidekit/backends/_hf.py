@@ -145,7 +145,7 @@ class HFBackend:
         fingerprint = weights_fingerprint(Path(source) / gguf if gguf else Path(source))
         # batch-invariant outputs are other numbers than the batch-dependent path's: another key
         revision = (f"dtype={self.dtype}" + (f";adapter={self.adapter_sha[:16]}" if self.adapter_sha else "")
-                    + (";batch-invariant-v2" if config.reproducible else ""))  # v2: fixed-order fp32 attention
+                    + (";batch-invariant-v3" if config.reproducible else ""))  # v3: fixed-order fp32 attention, own-length prefill
         self.identity = ModelIdentity(alias=config.model if self.spec else Path(config.model).name,
                                       source=str(source if not gguf else Path(source) / gguf),
                                       revision=revision, sha256=fingerprint, role="system")

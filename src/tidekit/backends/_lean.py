@@ -36,11 +36,14 @@ where a row's real keys sit in the key axis, how long that axis is, and (prefill
 of keys fall. So in this mode a row's token at position ``p`` lives in cache slot ``p`` (prompts
 right-padded, each row writing its own slot), the key/value cache is fp32, and attention is plain
 fp32 matmuls and a softmax (:meth:`LeanDecoder._attend_fixed`) over a key axis rounded up to
-:data:`SLOT_GRID` slots, so the masked tail adds whole vectors of exact zeros. A lone row runs
+:data:`SLOT_GRID` slots, so the masked tail adds whole vectors of exact zeros. Decode steps sum
+over keys in :data:`SLOT_GRID`-key matmuls added in order; prefill groups rows by their own
+attended length and sums each group's keys in one matmul, so a row's key axis never depends on
+its batch-mates' lengths. A lone row runs
 with a twin (one-row matmuls take other kernels), and prompts are prefilled whole (no shared
 prefix pass: a row prefilled after a prefix pass got other bits than prefilled whole). An earlier
 version ran ``scaled_dot_product_attention`` with one query per head and a 512-slot prefill grid
-and cost about half the throughput; this one about a quarter (0.749x on the idle machine, benchmarks/generation.py,
+and cost about half the throughput; this one about a quarter (0.756x on the idle machine, benchmarks/generation.py,
 docs/benchmarks.md).
 """
 
@@ -263,9 +266,11 @@ class LeanDecoder:
         return qk * cos + rotated * sin
 
     def _attend_fixed(self, q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
-                      allowed: torch.Tensor) -> torch.Tensor:
+                      allowed: torch.Tensor, chunked: bool = True) -> torch.Tensor:
         """Batch-invariant attention: ``q`` [b, s, heads, dim] (any dtype), ``keys``/``values``
         [b, kv, n, dim] fp32, ``allowed`` [b, s, n]; returns [b, s, heads * dim] in ``q``'s dtype.
+        ``chunked=False``: one matmul sums over the whole key axis, for callers whose key axis is
+        the row's own length (prefill: :meth:`_prefill_aligned`), never its batch-mates'.
 
         Plain fp32 matmuls and softmax instead of ``scaled_dot_product_attention``: each query's
         scores are one dot product of ``dim`` terms, its softmax one row, its output one sum over
@@ -287,12 +292,18 @@ class LeanDecoder:
         weights = torch.softmax(scores, dim=-1)
         # the sum over keys: a matmul blocks its reduction axis by the axis's length (an axis of
         # 272 keys summed the first 256 otherwise than one of 256 did), so every matmul here sums
-        # exactly SLOT_GRID keys, and the chunks are added in order by cumsum, which runs along its
-        # axis one element after the other (the zero chunks past a row's keys add nothing)
+        # exactly SLOT_GRID keys, and the chunks are added one after the other (the zero chunks
+        # past a row's keys add nothing). A plain loop of adds: cumsum, which would do the same,
+        # made long prompts' prefill several times slower (it accumulates in float64)
+        if not chunked:
+            out = torch.matmul(weights, values)
+            return out.view(b, kv, g, s, d).permute(0, 3, 1, 2, 4).reshape(b, s, h_all * d).to(q.dtype)
         c = n // SLOT_GRID
         chunks = torch.matmul(weights.view(b, kv, g * s, c, SLOT_GRID).transpose(2, 3),
                               values.view(b, kv, c, SLOT_GRID, d))  # [b, kv, c, g*s, d]
-        out = chunks.cumsum(dim=2)[:, :, -1]  # [b, kv, g*s, d]
+        out = chunks[:, :, 0].clone()  # [b, kv, g*s, d]
+        for i in range(1, c):
+            out += chunks[:, :, i]
         return out.view(b, kv, g, s, d).permute(0, 3, 1, 2, 4).reshape(b, s, h_all * d).to(q.dtype)
 
     # ---- the cache ------------------------------------------------------------------------------
@@ -452,11 +463,21 @@ class LeanDecoder:
         cos, sin = cos.unsqueeze(2), sin.unsqueeze(2)
         n = attended_slots(prefix + s)
         self.valid[rows, prefix:prefix + s] = mask
-        # query i (position prefix + i) sees the row's valid slots up to its own; a padding query
-        # sees itself (its output is never used, but a fully masked row would give NaN)
+        # query i (position prefix + i) sees the row's valid slots up to its own
         slot, query = torch.arange(n), prefix + torch.arange(s)
-        allowed = (slot[None, :] <= query[:, None]) & self.valid[rows, None, :n]
-        allowed = allowed | (slot[None, :] == query[:, None])  # [b, s, n]
+        allowed = (slot[None, :] <= query[:, None]) & self.valid[rows, None, :n]  # [b, s, n]
+        # each row attends over its own length on the grid, not the group's: then one matmul over
+        # the key axis gives a row the same bits in any group (chunking, as decode steps do, cost
+        # long prompts 3x their prefill); rows of one attended length run together
+        own: dict[int, list[int]] = {}
+        for j, real in enumerate(mask.sum(-1).tolist()):
+            own.setdefault(attended_slots(prefix + int(real)), []).append(j)
+        parts = []
+        for width, members in own.items():
+            idx = torch.tensor(members)
+            sub = allowed[idx, :, :width].clone()
+            sub[..., 0] |= ~sub.any(-1)  # a padding query sees slot 0 (its output is never used; no NaN)
+            parts.append((width, idx, rows[idx], sub))
         h_all, kv = self.n_heads, self.n_kv
         for i, layer in enumerate(self.layers):
             h = self._rms(x, layer["norm_in"])
@@ -465,7 +486,10 @@ class LeanDecoder:
             kc, vc = self.k_cache[i], self.v_cache[i]
             kc[rows, :, prefix:prefix + s] = qk[:, :, h_all:].transpose(1, 2).to(kc.dtype)
             vc[rows, :, prefix:prefix + s] = qkv[:, :, h_all + kv:].transpose(1, 2).to(vc.dtype)
-            att = self._attend_fixed(qk[:, :, :h_all], kc[rows, :, :n], vc[rows, :, :n], allowed)
+            att = x.new_empty((b, s, h_all * self.head_dim))
+            for width, idx, cache_rows, sub in parts:
+                att[idx] = self._attend_fixed(qk[idx, :, :h_all], kc[cache_rows, :, :width], vc[cache_rows, :, :width],
+                                              sub, chunked=False)
             x = self._finish_block(x, att, layer)
         last = x[torch.arange(b), mask.sum(-1) - 1]
         return self.lm_head(self._rms(last, self.norm_out))
