@@ -104,7 +104,7 @@ typecheck: setup-dev
 	$(BIN)/mypy
 
 unit: setup-dev
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=30  # the slowest tests, printed so CI logs show where the time goes
 
 unit-fast: setup-dev
 	$(BIN)/pytest -q -m "not slow"
