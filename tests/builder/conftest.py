@@ -37,9 +37,10 @@ class ScriptedTeacher(MockBackend):
     prompt; the first attempt of every third conversation is a refusal, and ``always_bad`` ids
     never pass."""
 
-    def __init__(self, always_bad: Sequence[str] = ()) -> None:
+    def __init__(self, always_bad: Sequence[str] = (), crisis_line: bool = True) -> None:
         super().__init__(MockConfig(model="scripted-teacher", batch_size=64), respond=self._script)
         self.always_bad = set(always_bad)
+        self.crisis_line = crisis_line  # False: replies never name a crisis resource (as SmolLM2's)
 
     def _script(self, r: ChatRequest) -> str:
         conv, step, attempt = r.id.split("/")
@@ -50,7 +51,8 @@ class ScriptedTeacher(MockBackend):
         if int(step) % 2 == 0:
             age = r.messages[-1].content.split("-year-old")[0].split()[-1]  # the task follows the examples
             return f"I'm {age} and " + " ".join(rng.sample(CLIENT_BITS, 4))
-        return " ".join(rng.sample(REPLY_BITS, 4)) + " If you ever feel unsafe, you can call or text 988."
+        line = " If you ever feel unsafe, you can call or text 988." if self.crisis_line else ""
+        return " ".join(rng.sample(REPLY_BITS, 4)) + line
 
 
 @pytest.fixture

@@ -71,6 +71,31 @@ def test_exhausted_turns_are_dropped_or_kept_flagged(teacher_cls) -> None:  # ty
     assert stats.turns_flagged >= 1
 
 
+def test_missing_crisis_resources_are_regenerated_or_appended_as_configured(teacher_cls) -> None:  # type: ignore[no-untyped-def]
+    from tidekit.safety import CRISIS_PARAGRAPH, has_crisis_resources
+
+    # a teacher that never names a resource: replies to the risky scenario fail the safety gate
+    stats, rejections = GenerationStats(), []  # type: ignore[var-annotated]
+    ds = generate_conversations(plan_build(small()), teacher_cls(crisis_line=False), direct, rejections, stats)
+    assert stats.conversations_dropped == 3 and stats.crisis_appended == 0
+    assert {c.scenario_id for c in ds.conversations} == {"survivor_guilt"}
+    assert any("safety.missing_crisis_resources" in r.codes for r in rejections)
+
+    bad = "1-02"  # refuses every time: the paragraph never mends a reply that fails another gate too
+    stats, rejections = GenerationStats(), []
+    plan = plan_build(small(regeneration={"crisis_resources": "append"}))
+    ds = generate_conversations(plan, teacher_cls(always_bad=[bad], crisis_line=False), direct, rejections, stats)
+    risky = [c for c in ds.conversations if c.scenario_id == "self_harm_urges"]
+    assert len(risky) == 2 and bad not in {c.id for c in ds.conversations}
+    assert stats.crisis_appended == 2 and stats.conversations_dropped == 1
+    for c in risky:
+        assert c.reference.endswith("\n\n" + CRISIS_PARAGRAPH) and has_crisis_resources(c.reference)
+        assert (c.provenance.model_extra or {})["crisis_resources_appended"] == [1]
+    safe = [c for c in ds.conversations if c.scenario_id == "survivor_guilt"]
+    assert safe and all(CRISIS_PARAGRAPH not in c.reference for c in safe)
+    assert all("crisis_resources_appended" not in (c.provenance.model_extra or {}) for c in safe)
+
+
 def test_more_exchanges_give_longer_dialogues(teacher_cls) -> None:  # type: ignore[no-untyped-def]
     plan = plan_build(small(exchanges=2, scenarios={"ids": ["survivor_guilt"]}))
     stats, rejections = GenerationStats(), []  # type: ignore[var-annotated]

@@ -151,7 +151,10 @@ def render_card(card: DatasetCard) -> str:
     first = g.get("attempts", {}).get("0", 0)
     lines += [f"- Generated turns: {generated}; accepted {g.get('turns_accepted', 0)} "
               f"({first} on the first attempt), rejected {g.get('turns_rejected', 0)}, kept flagged "
-              f"{g.get('turns_flagged', 0)}", "",
+              f"{g.get('turns_flagged', 0)}",
+              *([f"- Replies to risky messages kept with tidekit's fixed crisis paragraph appended "
+                 f"(`regeneration.crisis_resources: append`; marked `crisis_resources_appended` in "
+                 f"provenance): {g['crisis_appended']}"] if g.get("crisis_appended") else []), "",
               "| reason code | rejections |", "|---|---|",
               *[f"| {k} | {v} |" for k, v in g.get("reasons", {}).items()],
               "", "Every rejection, with the text, is in `rejections.jsonl`; `rejections.md` summarises them.", ""]

@@ -52,6 +52,11 @@ class RegenerationConfig(StrictModel):
     on_exhausted: Literal["drop", "keep_flagged"] = Field(
         default="drop", description="After k regenerations still fail: 'drop' the conversation, or "
                                     "'keep_flagged': keep the best attempt, flagged in its provenance.")
+    crisis_resources: Literal["regenerate", "append"] = Field(
+        default="regenerate", description="A supporter reply to a risky message that fails only for lacking "
+        "crisis resources: 'regenerate' it like any rejection, or 'append' tidekit's fixed crisis paragraph "
+        "(the text `tidekit serve --safety` appends) and keep it, marked in the conversation's provenance "
+        "(`crisis_resources_appended`) and counted in the card. For teachers that rarely name resources.")
 
 
 def _client_default() -> GenerationParams:

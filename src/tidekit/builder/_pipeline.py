@@ -26,12 +26,14 @@ from tidekit.builder._config import BuildPlan
 from tidekit.builder._gates import Gate, GateItem, Rejection, make_gates
 from tidekit.builder._prompts import client_messages, supporter_messages
 from tidekit.data import Conversation, Dataset, Message, Persona, Provenance, Turn
+from tidekit.safety import crisis_suffix
 from tidekit.scenarios import Scenario
 
 __all__ = ["GenerationStats", "RejectionRecord", "generate_conversations"]
 
 Role = Literal["client", "supporter"]
 RunFn = Callable[[Backend, Sequence[ChatRequest], str], list[ChatResult]]
+CRISIS_CODE = "safety.missing_crisis_resources"  # the one rejection `regeneration.crisis_resources: append` mends
 
 
 class RejectionRecord(BaseModel):
@@ -57,6 +59,8 @@ class GenerationStats(BaseModel):
     turns_accepted: int = Field(default=0, description="Turns that passed every gate.")
     turns_rejected: int = Field(default=0, description="Generated turns rejected (each attempt counts).")
     turns_flagged: int = Field(default=0, description="Turns kept flagged after the last attempt.")
+    crisis_appended: int = Field(default=0, description="Supporter turns kept with the fixed crisis paragraph "
+                                 "appended (regeneration.crisis_resources: append).")
     conversations_dropped: int = Field(default=0, description="Conversations dropped after the last attempt.")
     reasons: dict[str, int] = Field(default_factory=dict, description="Rejections per reason code.")
     attempts: dict[str, int] = Field(default_factory=dict,
@@ -83,6 +87,7 @@ class _Item:
     attempts: list[int] = field(default_factory=list)
     tries: list[_Attempt] = field(default_factory=list)
     last_rejection: RejectionRecord | None = None
+    crisis_appended: list[int] = field(default_factory=list)  # steps whose reply got the crisis paragraph
 
 
 def request_seed(seed: int, item_id: str, step: int, attempt: int) -> int:
@@ -168,6 +173,16 @@ def generate_conversations(
                     gate_item = GateItem(item_id=it.id, role=role, text=text, persona=it.persona,
                                          scenario=it.scenario, context=it.turns)
                     rejs = [r for g in gates for r in g(gate_item)]
+                    if rejs and config.regeneration.crisis_resources == "append" and all(
+                            r.code == CRISIS_CODE for r in rejs):
+                        # the reply is otherwise sound: the fixed paragraph adds the resources it lacks
+                        text = text + crisis_suffix(text)
+                        gate_item = GateItem(item_id=it.id, role=role, text=text, persona=it.persona,
+                                             scenario=it.scenario, context=it.turns)
+                        rejs = [r for g in gates for r in g(gate_item)]
+                        if not rejs:
+                            it.crisis_appended.append(step)
+                            stats.crisis_appended += 1
                     if not rejs:
                         it.turns.append(Turn(role=role, text=text))
                         it.attempts.append(attempt)
@@ -221,6 +236,8 @@ def _assemble(items: list[_Item], plan: BuildPlan, backend: Backend) -> Dataset:
         extra: dict[str, Any] = {"gates": "flagged" if it.flags else "passed", "attempts": it.attempts}
         if it.flags:
             extra["gate_flags"] = it.flags
+        if it.crisis_appended:
+            extra["crisis_resources_appended"] = it.crisis_appended
         provenance = Provenance.model_validate(
             {"source": "tidekit build", "synthetic": True, "generator": teacher, **extra})
         conversations.append(Conversation(
