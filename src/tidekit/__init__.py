@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__version__ = "0.1.0"
+from tidekit._version import __version__
 
 # public name -> module that defines it; loaded on first attribute access (PEP 562)
 _LAZY: dict[str, str] = {

@@ -30,6 +30,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from tidekit._io import write_text
+from tidekit._version import __version__
 
 __all__ = ["MANIFEST_NAME", "ModelIdentity", "RunManifest", "RunRecorder", "StepTiming", "read_manifest"]
 
@@ -122,8 +123,6 @@ class RunRecorder:
         seed: int | None = None,
         inputs: dict[str, str] | None = None,
     ) -> None:
-        from tidekit import __version__
-
         cfg = config.model_dump(mode="json") if isinstance(config, BaseModel) else dict(config or {})
         self.out_dir = Path(out_dir)
         self.counts: dict[str, int] = {}

@@ -31,9 +31,10 @@ from tidekit.analysis._config import (
     PPIConfig,
 )
 from tidekit.analysis._lmm import LMMFit, fit_lmm
-from tidekit.analysis._metric_human import load_scores, metric_human
+from tidekit.analysis._metric_human import load_scores, metric_columns, metric_human
 from tidekit.analysis._power import power_by_simulation, rated_for_width
 from tidekit.analysis._ppi import ppi_mean, ppi_ols
+from tidekit.analysis._ppi_analysis import summary_rows
 from tidekit.analysis._ratings import PreparedRatings, load_ratings, prepare_ratings
 from tidekit.analysis._results import (
     ANALYSIS_FILE,
@@ -79,6 +80,7 @@ __all__ = [
     "fit_lmm",
     "load_ratings",
     "load_scores",
+    "metric_columns",
     "metric_human",
     "plot_ceiling",
     "power_by_simulation",
@@ -86,6 +88,7 @@ __all__ = [
     "ppi_ols",
     "prepare_ratings",
     "rated_for_width",
+    "summary_rows",
     "synthetic_ratings",
     "write_tables",
 ]

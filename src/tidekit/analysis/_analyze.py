@@ -13,10 +13,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tidekit._io import atomic_path, write_text
+from tidekit._manifest import RunRecorder, StepTiming
 from tidekit.analysis._config import AnalysisConfig
 from tidekit.analysis._effects import adjust
 from tidekit.analysis._results import ANALYSIS_FILE, AnalysisResult, TestResult
 from tidekit.analysis._steps import StepInputs, StepResult, plan_steps, run_steps, worker_count
+from tidekit.errors import ConfigError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -99,7 +102,6 @@ def analyze(config: AnalysisConfig, *, out: str | Path | None = None,
 
     from tidekit.analysis._metric_human import load_scores
     from tidekit.analysis._ratings import prepare_ratings
-    from tidekit.errors import ConfigError
 
     ratings = ratings if ratings is not None else config.ratings
     scores = scores if scores is not None else config.scores
@@ -189,8 +191,6 @@ def write_tables(result: AnalysisResult, folder: str | Path) -> list[Path]:
     are any: ppi.csv) as CSV files under ``folder``."""
     import pandas as pd
 
-    from tidekit._io import atomic_path
-
     folder = Path(folder)
     written = []
     frames = {
@@ -214,9 +214,6 @@ def write_tables(result: AnalysisResult, folder: str | Path) -> list[Path]:
 
 def write_analysis(result: AnalysisResult, out: str | Path, config: AnalysisConfig) -> None:
     """Write ``analysis.json``, the tables and the manifest to ``out``."""
-    from tidekit._io import write_text
-    from tidekit._manifest import RunRecorder, StepTiming
-
     out = Path(out)
     with RunRecorder(out, command="analyze", config=config, seed=config.seed, inputs=result.inputs) as run:
         with run.step("write"):

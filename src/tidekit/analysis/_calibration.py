@@ -3,7 +3,7 @@
 A simulated study has the shape of a real one (conversations each answered by every system,
 raters each rating a random subset of the replies, rater leniency, conversation difficulty,
 reply quality and rating noise on the 1-7 scale; :mod:`tidekit.analysis._simulate`, which
-scores with tidekit's one rater model, :mod:`tidekit.analysis._rater_model`). Each study
+scores with tidekit's one rater model, :mod:`tidekit.rating._rater_model`). Each study
 is analysed exactly as ``tidekit analyze`` analyses system and condition (same tests, same
 corrections, same gating), and a study "flags a difference" when any test marked ``finding``
 for system or condition has an adjusted p below alpha. Over many null studies (no true
@@ -29,6 +29,7 @@ from tidekit._config import StrictModel
 from tidekit.analysis._config import AnalysisConfig
 from tidekit.analysis._effects import wilson
 from tidekit.analysis._results import TestResult
+from tidekit.rating import RaterBehaviour
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -181,8 +182,6 @@ def simulate_ppi_study(design: PPIDesign, seed: int) -> tuple[pd.DataFrame, pd.D
     system's true mean rating). Quality of reply (c, s) = 4.2 + system + conversation + reply;
     a rating adds rater leniency and noise and is rounded to 1-7 by tidekit's rater model."""
     import pandas as pd
-
-    from tidekit.analysis._rater_model import RaterBehaviour
 
     rng = np.random.default_rng(seed)
     d = design

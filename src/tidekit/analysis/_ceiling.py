@@ -34,6 +34,9 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
+from tidekit._io import atomic_path, write_text
+from tidekit._manifest import RunRecorder
+from tidekit.backends import MODELS
 from tidekit.errors import DataError
 
 if TYPE_CHECKING:
@@ -116,9 +119,6 @@ class CeilingResult(BaseModel):
     def write(self, out: str | Path, *, source: str | None = None) -> list[Path]:
         """Write slopes.csv, gains.csv, ceiling.json, ceiling.png/.svg, ceiling_scenarios.png/.svg
         (when there are scenarios) and manifest.json."""
-        from tidekit._io import write_text
-        from tidekit._manifest import RunRecorder
-
         out = Path(out)
         files: list[Path] = []
         with RunRecorder(out, command="finetune ceiling", config=self.settings, seed=self.settings.get("seed"),
@@ -157,8 +157,6 @@ def _default_metrics(table: pd.DataFrame) -> list[str]:
 
 
 def _params(table: pd.DataFrame, models: list[str], given: Mapping[str, float] | None) -> dict[str, float]:
-    from tidekit.backends import MODELS
-
     found: dict[str, float] = {}
     missing = []
     for model in models:
@@ -340,8 +338,6 @@ def _figure_paths(stem: Path) -> tuple[Path, Path]:
 
 
 def _save(fig: Any, stem: Path) -> list[Path]:
-    from tidekit._io import atomic_path
-
     paths = []
     for path in _figure_paths(stem):
         with atomic_path(path, path.suffix) as tmp:

@@ -44,6 +44,7 @@ from tidekit.analysis._effects import (
 )
 from tidekit.analysis._models import fit_mixed
 from tidekit.analysis._results import GroupMean, TestResult, largest_contrast
+from tidekit.rating import DEMOGRAPHICS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -99,8 +100,6 @@ def level_order(attr: str, levels: list[str], config: AnalysisConfig) -> list[st
     """The attribute's levels lowest first, when it is ordered (configured, the rating app's
     order, or levels that all start with a number); None when the order is unknown."""
     import re
-
-    from tidekit.rating._config import DEMOGRAPHICS
 
     candidates = [config.ordered[attr]] if attr in config.ordered else []
     if attr in ("age_group", "education") and attr in DEMOGRAPHICS:

@@ -9,7 +9,7 @@ with p < alpha, with a Wilson interval. With ``effect=0`` the same function meas
 false-positive rate, and ``rating_level=True`` runs the naive test over all ratings instead,
 to show how far it strays from alpha.
 
-Ratings are drawn from tidekit's one rater model (:mod:`tidekit.analysis._rater_model`): rater
+Ratings are drawn from tidekit's one rater model (:mod:`tidekit.rating._rater_model`): rater
 leniency, item quality, each rater's own taste for validate-first replies (half the items),
 noise, and the planted group effect, either on every item (``kind="main"``) or on
 validate-first items only (``kind="interaction"``), rounded to the 1-7 scale.
@@ -25,8 +25,8 @@ from scipy import stats
 
 from tidekit.analysis._config import PowerConfig
 from tidekit.analysis._effects import wilson
-from tidekit.analysis._rater_model import Planted, RaterBehaviour
 from tidekit.analysis._results import PowerResult
+from tidekit.rating import Planted, RaterBehaviour
 
 __all__ = ["power_by_simulation", "rated_for_width", "simulate_study_p"]
 

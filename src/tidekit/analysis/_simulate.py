@@ -1,6 +1,6 @@
 """Simulated ratings with known effects, for tests, benchmarks, power and demonstrations.
 
-The generating model is tidekit's one rater model (:mod:`tidekit.analysis._rater_model`): a
+The generating model is tidekit's one rater model (:mod:`tidekit.rating._rater_model`): a
 crossed random-effects model on a latent scale, rounded and clipped to the 1-7 scale. Here::
 
     latent = 4.2 + rater_r + conversation_c + item_i + system_s + gain * fine_tuned
@@ -22,8 +22,8 @@ Rater demographics use the rating app's one vocabulary (:mod:`tidekit.rating._de
 every answer a rater can choose, drawn with ``demographics`` shares (default
 ``TYPICAL_SHARES``), and ``prefer_not_to_say`` for a share ``missing_attribute_rate`` of raters
 per question. A rater who prefers not to say keeps the true answer that planted effects use, as
-a real rater has an age whether or not they give it. The vocabulary is imported inside the
-functions: importing it loads :mod:`tidekit.rating`, which ``import tidekit.analysis`` need not.
+a real rater has an age whether or not they give it. The vocabulary and the rater model come
+from :mod:`tidekit.rating` (a layer below the analysis), imported at the top like any tidekit name.
 """
 
 from __future__ import annotations
@@ -34,7 +34,15 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from tidekit._config import StrictModel
-from tidekit.analysis._rater_model import Planted, RaterBehaviour
+from tidekit.rating import (
+    AGE_GROUPS,
+    DEMOGRAPHIC_FIELDS,
+    PREFER_NOT,
+    TYPICAL_SHARES,
+    Planted,
+    RaterBehaviour,
+    check_answers,
+)
 from tidekit.scenarios import EMPATHY_FACTOR_IDS
 
 if TYPE_CHECKING:
@@ -84,8 +92,6 @@ class SyntheticSpec(StrictModel):
     @field_validator("demographics")
     @classmethod
     def _answers_a_rater_can_give(cls, value: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
-        from tidekit.rating._demographics import check_answers
-
         for field, shares in value.items():
             check_answers(field, list(shares), f"demographics.{field} answers")
             if any(v < 0 for v in shares.values()) or sum(shares.values()) <= 0:
@@ -179,8 +185,6 @@ def synthetic_ratings(spec: SyntheticSpec | None = None, **overrides: object) ->
 
 def _draw_demographics(rng: np.random.Generator, spec: SyntheticSpec, raters: int) -> dict[str, np.ndarray]:
     """Each rater's true answer to every question of the rating app, drawn with the spec's shares."""
-    from tidekit.rating._demographics import DEMOGRAPHIC_FIELDS, TYPICAL_SHARES
-
     out: dict[str, np.ndarray] = {}
     for field in DEMOGRAPHIC_FIELDS:
         shares = spec.demographics.get(field) or TYPICAL_SHARES[field]
@@ -193,8 +197,6 @@ def _planted_weights(attrs: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarr
     """Rater weights of the planted effects: age rank (0 youngest group, 1 oldest) and woman (1/0).
 
     A configured ``prefer_not_to_say`` share has no age: such raters get the middle rank."""
-    from tidekit.rating._demographics import AGE_GROUPS
-
     step = {a: i / (len(AGE_GROUPS) - 1) for i, a in enumerate(AGE_GROUPS)}
     age_rank = np.array([step.get(a, 0.5) for a in attrs["age_group"]])
     return age_rank, (attrs["gender"] == "woman").astype(float)
@@ -202,8 +204,6 @@ def _planted_weights(attrs: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarr
 
 def _masked(rng: np.random.Generator, attrs: dict[str, np.ndarray], rate: float) -> dict[str, np.ndarray]:
     """The answers raters give: each question ``prefer_not_to_say`` for a share ``rate`` of raters."""
-    from tidekit.rating._demographics import PREFER_NOT
-
     out = {}
     for name, values in attrs.items():
         given = values.copy()

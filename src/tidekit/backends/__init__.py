@@ -28,6 +28,8 @@ from tidekit.backends._protocol import (
     ChatRequest,
     ChatResult,
     GenerationParams,
+    ResponseFormat,
+    TokenLogprob,
     register_backend,
 )
 from tidekit.backends._registry import (
@@ -59,6 +61,8 @@ __all__ = [
     "ModelSpec",
     "OpenAIConfig",
     "RemoteConfig",
+    "ResponseFormat",
+    "TokenLogprob",
     "VLLMConfig",
     "backend_kinds",
     "cache_dir",

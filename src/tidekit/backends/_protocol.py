@@ -25,7 +25,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from tidekit._config import StrictModel
 from tidekit._manifest import ModelIdentity
-from tidekit.data._generations import Message
+from tidekit.data import Message
 
 __all__ = [
     "BACKENDS",

@@ -29,7 +29,8 @@ from pydantic import BaseModel, Field
 
 from tidekit._io import atomic_write, write_text
 from tidekit._manifest import RunRecorder
-from tidekit.backends._protocol import Backend, ChatRequest, ChatResult
+from tidekit._version import __version__
+from tidekit.backends import Backend, ChatRequest, ChatResult
 from tidekit.builder._card import DatasetCard, FacetSummary, now, render_card, scenario_table
 from tidekit.builder._config import BuildConfig, BuildPlan, plan_build
 from tidekit.builder._gates import GATE_NAMES
@@ -37,6 +38,7 @@ from tidekit.builder._pipeline import GenerationStats, RejectionRecord, generate
 from tidekit.builder._prompts import prompt_hashes
 from tidekit.builder._review import clear_tide, review_sheet
 from tidekit.data import Dataset, save_dataset
+from tidekit.generation import run_requests
 from tidekit.personas import fit_report
 
 __all__ = ["BuildResult", "build_dataset"]
@@ -60,8 +62,6 @@ class BuildResult(BaseModel):
 
 
 def _engine_runner(cache: Path, progress: bool) -> Callable[[Backend, Sequence[ChatRequest], str], list[ChatResult]]:
-    from tidekit.generation import run_requests
-
     def run(backend: Backend, requests: Sequence[ChatRequest], label: str) -> list[ChatResult]:
         return run_requests(backend, list(requests), cache=cache, progress=label if progress else False)
 
@@ -119,8 +119,6 @@ def build_dataset(
     ``backend`` replaces the configured teacher (tests, or a backend already loaded). Every
     config problem raises ConfigError before the teacher is loaded.
     """
-    from tidekit import __version__
-
     if out is not None and Path(out) != Path(config.out):
         config = config.model_copy(update={"out": Path(out)})
     t_start = time.perf_counter()

@@ -16,7 +16,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from tidekit._config import StrictModel
-from tidekit.backends._protocol import BackendConfig, GenerationParams
+from tidekit.backends import BackendConfig, GenerationParams
 from tidekit.builder._gates import GatesConfig
 from tidekit.data import FORMATS, Format, Persona
 from tidekit.errors import ConfigError

@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from tidekit.backends._protocol import Backend, ChatRequest, ChatResult, GenerationParams
+from tidekit.backends import Backend, ChatRequest, ChatResult, GenerationParams
 from tidekit.builder._config import BuildPlan
 from tidekit.builder._gates import Gate, GateItem, Rejection, make_gates
 from tidekit.builder._prompts import client_messages, supporter_messages

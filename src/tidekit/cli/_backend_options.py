@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import click
 
-from tidekit.backends._factory import BACKENDS, backend_kinds
+from tidekit.backends import BACKENDS, backend_kinds
 
 __all__ = ["backend_flags", "backend_options"]
 

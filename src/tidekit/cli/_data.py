@@ -127,7 +127,8 @@ def convert_cmd(src: Path, dst: Path, fmt: str | None, system_prompt: str | None
     validation.jsonl and test.jsonl.
     """
     from tidekit._manifest import RunRecorder
-    from tidekit.data import table_kind, write_messages, write_sft
+    from tidekit.data import table_kind, write_messages
+    from tidekit.finetuning import write_sft
 
     kind = table_kind(dst)
     if kind is not None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from tidekit.backends._factory import backend_kinds
+from tidekit.backends import backend_kinds
 from tidekit.cli._common import (
     echo_json,
     example,

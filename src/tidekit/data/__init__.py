@@ -31,6 +31,7 @@ from tidekit.data._load import (
     save_dataset,
 )
 from tidekit.data._problems import Problem, Problems
+from tidekit.data._prompts import DEFAULT_SYSTEM_PROMPT, conversation_messages
 from tidekit.data._schema import (
     SCHEMA_VERSION,
     SPLITS,
@@ -47,6 +48,7 @@ from tidekit.data._summary import DatasetSummary, LengthStats, summarize
 from tidekit.data._validate import ValidationReport, validate_dataset
 
 __all__ = [
+    "DEFAULT_SYSTEM_PROMPT",
     "FORMATS",
     "GENERATIONS_FILE",
     "MESSAGES_FILE",
@@ -70,6 +72,7 @@ __all__ = [
     "Turn",
     "ValidationReport",
     "check_dataset",
+    "conversation_messages",
     "detect_format",
     "from_hf",
     "load_dataset",
@@ -89,18 +92,17 @@ __all__ = [
     "validate_dataset",
     "write_generations",
     "write_messages",
-    "write_sft",
     "write_table",
 ]
 
 
 if TYPE_CHECKING:
-    from tidekit.data._chat import MESSAGES_FILE, read_messages, write_messages, write_sft
+    from tidekit.data._chat import MESSAGES_FILE, read_messages, write_messages
     from tidekit.data._hf import from_hf, to_hf
     from tidekit.data._table import read_table, table_kind, write_table
 
 # exchange formats, imported on first use so 'import tidekit.data' stays light
-_LAZY = {"MESSAGES_FILE": "_chat", "read_messages": "_chat", "write_messages": "_chat", "write_sft": "_chat",
+_LAZY = {"MESSAGES_FILE": "_chat", "read_messages": "_chat", "write_messages": "_chat",
          "from_hf": "_hf", "to_hf": "_hf", "read_table": "_table", "table_kind": "_table", "write_table": "_table"}
 
 

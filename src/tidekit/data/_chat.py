@@ -1,4 +1,5 @@
-"""Chat formats: OpenAI/TRL ``messages`` JSONL (both ways) and TRL prompt-completion SFT JSONL.
+"""Chat format: OpenAI/TRL ``messages`` JSONL (both ways); TRL prompt-completion SFT JSONL is
+``tidekit.finetuning.write_sft`` (it is built by the fine-tuning example builder).
 
 ``messages``: ``messages.jsonl``, one JSON object per conversation::
 
@@ -12,10 +13,6 @@
 Client turns are ``user`` messages, supporter turns ``assistant`` ones, and the reference reply is
 the last ``assistant`` message (a conversation without a reference ends with ``user``). Reading
 drops a leading ``system`` message and gives back the same conversations and personas.
-
-``sft``: ``{split}.jsonl`` of TRL's conversational prompt-completion examples, built by
-``tidekit.finetuning``'s own example builder, so the files hold exactly what ``tidekit finetune``
-trains and evaluates on with the same system prompt, chat-template system role and targets.
 """
 
 from __future__ import annotations
@@ -27,11 +24,11 @@ from typing import Any
 from tidekit._io import atomic_write
 from tidekit.data._flat import conversation_row, dataset_from_rows
 from tidekit.data._problems import Problems
+from tidekit.data._prompts import conversation_messages
 from tidekit.data._records import _rows_jsonl
-from tidekit.data._schema import SPLITS, Dataset
-from tidekit.errors import DataError
+from tidekit.data._schema import Dataset
 
-__all__ = ["MESSAGES_FILE", "is_messages_file", "messages_path", "read_messages", "write_messages", "write_sft"]
+__all__ = ["MESSAGES_FILE", "is_messages_file", "messages_path", "read_messages", "write_messages"]
 
 MESSAGES_FILE = "messages.jsonl"
 _ROLES = {"user": "client", "human": "client", "assistant": "supporter", "gpt": "supporter"}
@@ -62,8 +59,6 @@ def is_messages_file(path: Path) -> bool:
 
 def write_messages(dataset: Dataset, folder: str | Path, system_prompt: str | None = None) -> Path:
     """Write ``folder/messages.jsonl`` (atomically); returns the file."""
-    from tidekit.generation import conversation_messages
-
     path = Path(folder) / MESSAGES_FILE
     personas = dataset.persona_map()
     with atomic_write(path) as fh:
@@ -122,35 +117,3 @@ def read_messages(path: str | Path, problems: Problems) -> Dataset:
         row["turns"], row["reference"] = parsed
         rows.append((where, row))
     return dataset_from_rows(rows, file, problems, source=str(path))
-
-
-def write_sft(dataset: Dataset, folder: str | Path, system_prompt: str | None = None, system_role: bool = True,
-              targets: str = "all_supporter_turns", split_seed: int = 0) -> dict[str, int]:
-    """Write TRL prompt-completion examples, one ``{split}.jsonl`` per split; returns examples per file.
-
-    The examples are what ``tidekit finetune`` builds (``tidekit.finetuning.build_examples``) for
-    each split, conversations in id order; ``system_prompt`` None means the default responder
-    prompt, ``system_role=False`` folds it into the first user message as for templates without
-    a system role. Unsplit data is split as ``tidekit finetune`` does (persona-level,
-    ``split_seed``, default ratios).
-    """
-    from tidekit.data._split import split_dataset
-    from tidekit.finetuning._examples import build_examples, default_system_prompt
-
-    prompt = system_prompt if system_prompt is not None else default_system_prompt()
-    if all(c.split is None for c in dataset.conversations):
-        dataset = split_dataset(dataset, seed=split_seed).dataset
-    counts: dict[str, int] = {}
-    for split in SPLITS:
-        convs = sorted(dataset.by_split(split), key=lambda c: c.id)
-        if not convs:
-            continue
-        examples = build_examples(convs, prompt, system_role, targets)
-        with atomic_write(Path(folder) / f"{split}.jsonl") as fh:
-            for ex in examples:
-                fh.write(json.dumps(ex, ensure_ascii=False) + "\n")
-        counts[split] = len(examples)
-    if not counts or not sum(counts.values()):
-        raise DataError(f"{dataset.source or 'the dataset'}: no conversation has a reference or supporter turn, "
-                        "so there is no training example to write")
-    return counts

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
+from tidekit._io import write_json
 from tidekit.data._load import Format, save_dataset
 from tidekit.data._schema import SPLITS, Dataset, Persona, Split
 from tidekit.errors import ConfigError
@@ -114,7 +115,6 @@ def split_dataset(
 
 def save_split(result: SplitResult, out: str | Path, fmt: Format = "jsonl") -> None:
     """Write the split dataset to ``out`` in layout ``fmt``, and ``splits.json`` (persona ids per split)."""
-    from tidekit._io import write_json
     save_dataset(result.dataset, out, fmt)
     write_json(Path(out) / "splits.json", {"seed": result.seed, "ratios": result.ratios,
                                            "stratify_by": result.stratify_by, "personas": result.personas})

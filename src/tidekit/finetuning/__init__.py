@@ -30,6 +30,7 @@ from tidekit.finetuning._examples import (
 from tidekit.finetuning._merge import MergeResult, merge_adapter
 from tidekit.finetuning._metrics import METRICS_FILE, read_metrics
 from tidekit.finetuning._preflight import Hardware, check_target_modules, resolve_hardware
+from tidekit.finetuning._sft import write_sft
 from tidekit.finetuning._stage import FINETUNE_STAGE  # noqa: F401  (the study's stage specs)
 from tidekit.finetuning._train import CHECKPOINTS_DIR, FinetuneResult, finetune, last_checkpoint
 
@@ -55,4 +56,5 @@ __all__ = [
     "merge_adapter",
     "read_metrics",
     "resolve_hardware",
+    "write_sft",
 ]

@@ -20,16 +20,15 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from tidekit.data import Conversation, Message
+from tidekit.data import DEFAULT_SYSTEM_PROMPT, Conversation, Message
 from tidekit.errors import ConfigError, DataError
+from tidekit.generation import conversation_messages
 
 __all__ = ["ExampleStats", "build_examples", "check_lengths", "default_system_prompt", "example_messages"]
 
 
 def default_system_prompt() -> str:
     """The responder prompt ``tidekit generate`` uses, so the fine-tuned model is trained on it."""
-    from tidekit.generation import DEFAULT_SYSTEM_PROMPT
-
     return DEFAULT_SYSTEM_PROMPT
 
 
@@ -50,8 +49,6 @@ def build_examples(conversations: Sequence[Conversation], system_prompt: str, sy
     Each example also carries ``conversation_id`` and ``turn`` (index of the target supporter
     turn; the reference is turn ``len(turns)``) for tracing; TRL ignores extra columns.
     """
-    from tidekit.generation import conversation_messages
-
     examples: list[dict[str, Any]] = []
     for conv in conversations:
         context = conversation_messages(conv, system_prompt)  # system + every turn, ends with the client

@@ -16,6 +16,8 @@ from pydantic import BaseModel, Field
 
 from tidekit._io import write_text
 from tidekit._manifest import MANIFEST_NAME, ModelIdentity, RunRecorder, read_manifest
+from tidekit._version import __version__
+from tidekit.backends import resolve_model_path, weights_fingerprint
 from tidekit.errors import BackendError, ConfigError, DataError
 
 __all__ = ["MergeResult", "merge_adapter"]
@@ -60,8 +62,6 @@ def merge_adapter(adapter: str | Path, out: str | Path, *, base: str | None = No
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from tidekit.backends import resolve_model_path, weights_fingerprint
-
     adapter, out = Path(adapter), Path(out)
     if not (adapter / "adapter_config.json").is_file():
         raise DataError(f"{adapter} is not a LoRA adapter folder (no adapter_config.json); give the OUT folder of "
@@ -103,7 +103,6 @@ def merge_adapter(adapter: str | Path, out: str | Path, *, base: str | None = No
         with run.step("save"):
             merged.save_pretrained(str(out))
             tokenizer.save_pretrained(str(out))
-            from tidekit import __version__
             from tidekit.finetuning._card import render_card
 
             trained = read_manifest(adapter / MANIFEST_NAME) if (adapter / MANIFEST_NAME).is_file() else None

@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from tidekit.backends import resolve_model_path
 from tidekit.errors import ConfigError, MissingDependencyError
 
 __all__ = ["Hardware", "check_target_modules", "linear_module_names", "resolve_hardware"]
@@ -101,8 +102,6 @@ def check_target_modules_of(model: str, targets: list[str] | str) -> None:
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    from tidekit.backends import resolve_model_path
-
     path = resolve_model_path(model)
     try:
         config = AutoConfig.from_pretrained(str(path))
@@ -119,8 +118,6 @@ def lora_layers(model: str, last_layers: int | None) -> list[int] | None:
     if last_layers is None:
         return None
     from transformers import AutoConfig
-
-    from tidekit.backends import resolve_model_path
 
     path = resolve_model_path(model)
     try:

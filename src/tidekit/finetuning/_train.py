@@ -34,6 +34,9 @@ from pydantic import BaseModel, Field, PrivateAttr
 from tidekit._io import write_json, write_text
 from tidekit._manifest import MANIFEST_NAME, ModelIdentity, RunRecorder, read_manifest
 from tidekit._tracking import check_tracker, tracker_env
+from tidekit._version import __version__
+from tidekit.backends import MODELS, resolve_model_path
+from tidekit.data import load_dataset, split_dataset
 from tidekit.errors import BackendError, ConfigError
 from tidekit.finetuning._config import FinetuneConfig, IfExists
 from tidekit.finetuning._metrics import METRICS_FILE, read_metrics
@@ -259,7 +262,6 @@ def finetune(
             trainer.model.save_pretrained(str(out))
             tokenizer.save_pretrained(str(out))
             result = _result(cfg, out, trainer, logger, hw, len(train_examples), len(eval_examples), checkpoint)
-            from tidekit import __version__
             from tidekit.finetuning._card import render_card
 
             facts = {**result.model_dump(), "tidekit_version": __version__, "train_conversations": len(train_convs),
@@ -277,7 +279,6 @@ def finetune(
 
 
 def _load_conversations(cfg: FinetuneConfig, run: RunRecorder) -> tuple[list[Any], list[Any]]:
-    from tidekit.data import load_dataset, split_dataset
     from tidekit.finetuning._examples import require_targets
 
     dataset = load_dataset(cfg.data.path)
@@ -294,8 +295,6 @@ def _load_conversations(cfg: FinetuneConfig, run: RunRecorder) -> tuple[list[Any
 
 def _load_tokenizer(model: str) -> tuple[Path, Any, bool]:
     from transformers import AutoTokenizer
-
-    from tidekit.backends import MODELS, resolve_model_path
 
     path = resolve_model_path(model)
     try:

@@ -16,6 +16,7 @@ Example::
     results = run_requests(backend, requests, cache="runs/cache.sqlite")
 """
 
+from tidekit.data import DEFAULT_SYSTEM_PROMPT, conversation_messages
 from tidekit.generation._cache import ResultCache
 from tidekit.generation._dataset import (
     CACHE_FILE,
@@ -32,7 +33,6 @@ from tidekit.generation._engine import (
     run_requests,
     schedule_digest,
 )
-from tidekit.generation._prompts import DEFAULT_SYSTEM_PROMPT, conversation_messages
 from tidekit.generation._ray import ExecutorConfig, RayBackend, executor_backend
 from tidekit.generation._stage import GENERATE_STAGE  # noqa: F401  (the study's stage specs)
 

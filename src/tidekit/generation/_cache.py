@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from tidekit.backends._protocol import ChatResult
+from tidekit.backends import ChatResult
 from tidekit.errors import ConfigError
 
 __all__ = ["MIGRATIONS", "ResultCache"]

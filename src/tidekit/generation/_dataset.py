@@ -15,26 +15,27 @@ from pydantic import BaseModel, Field
 
 from tidekit._config import StrictModel
 from tidekit._manifest import RunRecorder
-from tidekit.backends._protocol import (
+from tidekit.backends import (
+    MODELS,
     Backend,
     BackendConfig,
     ChatRequest,
     ChatResult,
     GenerationParams,
 )
-from tidekit.backends._registry import MODELS
-from tidekit.data._generations import (
+from tidekit.data import (
+    DEFAULT_SYSTEM_PROMPT,
     GENERATIONS_FILE,
     Condition,
     GenerationRecord,
+    Split,
+    conversation_messages,
+    load_dataset,
     system_name,
     write_generations,
 )
-from tidekit.data._load import load_dataset
-from tidekit.data._schema import Split
 from tidekit.errors import DataError
 from tidekit.generation._engine import RunStats, request_key, request_seed, run_requests
-from tidekit.generation._prompts import DEFAULT_SYSTEM_PROMPT, conversation_messages
 from tidekit.generation._ray import ExecutorConfig, executor_backend
 
 __all__ = ["CACHE_FILE", "GenerateConfig", "GenerateResult", "generate"]

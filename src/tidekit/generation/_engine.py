@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tidekit._manifest import ModelIdentity
-from tidekit.backends._protocol import Backend, ChatRequest, ChatResult
+from tidekit.backends import Backend, ChatRequest, ChatResult
 from tidekit.errors import BackendError
 from tidekit.generation._cache import ResultCache
 

@@ -27,8 +27,14 @@ from pydantic import Field
 
 from tidekit._config import StrictModel
 from tidekit._manifest import ModelIdentity
-from tidekit.backends._options import HFConfig
-from tidekit.backends._protocol import BackendConfig, Capabilities, ChatRequest, ChatResult
+from tidekit.backends import (
+    BackendConfig,
+    Capabilities,
+    ChatRequest,
+    ChatResult,
+    HFConfig,
+    load_backend,
+)
 from tidekit.errors import BackendError, ConfigError, MissingDependencyError
 
 __all__ = ["ExecutorConfig", "RayBackend", "executor_backend"]
@@ -58,8 +64,6 @@ class _Replica:
     """The actor: one loaded backend, spoken to in JSON (no pickled pydantic objects)."""
 
     def __init__(self, config_json: str) -> None:
-        from tidekit.backends._factory import load_backend
-
         self.backend = load_backend(BackendConfig.model_validate_json(config_json))
 
     def describe(self) -> tuple[str, str]:
@@ -163,8 +167,6 @@ def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
 
 def executor_backend(config: BackendConfig, executor: ExecutorConfig | None) -> Any:
     """The backend to run ``config`` on: loaded here, or replicated on Ray."""
-    from tidekit.backends._factory import load_backend
-
     if executor is None or executor.kind == "local":
         return load_backend(config)
     if isinstance(config, HFConfig) and config.device == "auto" and executor.gpus_per_replica == 0:

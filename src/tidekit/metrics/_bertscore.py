@@ -14,6 +14,7 @@ import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from tidekit.backends import resolve_model_path
 from tidekit.errors import MissingDependencyError
 from tidekit.metrics._registry import MetricScores, metric
 
@@ -27,7 +28,6 @@ def load_bertscorer(model: str, num_layers: int, batch_size: int, device: str) -
         from bert_score import BERTScorer
     except ImportError:
         raise MissingDependencyError("BERTScore", "bert-score", "pip install 'tidekit[ml]'") from None
-    from tidekit.backends import resolve_model_path
 
     return BERTScorer(model_type=str(resolve_model_path(model)), num_layers=num_layers,
                       batch_size=batch_size, device=device, idf=False, rescale_with_baseline=False)

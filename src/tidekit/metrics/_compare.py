@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from typing import Any, Literal
 
+from tidekit._stats import adjust
 from tidekit.scenarios import EMPATHY_FACTOR_IDS
 
 __all__ = ["REFERENCE_FREE", "compare_systems", "holm", "paired_test", "rank_biserial"]
@@ -29,11 +30,9 @@ REFERENCE_FREE = ("distinct_1", "distinct_2", *(f"judge_{f}" for f in EMPATHY_FA
 def holm(pvalues: Sequence[float]) -> list[float]:
     """Holm (1979) step-down adjusted p-values; NaN stays NaN and is not counted.
 
-    A float-typed view of :func:`tidekit.analysis._effects.adjust`, the one Holm in tidekit
+    A float-typed view of :func:`tidekit._stats.adjust`, the one Holm in tidekit
     (imported here, not copied, so the two tables can never disagree).
     """
-    from tidekit.analysis._effects import adjust
-
     return [float("nan") if q is None else q for q in adjust(list(pvalues), "holm")]
 
 

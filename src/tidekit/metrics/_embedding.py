@@ -13,6 +13,7 @@ import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from tidekit.backends import resolve_model_path
 from tidekit.errors import MissingDependencyError
 from tidekit.metrics._registry import MetricScores, metric
 
@@ -27,7 +28,6 @@ def load_encoder(model: str = "minilm-l6", device: str = "cpu") -> Any:
     except ImportError:
         raise MissingDependencyError("embedding cosine similarity", "sentence-transformers",
                                      "pip install 'tidekit[ml]'") from None
-    from tidekit.backends import resolve_model_path
 
     return SentenceTransformer(str(resolve_model_path(model)), device=device)
 

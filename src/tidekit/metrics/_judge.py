@@ -30,14 +30,17 @@ from pydantic import BaseModel, Field
 
 from tidekit._config import StrictModel
 from tidekit._manifest import ModelIdentity
-from tidekit.backends._protocol import (
+from tidekit.backends import (
     BackendConfig,
     ChatRequest,
     ChatResult,
     GenerationParams,
     ResponseFormat,
+    load_backend,
 )
 from tidekit.data import Message
+from tidekit.errors import DataError
+from tidekit.generation import run_requests
 from tidekit.metrics._rubric import (
     CRITERIA,
     ParseFailure,
@@ -343,8 +346,6 @@ def run_judges(judges: Sequence[JudgeConfig], items: Sequence[JudgeItem], option
 
     ``cache`` is the engine's SQLite cache file (a rerun asks no judge the same thing twice).
     """
-    from tidekit.errors import DataError
-
     runner_for = runner_for or (lambda cfg: _engine_runner(cfg, cache, progress))
     rubric, reversed_rubric = build_rubric(), build_rubric(tuple(reversed(CRITERIA)))
     by_id = {it.id: it for it in items}
@@ -385,9 +386,6 @@ def run_judges(judges: Sequence[JudgeConfig], items: Sequence[JudgeItem], option
 def _engine_runner(cfg: JudgeConfig, cache: str | None,
                    progress: bool = True) -> tuple[Runner, ModelIdentity, Callable[[], None]]:
     """A runner that sends requests through the generation engine (batching and caching)."""
-    from tidekit.backends import load_backend
-    from tidekit.generation import run_requests
-
     backend = load_backend(cfg.backend)
 
     def runner(requests: Sequence[ChatRequest]) -> list[ChatResult]:

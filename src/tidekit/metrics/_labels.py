@@ -24,6 +24,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from tidekit.data import Problems
 from tidekit.errors import DataError
 
 __all__ = ["LabelRow", "load_labels"]
@@ -139,8 +140,6 @@ def load_labels(path: str | Path, human: Sequence[str], group: str | None = None
 
     ``group`` names a column that marks rows to keep together (see the module docstring).
     """
-    from tidekit.data import Problems
-
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such labels file")

@@ -29,6 +29,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from tidekit.backends import cache_dir
 from tidekit.errors import MissingDependencyError
 from tidekit.metrics._registry import MetricScores, metric
 from tidekit.metrics._tokenize import words
@@ -67,8 +68,6 @@ def _lexnames_text() -> str:
 
 def nltk_wordnet_root(source: Path) -> Path:
     """An nltk data folder holding ``corpora/wordnet`` built once from ``source``; returns the data folder."""
-    from tidekit.backends import cache_dir
-
     key = hashlib.sha256(str(source.resolve()).encode()).hexdigest()[:12]
     data_root = cache_dir() / "nltk_data" / f"wordnet-{key}"
     target = data_root / "corpora" / "wordnet"

@@ -24,10 +24,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tidekit.data import Message
-from tidekit.scenarios import EMPATHY_FACTOR_IDS
+from tidekit.scenarios import EMPATHY_FACTOR_IDS, load_empathy_model
 
 if TYPE_CHECKING:
-    from tidekit.backends._protocol import TokenLogprob
+    from tidekit.backends import TokenLogprob
 
 __all__ = [
     "CRITERIA",
@@ -91,8 +91,6 @@ class Rubric:
 
 def build_rubric(order: Sequence[str] = CRITERIA, empathy_path: str | None = None) -> Rubric:
     """The rubric with criteria in ``order`` (the bias probe reverses it)."""
-    from tidekit.scenarios import load_empathy_model
-
     model = load_empathy_model(empathy_path)
     sections = []
     for key in order:

@@ -24,16 +24,17 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from tidekit._io import write_text
-from tidekit._manifest import ModelIdentity
+from tidekit._io import atomic_path, write_text
+from tidekit._manifest import ModelIdentity, RunRecorder
 from tidekit.data import Dataset, GenerationRecord, Problems, load_dataset, read_generations
 from tidekit.errors import DataError
 from tidekit.metrics._checks import JUDGE_COLUMNS, SAFETY_COLUMNS, JudgeSpec
 from tidekit.metrics._compare import REFERENCE_FREE
 from tidekit.metrics._config import ScoreConfig
 from tidekit.metrics._judge import JudgeConfig, Runner
+from tidekit.metrics._score_tables import write_score_tables
 from tidekit.metrics._scorers import Scorer, ScoringBatch, build_scorers
-from tidekit.reporting._score_tables import write_score_tables
+from tidekit.scenarios import load_taxonomy
 
 __all__ = ["JUDGE_COLUMNS", "SAFETY_COLUMNS", "ScoreResult", "find_generation_files", "score"]
 
@@ -64,8 +65,6 @@ def write_scores(table: Any, path: Path, metric_columns: list[str]) -> None:
     metadata, so readers tell metrics from persona facets and counts (``age``, ``judge_n``)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
-
-    from tidekit._io import atomic_path
 
     arrow = pa.Table.from_pandas(table, preserve_index=False)
     meta = dict(arrow.schema.metadata or {})
@@ -229,10 +228,8 @@ def score(config: ScoreConfig, *, out: str | Path, progress: bool = True,
     """
     from tqdm.auto import tqdm
 
-    from tidekit._manifest import RunRecorder
     from tidekit.metrics._bootstrap import aggregate_scores
     from tidekit.metrics._compare import compare_systems
-    from tidekit.scenarios import load_taxonomy
 
     out = Path(out)
     if out.exists() and not out.is_dir():

@@ -31,6 +31,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 from pydantic import Field
 
 from tidekit._config import StrictModel
+from tidekit._manifest import ModelIdentity
+from tidekit.backends import resolve_model_path, sha256_file
 from tidekit.errors import ConfigError
 from tidekit.metrics._registry import Metric, MetricSpec, build_metric
 
@@ -105,9 +107,6 @@ class Scorer(Protocol):
 
 def model_identity(alias: str, role: str, weights: str = "model.safetensors") -> ModelIdentity:
     """The identity of a local model (resolved path, sha256 of its weights where there is a file)."""
-    from tidekit._manifest import ModelIdentity
-    from tidekit.backends import resolve_model_path, sha256_file
-
     path = resolve_model_path(alias)
     file = path / weights
     return ModelIdentity(alias=alias, source=str(path), role=role, sha256=sha256_file(file) if file.is_file() else None)

@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
 
-from tidekit._manifest import ModelIdentity
+from tidekit._io import atomic_path, write_json, write_text
+from tidekit._manifest import ModelIdentity, RunRecorder
 from tidekit.errors import DataError
 from tidekit.metrics._config import ScoreConfig
 from tidekit.metrics._judge import JudgeConfig, JudgeSummary, Runner, verdict_value
@@ -222,8 +223,6 @@ def validate_judge(labels: str | Path, human: Sequence[str], out: str | Path, co
     validation is for. A scorer's rows carry ``judge = "scorer:<name>"``, ``criterion = <label>``
     and ``score = "prediction"``.
     """
-    from tidekit._io import write_json, write_text
-    from tidekit._manifest import RunRecorder
     from tidekit.metrics._judge import JudgeItem, run_judges
     from tidekit.metrics._scorers import LearnedScorerStep, ScoringBatch, build_scorers
 
@@ -322,8 +321,6 @@ def _figure(result: JudgeValidation, rows: Sequence[LabelRow], series: dict[str,
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
     import numpy as np
-
-    from tidekit._io import atomic_path
 
     cols = result.human_columns
     names = list(series)

@@ -30,11 +30,14 @@ from tidekit.rating._demographics import (
     GENDERS,
     MH_SUPPORT,
     RACE_ETHNICITY,
+    TYPICAL_SHARES,
+    check_answers,
     demographic_values,
 )
 from tidekit.rating._design import RatingPlan, build_plan, plan_bundles
 from tidekit.rating._export import EXPORT_COLUMNS, ExportSummary, export_ratings, rating_frame
 from tidekit.rating._migrations import MIGRATIONS, applied_migrations, migrate
+from tidekit.rating._rater_model import Planted, RaterBehaviour
 from tidekit.rating._simulate import (
     PlantedEffect,
     RaterModel,
@@ -58,9 +61,12 @@ __all__ = [
     "MIGRATIONS",
     "PREFER_NOT",
     "RACE_ETHNICITY",
+    "TYPICAL_SHARES",
     "ConsentInfo",
     "ExportSummary",
+    "Planted",
     "PlantedEffect",
+    "RaterBehaviour",
     "RaterModel",
     "RaterProgress",
     "RatingPlan",
@@ -73,6 +79,7 @@ __all__ = [
     "StudySummary",
     "applied_migrations",
     "build_plan",
+    "check_answers",
     "create_app",
     "create_study",
     "demographic_values",

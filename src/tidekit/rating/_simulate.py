@@ -5,7 +5,7 @@ did not?) and to rehearse a study before paying raters. Simulated raters go thro
 store as real ones (consent, demographics, one transaction per rating), so the export path is
 exercised; their rows carry ``simulated=True``.
 
-The model is tidekit's one rater model (:mod:`tidekit.analysis._rater_model`, shared with
+The model is tidekit's one rater model (:mod:`tidekit.rating._rater_model`, shared with
 ``synthetic_ratings`` and the power analysis); its knobs here are :class:`RaterModel`. For
 rater r and item i with system s, condition c:
 
@@ -42,12 +42,11 @@ from tidekit.rating._demographics import (
     DemographicField,
     check_answers,
 )
+from tidekit.rating._rater_model import Planted, RaterBehaviour
 from tidekit.rating._store import FACTORS, ItemView, RatingStore, StudyFull
 
 if TYPE_CHECKING:
     import numpy as np
-
-    from tidekit.analysis._rater_model import RaterBehaviour
 
 __all__ = [
     "PlantedEffect",
@@ -141,7 +140,6 @@ class RaterModel(StrictModel):
     def behaviour(self, points: int) -> RaterBehaviour:
         """The shared rater model with these variance components, on a 1..``points`` scale."""
         # imported here, not at the top, so that `import tidekit.rating` stays light
-        from tidekit.analysis._rater_model import RaterBehaviour
 
         return RaterBehaviour(rater_sd=self.rater_sd, item_sd=self.item_sd, noise_sd=self.noise_sd,
                               factor_sd=self.factor_sd, points=points)
@@ -233,7 +231,6 @@ def _scores(
 ) -> dict[str, int]:
     import numpy as np
 
-    from tidekit.analysis._rater_model import Planted
 
     fields = ("empathy", *FACTORS)
     if not attentive:

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from tidekit._io import atomic_path
+from tidekit.analysis import metric_columns
 from tidekit.reporting._run import RunContents
 
 if TYPE_CHECKING:
@@ -38,8 +40,6 @@ class RenderedFigure:
 
 
 def metric_columns_in(scores: Any) -> list[str]:
-    from tidekit.analysis._metric_human import metric_columns
-
     cols = metric_columns(scores)
     return [m for m in PREFERRED_METRICS if m in cols] + [m for m in cols if m not in PREFERRED_METRICS]
 
@@ -340,8 +340,6 @@ FIGURES: dict[str, tuple[str, str, Callable[[RunContents], Figure | None]]] = {
 
 def render_figures(c: RunContents, folder: Path) -> tuple[dict[str, RenderedFigure], list[str]]:
     """Render every figure whose data exists into ``folder``; return them and the absent ones."""
-    from tidekit._io import atomic_path
-
     plt = _plt()
     out: dict[str, RenderedFigure] = {}
     absent: list[str] = []

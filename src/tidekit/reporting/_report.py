@@ -8,6 +8,11 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
+from tidekit._io import write_text
+from tidekit._layout import RunLayout
+from tidekit._manifest import RunRecorder
+from tidekit.analysis import summary_rows
+from tidekit.errors import DataError
 from tidekit.reporting._config import ReportConfig
 from tidekit.reporting._figures import RenderedFigure, metric_columns_in, render_figures
 from tidekit.reporting._run import RunContents, discover_run
@@ -122,8 +127,6 @@ def _build_tables(c: RunContents) -> list[Table]:
 
 def _ppi_tables(ppi: Any) -> list[Table]:
     """System means human-only beside prediction-powered, the paired differences, and the design help."""
-    from tidekit.analysis._ppi_analysis import summary_rows
-
     first = ppi.estimates[0].rating if ppi.estimates else None
     note = (f"Predictor: {ppi.predictor_fit}. {ppi.interval}. Unit: the conversation ({ppi.rated_conversations} "
             f"rated, {ppi.unrated_conversations} with scores only); a reply's human value is the "
@@ -266,11 +269,6 @@ def report(config: ReportConfig, *, out: str | Path | None = None) -> ReportResu
     headless Chromium (needs playwright and a chromium binary).
     """
     import jinja2
-
-    from tidekit._io import write_text
-    from tidekit._layout import RunLayout
-    from tidekit._manifest import RunRecorder
-    from tidekit.errors import DataError
 
     layout = RunLayout(config.run)
     run_dir, title, analyze, screenshot = layout.root, config.title, config.analyze, config.screenshot

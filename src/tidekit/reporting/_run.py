@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tidekit._layout import RunLayout
 from tidekit._manifest import MANIFEST_NAME, RunManifest, read_manifest
+from tidekit.data import read_generations
 from tidekit.errors import DataError
 
 if TYPE_CHECKING:
@@ -55,9 +57,6 @@ def _manifest(folder: Path, label: str, contents: RunContents) -> None:
 def discover_run(root: str | Path) -> RunContents:
     """Read every stage output that exists under ``root``; note each one that does not."""
     import pandas as pd
-
-    from tidekit._layout import RunLayout
-    from tidekit.data import read_generations
 
     layout = RunLayout(root)
     root = layout.root
@@ -115,7 +114,7 @@ def discover_run(root: str | Path) -> RunContents:
     if sc.is_dir():
         _manifest(sc, "scores", c)
         if layout.scores_file.is_file():
-            from tidekit.analysis._metric_human import load_scores
+            from tidekit.analysis import load_scores
 
             try:
                 c.scores = load_scores(layout.scores_file)  # knows which columns are metrics

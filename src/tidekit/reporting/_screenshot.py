@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from tidekit._io import atomic_path
 from tidekit.errors import MissingDependencyError
 
 __all__ = ["CHROMIUM_ARGS", "chromium_path", "screenshot_html"]
@@ -33,7 +34,6 @@ def screenshot_html(html: str | Path, out: str | Path, width: int = 1200) -> Pat
         from playwright.sync_api import sync_playwright
     except ImportError:
         raise MissingDependencyError("report screenshots", "playwright") from None
-    from tidekit._io import atomic_path
 
     out = Path(out)
     with sync_playwright() as p:

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tidekit._io import atomic_path, write_text
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -82,8 +84,6 @@ def to_html(t: Table, max_rows: int = 200) -> str:
 
 def write_table(t: Table, folder: Path) -> list[Path]:
     """Write ``t`` as CSV, Markdown and LaTeX under ``folder``."""
-    from tidekit._io import atomic_path, write_text
-
     csv = folder / f"{t.key}.csv"
     with atomic_path(csv, suffix=".csv") as tmp:
         t.frame.to_csv(tmp, index=False)

@@ -13,7 +13,7 @@ Typical use::
                                             group="seeker_id"), out="runs/scorer/epitome")
 """
 
-from tidekit.metrics._learned import LearnedScorer, ScorerMeta, load_scorer, scorer_column
+from tidekit.metrics import LearnedScorer, ScorerMeta, load_scorer, scorer_column
 from tidekit.scorer._config import ScorerTrainConfig
 from tidekit.scorer._epitome import EPITOME_FILES, epitome_labels
 from tidekit.scorer._train import LabelAgreement, ScorerTrainResult, grouped_folds, train_scorer

@@ -7,7 +7,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tidekit.metrics._learned import ScorerMeta
+from tidekit._io import write_text
+from tidekit.metrics import ScorerMeta
 
 if TYPE_CHECKING:
     from tidekit.scorer._config import ScorerTrainConfig
@@ -92,6 +93,4 @@ def card_text(meta: ScorerMeta, agreement: Sequence[LabelAgreement], warnings: S
 
 def write_card(out: Path, meta: ScorerMeta, agreement: Sequence[LabelAgreement], warnings: Sequence[str],
                config: ScorerTrainConfig) -> None:
-    from tidekit._io import write_text
-
     write_text(out / "card.md", card_text(meta, agreement, warnings, config))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tidekit._io import atomic_path
 from tidekit.errors import DataError
 
 __all__ = ["EPITOME_FILES", "epitome_labels"]
@@ -26,8 +27,6 @@ _COLUMNS = ("sp_id", "rp_id", "seeker_post", "response_post", "level")
 def epitome_labels(folder: str | Path, out: str | Path) -> int:
     """Write the joined labels file to ``out`` (CSV, or Parquet by its suffix); returns its rows."""
     import pandas as pd
-
-    from tidekit._io import atomic_path
 
     folder = Path(folder)
     merged = None

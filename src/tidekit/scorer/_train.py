@@ -32,16 +32,22 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from tidekit._io import atomic_path, write_json
+from tidekit._manifest import RunRecorder
+from tidekit.backends import resolve_model_path, sha256_file
 from tidekit.errors import ConfigError, DataError
-from tidekit.metrics import Agreement, LabelRow, correlate, load_labels
-from tidekit.metrics._learned import (
+from tidekit.metrics import (
     ENCODER_DIR,
     HEAD_FILE,
     META_FILE,
+    Agreement,
+    LabelRow,
     LabelScale,
     ScorerMeta,
     ScorerModel,
+    correlate,
     encode_pairs,
+    load_labels,
     pair_batches,
     read_meta,
 )
@@ -291,9 +297,6 @@ def train_scorer(config: ScorerTrainConfig, *, out: str | Path, progress: bool =
     import torch
     from transformers import AutoTokenizer
 
-    from tidekit._io import write_json
-    from tidekit._manifest import RunRecorder
-    from tidekit.backends import resolve_model_path, sha256_file
     from tidekit.backends._hf import pick_dtype
     from tidekit.scorer._card import write_card
 
@@ -439,8 +442,6 @@ def _calibration_figure(scales: list[LabelScale], frame: Any, out: Path) -> list
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
     import numpy as np
-
-    from tidekit._io import atomic_path
 
     fig, axes = plt.subplots(1, len(scales), figsize=(3.2 * len(scales), 3.0), squeeze=False, dpi=110)
     for ax, s in zip(axes[0], scales, strict=True):

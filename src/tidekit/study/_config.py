@@ -15,14 +15,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, model_validator
 
 from tidekit._config import StrictModel
-from tidekit.analysis._config import AnalysisConfig
-from tidekit.backends._protocol import BackendConfig, GenerationParams
-from tidekit.builder._config import BuildConfig
-from tidekit.finetuning._config import CheckpointSettings, EvalSettings, LoraSettings, TrainSettings
-from tidekit.generation._ray import ExecutorConfig
-from tidekit.metrics._config import ScoreConfig
-from tidekit.rating._config import RatingStudyConfig
-from tidekit.rating._simulate import RaterModel
+from tidekit.analysis import AnalysisConfig
+from tidekit.backends import BackendConfig, GenerationParams
+from tidekit.builder import BuildConfig
+from tidekit.data import sample_path
+from tidekit.finetuning import CheckpointSettings, EvalSettings, LoraSettings, TrainSettings
+from tidekit.generation import ExecutorConfig
+from tidekit.metrics import ScoreConfig
+from tidekit.rating import RaterModel, RatingStudyConfig
 
 __all__ = [
     "DatasetSection",
@@ -135,8 +135,6 @@ class DatasetSection(StrictModel):
 
     def location(self) -> str | Path:
         """The dataset to load, for sources 'path' and 'sample'."""
-        from tidekit.data import sample_path
-
         return self.path if self.source == "path" and self.path else sample_path()
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tidekit.analysis._rater_model import Planted, RaterBehaviour
+from tidekit.rating._rater_model import Planted, RaterBehaviour
 
 
 def test_planted_effects_and_style_taste_come_back_out_on_the_latent_scale() -> None:

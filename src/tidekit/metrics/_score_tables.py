@@ -1,5 +1,5 @@
-"""Render the scoring run's tables as Markdown and LaTeX (CSV is pandas' own): the reporting
-layer's part of ``tidekit score`` (``write_score_tables``), which writes them beside the CSVs.
+"""Render the scoring run's tables as Markdown and LaTeX (CSV is pandas' own): the scoring
+stage's own tables (``write_score_tables``), written beside the CSVs by ``tidekit score``.
 
 Two views are rendered for reading: the overall table (one row per system, one column per
 metric, ``mean [low, high]``) and the comparisons (every row, with Holm-adjusted p). The full
