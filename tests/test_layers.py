@@ -1,5 +1,5 @@
 """The package map, enforced: layers, no package cycles, no reaching into another package's
-private modules and no function-level imports of tidekit (issue #33).
+private modules, no function-level imports of tidekit, and size limits (issue #33).
 
 The checker reads every module under ``src/tidekit`` with :mod:`ast` (nothing is imported), so
 it is fast and sees imports inside functions and ``TYPE_CHECKING`` blocks too. ``LAYERS`` is the
@@ -38,6 +38,9 @@ LAYERS: list[tuple[str, frozenset[str]]] = [
 # (``make docs``) and ``python -m tidekit`` runs it
 UNIT_OF_MODULE = {"_refdocs": "cli", "__main__": "cli"}
 LAYER_OF = {pkg: i for i, (_, pkgs) in enumerate(LAYERS) for pkg in pkgs}
+
+MAX_FUNCTION_LINES = 120
+MAX_MODULE_LINES = 600
 
 # (importing module, imported module) pairs known to break a rule, with why they stay for now.
 # Private modules of another package still imported: names that are private on purpose
@@ -172,6 +175,7 @@ FUNCTION_IMPORT_ALLOWED: dict[tuple[str, str], str] = {
     ("tidekit.scorer._train", "tidekit.backends._hf"): _NOT_HOISTED,
     ("tidekit.study._study", "tidekit._tracking"): _NOT_HOISTED,
 }
+LONG_FUNCTION_ALLOWED: dict[str, str] = {}
 
 
 @dataclass(frozen=True)
@@ -326,3 +330,35 @@ def test_checker_reports_upward_private_function_level_imports_and_cycles() -> N
     assert ("function-level tidekit import", "tidekit.data._load", "tidekit.data._chat") in found
     assert ("package cycle", "tidekit.analysis._sim", "tidekit.rating") in found
     assert not {f for f in found if f[1] == "tidekit.data._ok"}
+
+
+def size_problems(modules: dict[str, tuple[str, bool]]) -> list[str]:
+    """Modules over MAX_MODULE_LINES and functions over MAX_FUNCTION_LINES (``LONG_FUNCTION_ALLOWED`` aside)."""
+    too_big: list[str] = []
+    for name, (source, _) in sorted(modules.items()):
+        n_lines = len(source.splitlines())
+        if n_lines > MAX_MODULE_LINES:
+            too_big.append(f"{name}: module of {n_lines} lines (limit {MAX_MODULE_LINES}): split it into siblings")
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                length = (node.end_lineno or node.lineno) - node.lineno + 1
+                key = f"{name}.{node.name}"
+                if length > MAX_FUNCTION_LINES and key not in LONG_FUNCTION_ALLOWED:
+                    too_big.append(f"{key}: function of {length} lines (limit {MAX_FUNCTION_LINES}): "
+                                   "extract helpers")
+    return too_big
+
+
+def test_no_function_or_module_over_the_size_limits() -> None:
+    modules, _ = _tidekit_modules()
+    too_big = size_problems(modules)
+    assert not too_big, "\n".join(too_big)
+
+
+def test_size_check_reports_a_long_function_and_a_long_module() -> None:
+    long_function = "def f():\n" + "    x = 1\n" * MAX_FUNCTION_LINES  # MAX + 1 lines with the def
+    just_fits = "def g():\n" + "    x = 1\n" * (MAX_FUNCTION_LINES - 1)
+    long_module = "x = 1\n" * (MAX_MODULE_LINES + 1)
+    found = size_problems({"tidekit.a": (long_function, False), "tidekit.b": (just_fits, False),
+                           "tidekit.c": (long_module, False)})
+    assert [p.split(":")[0] for p in found] == ["tidekit.a.f", "tidekit.c"]

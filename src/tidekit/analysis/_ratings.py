@@ -213,7 +213,22 @@ def prepare_ratings(raw: pd.DataFrame, config: AnalysisConfig) -> PreparedRating
     if not len(df):
         raise DataError("no ratings left after exclusions (see above): nothing to analyse")
 
-    # One row per rater with its attributes.
+    raters = _rater_table(df, raw, by, config, exclusions)
+    prepared = PreparedRatings(df=df.reset_index(drop=True), raters=raters, attributes=by, factors=factors,
+                               extra_ratings=[f"r:{c}" for c in extra], exclusions=exclusions, skipped=skipped)
+    simulated = (_as_bool(raw[cols.simulated]).fillna(False).astype(bool).to_numpy()
+                 if cols.simulated and cols.simulated in raw.columns else np.zeros(len(df), bool))
+    prepared.summary = _summarize(prepared, simulated, input_rows, config)
+    return prepared
+
+
+
+def _rater_table(df: pd.DataFrame, raw: pd.DataFrame, by: list[str], config: AnalysisConfig,
+                 exclusions: list[Exclusion]) -> pd.DataFrame:
+    """One row per rater with its ``by`` attributes; appends an exclusion per attribute some raters
+    left empty, and raises DataError if an attribute differs between one rater's rows."""
+    import pandas as pd
+
     missing_tokens = {m.strip().lower() for m in config.missing_values}
     raters = pd.DataFrame(index=pd.Index(sorted(df["rater"].unique()), name="rater"))
     inconsistent: list[str] = []
@@ -237,12 +252,7 @@ def prepare_ratings(raw: pd.DataFrame, config: AnalysisConfig) -> PreparedRating
     if inconsistent:
         raise DataError("rater attributes must be constant per rater: " + "; ".join(inconsistent)
                         + ". Fix the export so each rater has one value per attribute")
-    prepared = PreparedRatings(df=df.reset_index(drop=True), raters=raters, attributes=by, factors=factors,
-                               extra_ratings=[f"r:{c}" for c in extra], exclusions=exclusions, skipped=skipped)
-    simulated = (_as_bool(raw[cols.simulated]).fillna(False).astype(bool).to_numpy()
-                 if cols.simulated and cols.simulated in raw.columns else np.zeros(len(df), bool))
-    prepared.summary = _summarize(prepared, simulated, input_rows, config)
-    return prepared
+    return raters
 
 
 def _summarize(p: PreparedRatings, simulated: Any, input_rows: int, config: AnalysisConfig) -> DataSummary:
