@@ -37,6 +37,7 @@ from pydantic import BaseModel, Field
 from tidekit._io import atomic_path, write_text
 from tidekit._manifest import RunRecorder
 from tidekit.backends import MODELS
+from tidekit.data import MODEL_CONDITIONS
 from tidekit.errors import DataError
 
 if TYPE_CHECKING:
@@ -50,7 +51,7 @@ ALL_SCENARIOS = "all"
 _ID_COLUMNS = {"conversation_id", "persona_id", "scenario_id", "system", "model", "condition", "split", "params_b",
                "schema_version", "seed", "status", "exclusion_reason", "age", "prompt_tokens", "completion_tokens",
                "latency_s", "judge_n"}
-_CONDITIONS = ("zero_shot", "fine_tuned")
+_CONDITIONS = MODEL_CONDITIONS
 
 
 class SlopeRow(BaseModel):

@@ -26,13 +26,14 @@ from tidekit.analysis._config import AnalysisConfig
 from tidekit.analysis._effects import matched_rank_biserial, mean_ci
 from tidekit.analysis._models import fit_mixed, pairwise_contrasts
 from tidekit.analysis._results import GroupMean, TestResult, largest_contrast
+from tidekit.data import CONDITIONS
 
 if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = ["compare_factor", "condition_by_scenario", "factor_means"]
 
-_CONDITION_ORDER = ("zero_shot", "fine_tuned", "reference")
+_CONDITION_ORDER = CONDITIONS
 
 
 def reference_level(df: pd.DataFrame, factor: str, config: AnalysisConfig) -> str:

@@ -13,10 +13,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tidekit.data._generations import (
+    CONDITIONS,
     GENERATIONS_FILE,
+    MODEL_CONDITIONS,
     Condition,
     GenerationRecord,
     Message,
+    ModelCondition,
     read_generations,
     system_name,
     write_generations,
@@ -48,10 +51,12 @@ from tidekit.data._summary import DatasetSummary, LengthStats, summarize
 from tidekit.data._validate import ValidationReport, validate_dataset
 
 __all__ = [
+    "CONDITIONS",
     "DEFAULT_SYSTEM_PROMPT",
     "FORMATS",
     "GENERATIONS_FILE",
     "MESSAGES_FILE",
+    "MODEL_CONDITIONS",
     "SCHEMA_VERSION",
     "SPLITS",
     "Condition",
@@ -62,6 +67,7 @@ __all__ = [
     "GenerationRecord",
     "LengthStats",
     "Message",
+    "ModelCondition",
     "Persona",
     "Problem",
     "Problems",

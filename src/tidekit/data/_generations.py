@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -19,17 +19,24 @@ from tidekit._io import atomic_write
 from tidekit.data._problems import Problems
 
 __all__ = [
+    "CONDITIONS",
     "GENERATIONS_FILE",
+    "MODEL_CONDITIONS",
     "Condition",
     "GenerationRecord",
     "Message",
+    "ModelCondition",
     "read_generations",
     "system_name",
     "write_generations",
 ]
 
 GENERATIONS_FILE = "generations.jsonl"
-Condition = Literal["zero_shot", "fine_tuned", "reference"]
+# The one list of conditions: a model's reply without or with fine-tuning, or the dataset's reference.
+ModelCondition = Literal["zero_shot", "fine_tuned"]
+Condition = Literal[ModelCondition, "reference"]
+MODEL_CONDITIONS: tuple[ModelCondition, ...] = get_args(ModelCondition)
+CONDITIONS: tuple[Condition, ...] = (*MODEL_CONDITIONS, "reference")
 
 
 class Message(BaseModel):

@@ -18,7 +18,7 @@ from tidekit._config import StrictModel
 from tidekit.analysis import AnalysisConfig
 from tidekit.backends import BackendConfig, GenerationParams
 from tidekit.builder import BuildConfig
-from tidekit.data import sample_path
+from tidekit.data import MODEL_CONDITIONS, ModelCondition, sample_path
 from tidekit.finetuning import CheckpointSettings, EvalSettings, LoraSettings, TrainSettings
 from tidekit.generation import ExecutorConfig
 from tidekit.metrics import ScoreConfig
@@ -102,8 +102,8 @@ def fill_seeds(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-Condition = Literal["zero_shot", "fine_tuned"]
-CONDITIONS: tuple[Condition, ...] = ("zero_shot", "fine_tuned")
+Condition = ModelCondition  # a study runs models; "reference" is the dataset's own reply
+CONDITIONS: tuple[Condition, ...] = MODEL_CONDITIONS
 
 
 class SplitSection(StrictModel):
