@@ -171,3 +171,48 @@ def test_vllm_logprobs_have_the_openai_shape_the_judge_reads() -> None:
     out = token_logprobs([5, 9], positions, 1)
     assert out is not None and [t.token for t in out] == ["4", "x"]
     assert out[0].top == [("4", -0.1)] and out[1].logprob == -4.0 and out[1].top == [("}", -0.3)]
+
+
+def _alive_with(marker: str) -> list[str]:
+    import subprocess
+
+    out = subprocess.run(["pgrep", "-af", "--", marker], capture_output=True, text=True).stdout.splitlines()
+    return [line for line in out if "pgrep" not in line and "tidekit-client" not in line]
+
+
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGKILL"])
+def test_killing_the_client_mid_start_leaves_no_server(tmp_path: Path, how: str) -> None:
+    """A server that never answers; the client is killed while it waits: the server must go with it (SIGTERM:
+    tidekit's handler closes it; SIGKILL: the kernel's parent-death signal)."""
+    import signal
+    import subprocess
+    import time
+
+    from tidekit.backends._vllm import _free_port
+
+    port = _free_port()
+    hang = [sys.executable, "-c", "import time; time.sleep(600)", "serve"]
+    script = (f"from tidekit.backends import BackendConfig, load_backend\n"
+              f"load_backend(BackendConfig.model_validate({{'kind': 'vllm', 'model': 'smollm2-135m', "
+              f"'port': {port}, 'server_command': {hang!r}, 'server_log': {str(tmp_path / 'log')!r}, "
+              f"'startup_timeout_s': 600}}))\n")
+    client = subprocess.Popen([sys.executable, "-c", script, "tidekit-client"])
+    marker = f"--port {port}"
+    try:
+        deadline = time.monotonic() + 120
+        while not _alive_with(marker):
+            assert client.poll() is None and time.monotonic() < deadline, "the server never started"
+            time.sleep(0.2)
+        client.send_signal(getattr(signal, how))
+        client.wait(timeout=60)
+        deadline = time.monotonic() + 20
+        while _alive_with(marker) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert _alive_with(marker) == []
+    finally:
+        if client.poll() is None:
+            client.kill()
+        for line in _alive_with(marker):  # never leave one behind, even when the test fails
+            import os
+
+            os.kill(int(line.split()[0]), signal.SIGKILL)
