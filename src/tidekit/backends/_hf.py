@@ -31,7 +31,7 @@ from tidekit.backends._protocol import (
 )
 from tidekit.backends._registry import MODELS, resolve_model_path, weights_fingerprint
 from tidekit.backends._tensors import attention_shape, pack_linear_weights
-from tidekit.data._generations import Message
+from tidekit.data import Message
 from tidekit.errors import BackendError, MissingDependencyError
 
 if TYPE_CHECKING:

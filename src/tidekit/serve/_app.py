@@ -34,7 +34,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from tidekit.backends._protocol import (
+from tidekit.backends import (
     Backend,
     ChatRequest,
     ChatResult,

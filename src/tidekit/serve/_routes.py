@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import Request
 
-from tidekit.backends._protocol import ChatRequest, ChatResult
-from tidekit.data._generations import Message
+from tidekit.backends import ChatRequest, ChatResult
+from tidekit.data import Message
 from tidekit.safety import SAFETY_HEADER
 from tidekit.serve import _wire as wire
 from tidekit.serve._limits import BadRequest, error_response

@@ -11,8 +11,7 @@ from typing import Any
 from pydantic import Field
 
 from tidekit._config import StrictModel
-from tidekit.backends._factory import load_backend
-from tidekit.backends._protocol import BackendConfig
+from tidekit.backends import BackendConfig, load_backend
 
 __all__ = ["ServeConfig", "serve"]
 

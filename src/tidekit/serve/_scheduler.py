@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from tidekit.backends._protocol import Backend, ChatRequest, ChatResult
+from tidekit.backends import Backend, ChatRequest, ChatResult
 
 __all__ = ["Job", "QueueFull", "Scheduler", "TextStream"]
 

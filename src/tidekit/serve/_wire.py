@@ -9,7 +9,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from tidekit.backends._protocol import ChatResult, TokenLogprob
+from tidekit.backends import ChatResult, TokenLogprob
 
 __all__ = [
     "chat_chunk",
