@@ -9,6 +9,7 @@ import click
 
 from tidekit.cli._common import echo_json, example, json_option, stdout_console
 from tidekit.data import (
+    DEFAULT_RATIOS,
     FORMATS,
     Dataset,
     DatasetSummary,
@@ -218,7 +219,7 @@ def _system_role(model: str) -> bool:
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option("--out", "out", type=click.Path(path_type=Path), required=True, help="Folder to write.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed (same seed, same split).")
-@click.option("--ratios", default="0.8,0.1,0.1", show_default=True, help="train,validation,test fractions.")
+@click.option("--ratios", default=",".join(map(str, DEFAULT_RATIOS)), show_default=True, help="train,validation,test fractions.")
 @click.option("--stratify-by", default="auto", show_default=True,
               help="Persona field to stratify on; 'auto' uses trauma_type when present, 'none' disables. "
                    "A field no persona has is an error that lists the fields there are.")

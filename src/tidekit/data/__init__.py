@@ -46,12 +46,13 @@ from tidekit.data._schema import (
     Split,
     Turn,
 )
-from tidekit.data._split import SplitResult, parse_ratios, save_split, split_dataset
+from tidekit.data._split import DEFAULT_RATIOS, SplitResult, parse_ratios, save_split, split_dataset
 from tidekit.data._summary import DatasetSummary, LengthStats, summarize
 from tidekit.data._validate import ValidationReport, validate_dataset
 
 __all__ = [
     "CONDITIONS",
+    "DEFAULT_RATIOS",
     "DEFAULT_SYSTEM_PROMPT",
     "FORMATS",
     "GENERATIONS_FILE",

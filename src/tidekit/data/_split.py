@@ -25,7 +25,7 @@ from tidekit.data._load import Format, save_dataset
 from tidekit.data._schema import SPLITS, Dataset, Persona, Split
 from tidekit.errors import ConfigError
 
-__all__ = ["SplitResult", "parse_ratios", "save_split", "split_dataset", "stratify_fields"]
+__all__ = ["DEFAULT_RATIOS", "SplitResult", "parse_ratios", "save_split", "split_dataset", "stratify_fields"]
 
 
 class SplitResult(BaseModel):
@@ -37,6 +37,11 @@ class SplitResult(BaseModel):
     stratify_by: str | None
     personas: dict[str, list[str]] = Field(description="Persona ids per split.")
     conversations: dict[str, int] = Field(description="Conversations per split.")
+
+
+# train, validation, test: the paper's 80/10/10 by persona, the one default of `tidekit data split`,
+# split_dataset and a study's dataset.split (a config with a small dataset sets its own)
+DEFAULT_RATIOS: tuple[float, float, float] = (0.8, 0.1, 0.1)
 
 
 def parse_ratios(text: str | Sequence[float]) -> tuple[float, float, float]:
@@ -78,7 +83,7 @@ def _deal(n: int, ratios: Sequence[float]) -> list[Split]:
 def split_dataset(
     dataset: Dataset,
     seed: int = 0,
-    ratios: Sequence[float] | str = (0.8, 0.1, 0.1),
+    ratios: Sequence[float] | str = DEFAULT_RATIOS,
     stratify_by: str | None = "auto",
 ) -> SplitResult:
     """Assign every conversation a split by its persona. Returns a new dataset; the input is unchanged.

@@ -18,7 +18,7 @@ from tidekit._config import StrictModel
 from tidekit.analysis import AnalysisConfig
 from tidekit.backends import BackendConfig, GenerationParams
 from tidekit.builder import BuildConfig
-from tidekit.data import MODEL_CONDITIONS, ModelCondition, sample_path
+from tidekit.data import DEFAULT_RATIOS, MODEL_CONDITIONS, ModelCondition, sample_path
 from tidekit.finetuning import CheckpointSettings, EvalSettings, LoraSettings, TrainSettings
 from tidekit.generation import ExecutorConfig
 from tidekit.metrics import ScoreConfig
@@ -109,7 +109,7 @@ CONDITIONS: tuple[Condition, ...] = MODEL_CONDITIONS
 class SplitSection(StrictModel):
     """Persona-level split of the dataset (see docs/data.md)."""
 
-    ratios: tuple[float, float, float] = Field(default=(0.6, 0.2, 0.2), description="train, validation, test.")
+    ratios: tuple[float, float, float] = Field(default=DEFAULT_RATIOS, description="train, validation, test.")
     seed: int = Field(default=0, description="Split seed [in a study: derived from the master seed].")
     stratify_by: str | None = Field(default="auto", description="Persona facet to stratify on; null: none.")
 
