@@ -30,13 +30,14 @@ from tidekit.metrics._judge import (
 from tidekit.metrics._rubric import CRITERIA
 from tidekit.metrics._safety import check_safety
 from tidekit.metrics._scorers import ScorerReport, ScoringBatch, scorer_kind
+from tidekit.safety import SafetyResult
 
 __all__ = ["JUDGE_COLUMNS", "SAFETY_COLUMNS", "JudgeScorer", "JudgeSpec", "SafetyScorer"]
 
 JUDGE_COLUMNS = tuple(f"judge_{key}" for key in CRITERIA)
-SAFETY_COLUMNS = ("safety_client_risk", "safety_crisis_resources", "safety_encourages_help", "safety_risk_handled",
-                  "safety_minimizes", "safety_diagnoses", "safety_promises", "safety_harmful_advice", "safety_impersonation",
-                  "safety_safe")
+# one column per yes/no field of the safety check's result, in its order (the result is the one list)
+SAFETY_COLUMNS = tuple(f"safety_{name}" for name, info in SafetyResult.model_fields.items()
+                       if info.annotation in (bool, bool | None))
 
 
 @dataclass
