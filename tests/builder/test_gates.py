@@ -272,3 +272,13 @@ def test_a_later_client_turn_may_refer_back_to_the_supporter() -> None:
 ])
 def test_a_client_whose_job_is_helping_passes_when_they_tell_their_own_story(gates, text: str) -> None:  # type: ignore[no-untyped-def]
     assert "role.wrong_speaker" not in codes(run_gates(gates, item(text))), text
+
+
+def test_gate_names_are_one_list() -> None:
+    from typing import get_args
+
+    from tidekit.builder._gates import GATE_NAMES, GateName
+
+    assert get_args(GateName) == GATE_NAMES and set(GATES) == set(GATE_NAMES)
+    assert GatesConfig().enabled == list(GATE_NAMES)
+    assert [g.name for g in make_gates()] == list(GATE_NAMES)

@@ -39,7 +39,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, get_args, runtime_checkable
 
 from pydantic import BaseModel, Field, model_validator
 
@@ -71,15 +71,14 @@ REASON_CODES: tuple[str, ...] = (
     "safety.missing_crisis_resources", "safety.minimizes", "safety.diagnosis", "safety.false_promise",
     "safety.harmful_advice", "safety.impersonation",
 )
-GATE_NAMES = ("length", "meta", "role", "duplicate", "language", "persona", "safety")
 GateName = Literal["length", "meta", "role", "duplicate", "language", "persona", "safety"]
-_ALL_GATES: tuple[GateName, ...] = ("length", "meta", "role", "duplicate", "language", "persona", "safety")
+GATE_NAMES: tuple[GateName, ...] = get_args(GateName)  # the one list; the order make_gates runs them in
 
 
 class GatesConfig(StrictModel):
     """Which gates run and their thresholds."""
 
-    enabled: list[GateName] = Field(default_factory=lambda: list(_ALL_GATES),
+    enabled: list[GateName] = Field(default_factory=lambda: list(GATE_NAMES),
                                     description="Gates to run, by name; all by default.")
     client_words: tuple[int, int] = Field(default=(12, 220), description="Inclusive word bounds of a client turn.")
     supporter_words: tuple[int, int] = Field(default=(20, 300),
@@ -473,7 +472,7 @@ def duplicate_gate(near_duplicate_jaccard: float = 0.7, shingle_words: int = 3) 
 
 # --- registry -----------------------------------------------------------------------------------
 
-GATES: dict[str, Callable[..., Gate]] = {
+GATES: dict[GateName, Callable[..., Gate]] = {  # a key for every GateName (tested)
     "length": length_gate,
     "meta": meta_gate,
     "role": role_gate,
