@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from tidekit._config import StrictModel
+from tidekit.data import CONDITIONS, Condition
 from tidekit.rating._demographics import (
     DEMOGRAPHICS,
     PREFER_NOT,
@@ -115,9 +116,9 @@ class RaterModel(StrictModel):
     """The generative model of simulated raters (see the module docstring)."""
 
     base: float = Field(default=3.6, description="Latent rating of a zero-shot reply by an average rater.")
-    condition_effects: dict[str, float] = Field(
-        default_factory=lambda: {"zero_shot": 0.0, "fine_tuned": 0.5, "reference": 1.2},
-        description="Added per condition (zero_shot, fine_tuned, reference).")
+    condition_effects: dict[Condition, float] = Field(
+        default_factory=lambda: dict(zip(CONDITIONS, (0.0, 0.5, 1.2), strict=True)),
+        description=f"Added per condition ({', '.join(CONDITIONS)}).")
     system_effects: dict[str, float] = Field(default_factory=dict, description="Added per system name, on top of the condition.")
     rater_sd: float = Field(default=0.7, ge=0, description="SD of rater leniency (random intercept).")
     item_sd: float = Field(default=0.5, ge=0, description="SD of the item effect (random intercept).")
@@ -244,7 +245,8 @@ def _scores(
         features[key] = {"any"} | ({"validation_first"} if validation_first(item.response) else set()) \
             | ({"emotionally_layered"} if emotionally_layered(item.response) else set())
     code = item.system_code or ""
-    mean = (model.base + model.condition_effects.get(conditions.get(code, ""), 0.0)
+    condition_effects: dict[str, float] = {str(k): v for k, v in model.condition_effects.items()}  # free-text lookups
+    mean = (model.base + condition_effects.get(conditions.get(code, ""), 0.0)
             + model.system_effects.get(systems.get(code, ""), 0.0))
     planted = [Planted(eff.effect, float(demo.get(eff.attribute) in eff.levels),
                        float(eff.item_feature in features[key])) for eff in model.planted]
